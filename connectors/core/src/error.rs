@@ -1,0 +1,189 @@
+//! Errors a connector reports, each saying what the supervisor or dispatcher should do.
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+/// Why a connector's `run` stopped. The supervisor restarts it according to the variant.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// A network hiccup, a server restart, a dropped stream: restart with capped backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// The provider rejected our credentials: reported as `failed`, retried slowly.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// Misconfiguration the connector cannot work around: reported as `failed`, retried
+    /// slowly in case the far side changes.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Why a delivery did not succeed, classified so the dispatcher knows whether to retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying: timeouts, 429, 5xx. `retry_after` is the provider's own hint.
+    #[error("{reason}")]
+    Transient {
+        /// What happened, for logs and the message's `error` once attempts run out.
+        reason: String,
+        /// The provider's `Retry-After`, honoured instead of our backoff when longer.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help (4xx other than 408/425/429): the message fails now.
+    #[error("{reason}")]
+    Permanent {
+        /// The provider's error code and text.
+        reason: String,
+    },
+    /// The connection the delivery needs is down; wait for it without spending an attempt.
+    #[error("{reason}")]
+    Unavailable {
+        /// Why it is unavailable.
+        reason: String,
+    },
+}
+
+impl DeliveryError {
+    /// A transient failure without a retry hint.
+    pub fn transient(reason: impl Into<String>) -> Self {
+        DeliveryError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A permanent failure.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        DeliveryError::Permanent {
+            reason: reason.into(),
+        }
+    }
+
+    /// The connection is down.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        DeliveryError::Unavailable {
+            reason: reason.into(),
+        }
+    }
+
+    /// Classifies an HTTP answer the way every provider spec here does: 408, 425, 429 and
+    /// 5xx are worth retrying, other 4xx are not.
+    pub fn from_status(
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        reason: impl Into<String>,
+    ) -> Self {
+        let reason = reason.into();
+        if is_retryable_status(status) {
+            DeliveryError::Transient {
+                reason,
+                retry_after,
+            }
+        } else {
+            DeliveryError::Permanent { reason }
+        }
+    }
+
+    /// A transport error from reqwest: connection refused, reset, timeout. All transient;
+    /// the text never carries the URL (which may hold credentials).
+    pub fn from_reqwest(err: &reqwest::Error) -> Self {
+        let what = if err.is_timeout() {
+            "timed out"
+        } else if err.is_connect() {
+            "connection failed"
+        } else if err.is_body() || err.is_decode() {
+            "reading the response failed"
+        } else {
+            "request failed"
+        };
+        DeliveryError::transient(what)
+    }
+}
+
+/// Whether an HTTP status is worth retrying.
+pub fn is_retryable_status(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.as_u16() == 425
+}
+
+/// Why a provider's webhook request was refused. Nothing is stored for any of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// Bad or missing signature / shared secret (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Not parseable (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Parseable but not what the provider documents (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// No such hook (404).
+    #[error("not found")]
+    NotFound,
+    /// Method not allowed on this hook (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Storage could not commit; the provider should retry (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl HookError {
+    /// The HTTP status the provider gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            HookError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            HookError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HookError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            HookError::NotFound => StatusCode::NOT_FOUND,
+            HookError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            HookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The snake_case code of the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HookError::Unauthorized(_) => "unauthorized",
+            HookError::BadRequest(_) => "malformed",
+            HookError::Unprocessable(_) => "invalid",
+            HookError::NotFound => "not_found",
+            HookError::MethodNotAllowed => "method_not_allowed",
+            HookError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+/// The host (storage) could not do what a connector asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// Storage is failing (disk full, read-only, shutting down): nothing was committed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The request names something that does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request is not valid (e.g. a message with neither text nor attachments).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<HostError> for HookError {
+    fn from(e: HostError) -> Self {
+        match e {
+            HostError::Unavailable(m) => HookError::Unavailable(m),
+            HostError::NotFound(_) => HookError::NotFound,
+            HostError::Invalid(m) => HookError::Unprocessable(m),
+        }
+    }
+}
+
+impl From<HostError> for DeliveryError {
+    fn from(e: HostError) -> Self {
+        DeliveryError::transient(e.to_string())
+    }
+}

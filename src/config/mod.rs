@@ -1,0 +1,602 @@
+//! The daemon's configuration: typed sections, loaded from TOML with environment
+//! overrides and `*_file` secrets, validated with every problem named by its key path.
+//!
+//! - [`tree`]: the raw tree (file, environment, secret files).
+//! - this file: the typed sections and the loader that reports all problems at once.
+
+pub mod tree;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Map, Value, ValueKind};
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use switchboard_core::{DurationParam, Issue};
+
+use crate::registry::ServiceParams;
+use tree::join;
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[delivery]`.
+    pub delivery: DeliveryConfig,
+    /// `[supervisor]`.
+    pub supervisor: SupervisorConfig,
+    /// `[services.<id>]`, by id.
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// `[server]`: the HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where the HTTP server binds. Default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// How providers reach us; URL-bound signatures (Twilio) use it. Default
+    /// `http://{listen}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Deadline for a graceful stop. Default `10s`.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: DurationParam,
+    /// Largest request body accepted, in bytes. Default 1 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+}
+
+impl ServerConfig {
+    /// `public_url` without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_shutdown_timeout() -> DurationParam {
+    DurationParam(Duration::from_secs(10))
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+
+/// `[storage]`: the SQLite database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://PATH`, created if missing, relative to the working directory. Default
+    /// `sqlite://switchboard.db`.
+    #[serde(default = "default_storage_url")]
+    pub url: String,
+    /// `full` (default): every commit is on disk before it is acknowledged, surviving
+    /// power loss. `normal`: commits survive a crash of switchboard but may be lost
+    /// with the machine's power.
+    #[serde(default)]
+    pub synchronous: Synchronous,
+}
+
+/// SQLite's `synchronous` setting in WAL mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync the WAL at every commit.
+    #[default]
+    Full,
+    /// fsync at checkpoints only.
+    Normal,
+}
+
+fn default_storage_url() -> String {
+    "sqlite://switchboard.db".into()
+}
+
+impl StorageConfig {
+    /// The database file path named by `url`.
+    pub fn path(&self) -> Result<PathBuf, String> {
+        let rest = self
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.url.strip_prefix("sqlite:"))
+            .ok_or_else(|| format!("expected sqlite://PATH, got {:?}", self.url))?;
+        let rest = rest.split('?').next().unwrap_or(rest);
+        if rest.is_empty() || rest == ":memory:" {
+            return Err(format!("expected a database file path, got {:?}", self.url));
+        }
+        Ok(PathBuf::from(rest))
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing `EnvFilter` directive; `RUST_LOG` wins if set. Default `info`.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// `text` for terminals, `json` for one object per line. Default `text`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line, with span fields.
+    Json,
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+/// `[delivery]`: how the outbox retries deliveries (services may override limits).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Backoff ceiling before the first retry. Default `1s`.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial: DurationParam,
+    /// Largest backoff ceiling. Default `5m`.
+    #[serde(default = "default_retry_max")]
+    pub retry_max: DurationParam,
+    /// Attempts before a delivery is dead. Default 12.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Age after which a delivery is dead. Default `24h`.
+    #[serde(default = "default_max_age")]
+    pub max_age: DurationParam,
+}
+
+fn default_retry_initial() -> DurationParam {
+    DurationParam(Duration::from_secs(1))
+}
+fn default_retry_max() -> DurationParam {
+    DurationParam(Duration::from_secs(300))
+}
+fn default_max_attempts() -> u32 {
+    12
+}
+fn default_max_age() -> DurationParam {
+    DurationParam(Duration::from_secs(24 * 3600))
+}
+
+/// `[supervisor]`: how connections are restarted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorConfig {
+    /// Backoff ceiling before the first reconnect. Default `1s`.
+    #[serde(default = "default_restart_initial")]
+    pub restart_initial: DurationParam,
+    /// Largest reconnect backoff ceiling. Default `60s`.
+    #[serde(default = "default_restart_max")]
+    pub restart_max: DurationParam,
+    /// A connection up this long resets the backoff. Default `60s`.
+    #[serde(default = "default_stable_after")]
+    pub stable_after: DurationParam,
+    /// Wait after an authentication or fatal failure. Default `5m`.
+    #[serde(default = "default_failed_retry")]
+    pub failed_retry: DurationParam,
+}
+
+fn default_restart_initial() -> DurationParam {
+    DurationParam(Duration::from_secs(1))
+}
+fn default_restart_max() -> DurationParam {
+    DurationParam(Duration::from_secs(60))
+}
+fn default_stable_after() -> DurationParam {
+    DurationParam(Duration::from_secs(60))
+}
+fn default_failed_retry() -> DurationParam {
+    DurationParam(Duration::from_secs(300))
+}
+
+/// A service's lifecycle status (Web1on1 seed, "Services").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum ServiceStatus {
+    /// Known, not started.
+    #[serde(rename = "queued")]
+    Queued,
+    /// Running (inside its date window, when it has one).
+    #[default]
+    #[serde(rename = "active")]
+    Active,
+    /// Stopped; its webhooks answer 404.
+    #[serde(rename = "disabled")]
+    Disabled,
+    /// No new conversations; its outbox drains, then it is archived.
+    #[serde(rename = "pendingArchive")]
+    PendingArchive,
+    /// Stopped; its data is kept.
+    #[serde(rename = "archived")]
+    Archived,
+}
+
+impl ServiceStatus {
+    /// The seed's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::Queued => "queued",
+            ServiceStatus::Active => "active",
+            ServiceStatus::Disabled => "disabled",
+            ServiceStatus::PendingArchive => "pendingArchive",
+            ServiceStatus::Archived => "archived",
+        }
+    }
+}
+
+/// One configured service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// `[a-z0-9_]+`, stable, used in URLs and storage.
+    pub id: String,
+    /// For humans.
+    pub name: Option<String>,
+    /// Lifecycle status.
+    pub status: ServiceStatus,
+    /// Tenant: tokens and webhooks see only their organization.
+    pub organization: String,
+    /// Start of the window in which the service is active.
+    pub start_date: Option<Timestamp>,
+    /// End of that window.
+    pub end_date: Option<Timestamp>,
+    /// Type and typed params.
+    pub params: ServiceParams,
+    /// A digest of everything configured for the service: a reload restarts the service
+    /// only when this changes.
+    pub fingerprint: String,
+}
+
+impl ServiceConfig {
+    /// The type name (`api`, `webhook`, …).
+    pub fn type_name(&self) -> &'static str {
+        self.params.type_name()
+    }
+}
+
+/// The service-level keys, before the params are typed by `type`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    status: ServiceStatus,
+    #[serde(default = "default_organization")]
+    organization: String,
+    #[serde(default)]
+    start_date: Option<Timestamp>,
+    #[serde(default)]
+    end_date: Option<Timestamp>,
+    #[serde(default)]
+    touchpoints: Vec<String>,
+    #[serde(default)]
+    meta: Option<Value>,
+    #[serde(default, rename = "smoochId", alias = "smoochid")]
+    smooch_id: Option<String>,
+    #[serde(default, rename = "smoochAppId", alias = "smoochappid")]
+    smooch_app_id: Option<String>,
+    #[serde(default)]
+    params: Option<Value>,
+}
+
+fn default_organization() -> String {
+    "default".into()
+}
+
+/// The config could not be used; one line per problem.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<Issue>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, issue) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{issue}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Loads and validates the config at `path`, with the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    load_with(path, &env, credentials.as_deref())
+}
+
+/// Loads with an explicit environment (for tests).
+pub fn load_with(
+    path: &Path,
+    env: &[(String, String)],
+    credentials_dir: Option<&Path>,
+) -> Result<Config, ConfigErrors> {
+    let root = tree::read(path, env).map_err(|i| ConfigErrors(vec![i]))?;
+    from_tree(root, credentials_dir)
+}
+
+/// Types and validates a raw tree, collecting every problem.
+pub fn from_tree(
+    mut root: Map<String, Value>,
+    credentials_dir: Option<&Path>,
+) -> Result<Config, ConfigErrors> {
+    let mut issues = Vec::new();
+    let mut section = |name: &str| root.remove(name).unwrap_or_else(|| empty_table());
+
+    let server: Option<ServerConfig> = typed(section("server"), "server", &mut issues);
+    let storage: Option<StorageConfig> = typed(section("storage"), "storage", &mut issues);
+    let log: Option<LogConfig> = typed(section("log"), "log", &mut issues);
+    let delivery: Option<DeliveryConfig> = typed(section("delivery"), "delivery", &mut issues);
+    let supervisor: Option<SupervisorConfig> =
+        typed(section("supervisor"), "supervisor", &mut issues);
+    let services_tree = section("services");
+    for key in root.keys() {
+        issues.push(Issue {
+            path: key.clone(),
+            message: "unknown key".into(),
+        });
+    }
+
+    if let Some(server) = &server {
+        if let Some(url) = &server.public_url {
+            let mut v = switchboard_core::Validator::new("server");
+            v.url("public_url", url);
+            issues.extend(v.into_issues());
+        }
+        if server.max_body < 1024 {
+            issues.push(Issue {
+                path: "server.max_body".into(),
+                message: "must be at least 1024 bytes".into(),
+            });
+        }
+    }
+    if let Some(storage) = &storage
+        && let Err(e) = storage.path()
+    {
+        issues.push(Issue {
+            path: "storage.url".into(),
+            message: e,
+        });
+    }
+    if let Some(log) = &log
+        && let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level)
+    {
+        issues.push(Issue {
+            path: "log.level".into(),
+            message: format!("not a valid filter directive: {e}"),
+        });
+    }
+    if let Some(d) = &delivery {
+        if d.max_attempts == 0 {
+            issues.push(Issue {
+                path: "delivery.max_attempts".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if d.retry_initial.0.is_zero() || d.retry_max.0 < d.retry_initial.0 {
+            issues.push(Issue {
+                path: "delivery.retry_max".into(),
+                message: "retry_initial must be positive and retry_max at least retry_initial"
+                    .into(),
+            });
+        }
+    }
+
+    let mut services = BTreeMap::new();
+    match services_tree.kind {
+        ValueKind::Table(table) => {
+            for (id, value) in table {
+                if let Some(svc) = service(&id, value, credentials_dir, &mut issues) {
+                    services.insert(id, svc);
+                }
+            }
+        }
+        _ => issues.push(Issue {
+            path: "services".into(),
+            message: "expected a table of services keyed by id".into(),
+        }),
+    }
+    issues.extend(crate::registry::cross_checks(&services));
+
+    if !issues.is_empty() {
+        issues.sort_by(|a, b| a.path.cmp(&b.path).then(a.message.cmp(&b.message)));
+        issues.dedup();
+        return Err(ConfigErrors(issues));
+    }
+    Ok(Config {
+        server: server.expect("no issues"),
+        storage: storage.expect("no issues"),
+        log: log.expect("no issues"),
+        delivery: delivery.expect("no issues"),
+        supervisor: supervisor.expect("no issues"),
+        services,
+    })
+}
+
+/// Whether `id` is a valid service id.
+pub fn valid_service_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Types one service (from the config file or the hub).
+pub fn service(
+    id: &str,
+    value: Value,
+    credentials_dir: Option<&Path>,
+    issues: &mut Vec<Issue>,
+) -> Option<ServiceConfig> {
+    let prefix = join("services", id);
+    if !valid_service_id(id) {
+        issues.push(Issue {
+            path: prefix.clone(),
+            message: "a service id is 1-64 characters of a-z, 0-9 and _".into(),
+        });
+        return None;
+    }
+    let fingerprint = fingerprint(&value);
+    let raw: RawService = typed(value, &prefix, issues)?;
+    let params_prefix = join(&prefix, "params");
+    let mut params = match raw.params.map(|v| v.kind) {
+        Some(ValueKind::Table(t)) => t,
+        None | Some(ValueKind::Nil) => Map::new(),
+        Some(_) => {
+            issues.push(Issue {
+                path: params_prefix,
+                message: "expected a table".into(),
+            });
+            return None;
+        }
+    };
+    let Some(secrets) = crate::registry::secret_params(&raw.kind) else {
+        issues.push(Issue {
+            path: join(&prefix, "type"),
+            message: crate::registry::unknown_type_message(&raw.kind),
+        });
+        return None;
+    };
+    let before = issues.len();
+    tree::resolve_secret_files(
+        &mut params,
+        secrets,
+        &params_prefix,
+        credentials_dir,
+        issues,
+    );
+    if issues.len() > before {
+        return None;
+    }
+    let params = ServiceParams::parse(
+        &raw.kind,
+        Value::new(None, ValueKind::Table(params)),
+        &params_prefix,
+        issues,
+    )?;
+    if let (Some(start), Some(end)) = (raw.start_date, raw.end_date)
+        && end <= start
+    {
+        issues.push(Issue {
+            path: join(&prefix, "end_date"),
+            message: "must be after start_date".into(),
+        });
+        return None;
+    }
+    if raw.organization.trim().is_empty() {
+        issues.push(Issue {
+            path: join(&prefix, "organization"),
+            message: "must not be empty".into(),
+        });
+        return None;
+    }
+    let _ = (
+        raw.description,
+        raw.touchpoints,
+        raw.meta,
+        raw.smooch_id,
+        raw.smooch_app_id,
+    );
+    Some(ServiceConfig {
+        id: id.to_owned(),
+        name: raw.name,
+        status: raw.status,
+        organization: raw.organization,
+        start_date: raw.start_date,
+        end_date: raw.end_date,
+        params,
+        fingerprint,
+    })
+}
+
+fn empty_table() -> Value {
+    Value::new(None, ValueKind::Table(Map::new()))
+}
+
+/// A stable digest of a raw service tree (keys sorted), secrets included but never shown.
+fn fingerprint(value: &Value) -> String {
+    let json: serde_json::Value = value.clone().try_deserialize().unwrap_or_default();
+    // serde_json's map is sorted (no preserve_order), so the text is canonical.
+    let digest = Sha256::digest(json.to_string().as_bytes());
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deserializes `value` as `T`, recording unknown keys and the first type error with
+/// their full key paths.
+pub fn typed<T: DeserializeOwned>(
+    value: Value,
+    prefix: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<T> {
+    let mut unknown = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(value, &mut record);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    let had_unknown = !unknown.is_empty();
+    for key in unknown {
+        issues.push(Issue {
+            path: join(prefix, &key),
+            message: "unknown key".into(),
+        });
+    }
+    match result {
+        Ok(v) if !had_unknown => Some(v),
+        Ok(_) => None,
+        Err(e) => {
+            let at = e.path().to_string();
+            let at = if at == "." { String::new() } else { at };
+            let message = clean_message(&e.inner().to_string());
+            issues.push(match message.strip_prefix("missing field `") {
+                Some(rest) => Issue {
+                    path: join(&join(prefix, &at), rest.trim_end_matches('`')),
+                    message: "required".into(),
+                },
+                None => Issue {
+                    path: join(prefix, &at),
+                    message,
+                },
+            });
+            None
+        }
+    }
+}
+
+/// Drops the config crate's own location suffixes; our path is more precise.
+fn clean_message(m: &str) -> String {
+    let m = m.split(" for key `").next().unwrap_or(m);
+    let m = m.split(" in `").next().unwrap_or(m);
+    m.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! The HTTP server: the router, request metrics, and refusal of new work during shutdown.
+//!
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`hooks`]: `/hooks/{service_id}[/…]` for providers.
+//! - [`v1`]: the REST API.
+//! - [`events`]: the `/v1/events` websocket.
+//! - [`auth`], [`body`], [`error`]: bearer tokens, bodies, the error type.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod hooks;
+pub mod v1;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+
+use crate::app::App;
+use crate::metrics::{HttpLabels, RouteLabels, ServiceLabels};
+use error::ApiError;
+
+/// The whole router.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/hooks/{service_id}", any(hooks::root))
+        .route("/hooks/{service_id}/{*rest}", any(hooks::sub))
+        .route("/v1/services", get(v1::services))
+        .route("/v1/services/{service_id}/messages", post(v1::ingest))
+        .route("/v1/conversations", get(v1::conversations))
+        .route("/v1/conversations/{id}", get(v1::conversation))
+        .route(
+            "/v1/conversations/{id}/messages",
+            get(v1::conversation_messages).post(v1::reply),
+        )
+        .route("/v1/messages/{id}", get(v1::message))
+        .route("/v1/events", get(events::events))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), track))
+        .with_state(app)
+}
+
+/// Counts every request by route and status, and refuses new work once shutdown began.
+async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let resp = if app.shutdown.is_cancelled() && route != "/healthz" {
+        ApiError::unavailable("shutting down").into_response()
+    } else {
+        next.run(req).await
+    };
+    app.metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route: route.clone(),
+            method,
+            status: resp.status().as_u16().to_string(),
+        })
+        .inc();
+    app.metrics
+        .http_latency
+        .get_or_create(&RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Refreshes the gauges read from storage (outbox depth) before a scrape.
+pub async fn refresh_gauges(app: &App) {
+    let Ok(rows) = app.store.read.outbox_depth().await else {
+        return;
+    };
+    let config = app.config();
+    for (service, live, dead) in rows {
+        let service_type = config
+            .services
+            .get(&service)
+            .map(|s| s.type_name().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let labels = ServiceLabels {
+            service,
+            service_type,
+        };
+        app.metrics.outbox_depth.get_or_create(&labels).set(live);
+        app.metrics.outbox_dead.get_or_create(&labels).set(dead);
+    }
+}

@@ -1,0 +1,305 @@
+//! The `/v1` REST API (CONTRACT.md "HTTP"): services, conversations, messages, inbound
+//! messages through an api service, and replies.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_core::{Attachment, Author, AuthorType, InboundMessage, Scope};
+
+use super::auth::Caller;
+use super::body;
+use super::error::ApiError;
+use crate::app::{App, validate_inbound};
+use crate::store::ops::service_json;
+use crate::store::rows::parse_id;
+use crate::store::{ConversationFilter, NewOutbound};
+
+/// Largest page.
+const MAX_LIMIT: u32 = 100;
+/// Page size when `limit` is absent.
+const DEFAULT_LIMIT: u32 = 50;
+
+/// `GET /v1/services`: the organization's services with their live state.
+pub async fn services(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = Caller::authenticate(&app, &headers, None)?;
+    caller.require(Scope::Read)?;
+    let config = app.config();
+    let stored = app.store.read.services().await?;
+    let mut data = Vec::new();
+    for svc in config
+        .services
+        .values()
+        .filter(|s| s.organization == caller.organization())
+    {
+        let entry = match app.service(&svc.id) {
+            Some(running) => {
+                let (state, since) = running.host.state();
+                service_json(running.host.info(), &state, since)
+            }
+            None => {
+                let info = crate::app::service_info(svc);
+                let since = stored
+                    .iter()
+                    .find(|(i, ..)| i.id == svc.id)
+                    .map(|(_, _, since, _)| *since)
+                    .unwrap_or_else(crate::store::rows::now_ms);
+                service_json(&info, &switchboard_core::ConnState::Stopped, since)
+            }
+        };
+        data.push(entry);
+    }
+    Ok(Json(json!({ "data": data })).into_response())
+}
+
+/// Paging parameters shared by the list endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+    service_id: Option<String>,
+    status: Option<String>,
+    updated_after: Option<String>,
+}
+
+fn page(q: &ListQuery) -> Result<(i64, u32), ApiError> {
+    let after = match q.after.as_deref() {
+        None | Some("") => 0,
+        Some(s) => {
+            parse_id(s).ok_or_else(|| ApiError::malformed("after: not a cursor this API issued"))?
+        }
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::malformed(format!(
+            "limit: expected 1-{MAX_LIMIT}"
+        )));
+    }
+    Ok((after, limit))
+}
+
+fn next_cursor<T>(items: &[T], limit: u32, id: impl Fn(&T) -> &str) -> serde_json::Value {
+    if items.len() as u32 == limit {
+        items
+            .last()
+            .map(|i| json!(id(i)))
+            .unwrap_or(serde_json::Value::Null)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+/// `GET /v1/conversations`.
+pub async fn conversations(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let caller = Caller::authenticate(&app, &headers, None)?;
+    caller.require(Scope::Read)?;
+    let q: ListQuery = body::query(q.as_deref())?;
+    let (after, limit) = page(&q)?;
+    if let Some(s) = &q.status
+        && s != "open"
+        && s != "closed"
+    {
+        return Err(ApiError::malformed("status: expected open or closed"));
+    }
+    let updated_after = match &q.updated_after {
+        None => None,
+        Some(t) => Some(
+            t.parse::<jiff::Timestamp>()
+                .map_err(|_| ApiError::malformed("updated_after: expected an RFC 3339 time"))?
+                .as_millisecond(),
+        ),
+    };
+    let filter = ConversationFilter {
+        service_id: q.service_id.clone(),
+        status: q.status.clone(),
+        updated_after,
+    };
+    let items = app
+        .store
+        .read
+        .conversations(caller.organization(), &filter, after, limit)
+        .await?;
+    let next = next_cursor(&items, limit, |c| &c.id);
+    Ok(Json(json!({ "data": items, "next": next })).into_response())
+}
+
+/// `GET /v1/conversations/{id}`.
+pub async fn conversation(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = Caller::authenticate(&app, &headers, None)?;
+    caller.require(Scope::Read)?;
+    let id = parse_id(&id).ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conv = app
+        .store
+        .read
+        .conversation(Some(caller.organization()), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(Json(conv).into_response())
+}
+
+/// `GET /v1/conversations/{id}/messages`: oldest first.
+pub async fn conversation_messages(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let caller = Caller::authenticate(&app, &headers, None)?;
+    caller.require(Scope::Read)?;
+    let q: ListQuery = body::query(q.as_deref())?;
+    let (after, limit) = page(&q)?;
+    let id = parse_id(&id).ok_or_else(|| ApiError::not_found("conversation"))?;
+    app.store
+        .read
+        .conversation(Some(caller.organization()), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let items = app.store.read.messages(id, after, limit).await?;
+    let next = next_cursor(&items, limit, |m| &m.id);
+    Ok(Json(json!({ "data": items, "next": next })).into_response())
+}
+
+/// `GET /v1/messages/{id}`.
+pub async fn message(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let caller = Caller::authenticate(&app, &headers, None)?;
+    caller.require(Scope::Read)?;
+    let id = parse_id(&id).ok_or_else(|| ApiError::not_found("message"))?;
+    let msg = app
+        .store
+        .read
+        .message(Some(caller.organization()), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    Ok(Json(msg).into_response())
+}
+
+/// `POST /v1/services/{id}/messages`: an inbound message from a remote system, through
+/// the api service that owns the caller's token.
+pub async fn ingest(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(service_id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let caller = Caller::authenticate(&app, &headers, None)?;
+    caller.require(Scope::Ingest)?;
+    if caller.0.service_id != service_id {
+        return Err(ApiError::forbidden(
+            "this token may ingest only through its own api service",
+        ));
+    }
+    let svc = app
+        .service(&service_id)
+        .filter(|s| s.accepts_hooks())
+        .ok_or_else(|| ApiError::not_found("service"))?;
+    let bytes = body::read(&headers, body, app.config().server.max_body).await?;
+    let msg: InboundMessage = body::json(&bytes)?;
+    validate_inbound(&msg)?;
+    let done = svc.host.ingest_checked(vec![msg]).await?;
+    let first = done
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::unavailable("nothing stored"))?;
+    let status = if first.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(first.message)).into_response())
+}
+
+/// The body of a reply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyBody {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+    #[serde(default)]
+    author: Option<Author>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// Longest idempotency key accepted.
+const MAX_KEY: usize = 255;
+
+/// `POST /v1/conversations/{id}/messages`: an agent's or bot's message to the contact.
+pub async fn reply(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let caller = Caller::authenticate(&app, &headers, None)?;
+    caller.require(Scope::Reply)?;
+    let id = parse_id(&id).ok_or_else(|| ApiError::not_found("conversation"))?;
+    let bytes = body::read(&headers, body, app.config().server.max_body).await?;
+    let req: ReplyBody = body::json(&bytes)?;
+    let has_text = req.text.as_deref().is_some_and(|t| !t.trim().is_empty());
+    if !has_text && req.attachments.is_empty() {
+        return Err(ApiError::invalid("a reply needs text or attachments"));
+    }
+    for (i, a) in req.attachments.iter().enumerate() {
+        if !url::Url::parse(&a.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+            return Err(ApiError::invalid(format!(
+                "attachments[{i}].url must be an http(s) URL"
+            )));
+        }
+    }
+    let author = req.author.unwrap_or(Author {
+        kind: AuthorType::Agent,
+        name: None,
+    });
+    if !matches!(author.kind, AuthorType::Agent | AuthorType::Bot) {
+        return Err(ApiError::invalid("author.type: expected agent or bot"));
+    }
+    if let Some(k) = &req.idempotency_key
+        && (k.is_empty() || k.len() > MAX_KEY)
+    {
+        return Err(ApiError::invalid(format!(
+            "idempotency_key: 1-{MAX_KEY} characters"
+        )));
+    }
+    let (message, _, created) = app
+        .store
+        .reply(
+            Some(caller.organization().to_owned()),
+            id,
+            NewOutbound {
+                text: req.text,
+                attachments: req.attachments,
+                author,
+                idempotency_key: req.idempotency_key,
+            },
+        )
+        .await?;
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(message)).into_response())
+}

@@ -1,0 +1,175 @@
+//! The closed set of service types: one enum variant per connector, each behind its Cargo
+//! feature, and the single `match` that parses and builds each. Adding a connector is one
+//! crate, one feature and one variant here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use config::Value;
+use switchboard_core::{Connector, Issue, Params, Validator};
+
+use crate::config::{ServiceConfig, typed};
+
+/// Every type the Web1on1 seed and the contract name, compiled in or not.
+pub const KNOWN_TYPES: &[&str] = &[
+    "api",
+    "webhook",
+    "smartsupp",
+    "twilio",
+    "smooch",
+    "intercom",
+    "gbm",
+    "mailgun",
+    "messenger",
+    "nimchat",
+    "askhandle",
+    "dashly",
+    "haptik",
+];
+
+/// A service's typed params.
+#[derive(Debug, Clone)]
+pub enum ServiceParams {
+    /// `api`: tokens and callback.
+    #[cfg(feature = "api")]
+    Api(switchboard_api::ApiParams),
+    /// `webhook`: signed event delivery.
+    #[cfg(feature = "webhook")]
+    Webhook(switchboard_webhook::WebhookParams),
+}
+
+/// The types compiled into this build.
+pub fn compiled_types() -> Vec<&'static str> {
+    KNOWN_TYPES
+        .iter()
+        .copied()
+        .filter(|t| secret_params(t).is_some())
+        .collect()
+}
+
+/// The secret params of a compiled-in type (which may be given as `<name>_file`), or
+/// `None` for a type this build does not know.
+pub fn secret_params(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        #[cfg(feature = "api")]
+        "api" => switchboard_api::ApiParams::SECRETS,
+        #[cfg(feature = "webhook")]
+        "webhook" => switchboard_webhook::WebhookParams::SECRETS,
+        _ => return None,
+    })
+}
+
+/// The message for a `type` this build cannot run.
+pub fn unknown_type_message(kind: &str) -> String {
+    if KNOWN_TYPES.contains(&kind) {
+        format!("service type {kind:?} is not compiled into this build (Cargo feature {kind:?})")
+    } else {
+        format!(
+            "unknown service type {kind:?}; expected one of {}",
+            compiled_types().join(", ")
+        )
+    }
+}
+
+impl ServiceParams {
+    /// Types and validates the params of a service of type `kind`.
+    pub fn parse(kind: &str, value: Value, prefix: &str, issues: &mut Vec<Issue>) -> Option<Self> {
+        match kind {
+            #[cfg(feature = "api")]
+            "api" => parse_as(value, prefix, issues).map(ServiceParams::Api),
+            #[cfg(feature = "webhook")]
+            "webhook" => parse_as(value, prefix, issues).map(ServiceParams::Webhook),
+            _ => {
+                issues.push(Issue {
+                    path: prefix.trim_end_matches(".params").to_owned() + ".type",
+                    message: unknown_type_message(kind),
+                });
+                None
+            }
+        }
+    }
+
+    /// The type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "api")]
+            ServiceParams::Api(_) => "api",
+            #[cfg(feature = "webhook")]
+            ServiceParams::Webhook(_) => "webhook",
+        }
+    }
+
+    /// Builds the running connector.
+    pub fn build(&self) -> Result<Arc<dyn Connector>, String> {
+        Ok(match self {
+            #[cfg(feature = "api")]
+            ServiceParams::Api(p) => Arc::new(switchboard_api::ApiConnector::new(p.clone())?),
+            #[cfg(feature = "webhook")]
+            ServiceParams::Webhook(p) => {
+                Arc::new(switchboard_webhook::WebhookConnector::new(p.clone())?)
+            }
+        })
+    }
+
+    /// The api params, for token authentication.
+    #[cfg(feature = "api")]
+    pub fn as_api(&self) -> Option<&switchboard_api::ApiParams> {
+        match self {
+            ServiceParams::Api(p) => Some(p),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// The webhook params, for event routing.
+    #[cfg(feature = "webhook")]
+    pub fn as_webhook(&self) -> Option<&switchboard_webhook::WebhookParams> {
+        match self {
+            ServiceParams::Webhook(p) => Some(p),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
+
+fn parse_as<P: Params>(value: Value, prefix: &str, issues: &mut Vec<Issue>) -> Option<P> {
+    let params: P = typed(value, prefix, issues)?;
+    let mut v = Validator::new(prefix);
+    params.validate(&mut v);
+    let found = v.into_issues();
+    if found.is_empty() {
+        Some(params)
+    } else {
+        issues.extend(found);
+        None
+    }
+}
+
+/// Checks that span services: a bearer token must identify one api service.
+pub fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
+    #[allow(unused_mut)]
+    let mut issues = Vec::new();
+    #[cfg(feature = "api")]
+    {
+        let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+        for svc in services.values() {
+            let Some(api) = svc.params.as_api() else {
+                continue;
+            };
+            for (name, t) in &api.tokens {
+                let path = format!("services.{}.params.tokens.{name}.token", svc.id);
+                if let Some(first) = seen.get(t.token.expose()) {
+                    issues.push(Issue {
+                        path,
+                        message: format!("the same token is already configured at {first}"),
+                    });
+                } else {
+                    seen.insert(t.token.expose(), path);
+                }
+            }
+        }
+    }
+    #[cfg(not(feature = "api"))]
+    let _ = services;
+    issues
+}

@@ -1,0 +1,225 @@
+//! Storage on one SQLite file in WAL mode.
+//!
+//! - [`writer`]: the single writer thread with group commit; every write goes there.
+//! - [`ops`]: the write operations (ingest, reply, delivery results, receipts, state).
+//! - [`read`]: reads on a pool of query-only connections.
+//! - [`rows`]: rows and their conversion into the contract's objects.
+//! - [`routes`]: what the writer shares (event routes, outbox wake-ups, the event head).
+//! - [`error`]: [`StoreError`].
+//!
+//! Migrations (in `migrations/`) are applied with sqlx when the store opens.
+
+pub mod error;
+pub mod ops;
+pub mod read;
+pub mod routes;
+pub mod rows;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::ConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use switchboard_core::{
+    ConnState, Conversation, InboundMessage, Ingested, Message, MessageStatus, StatusChange,
+};
+use tokio::sync::{Notify, watch};
+
+pub use error::StoreError;
+pub use ops::{NewOutbound, Outcome, ServiceInfo, ServiceRef};
+pub use read::{ConversationFilter, EventRow, OutboxItem, Reader};
+pub use routes::{Routes, WebhookRoute};
+
+use crate::config::Synchronous;
+use crate::metrics::Metrics;
+use routes::Shared;
+use writer::Writer;
+
+/// The store: a writer handle, a read pool and what they share. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    writer: Writer,
+    /// Reads.
+    pub read: Reader,
+    shared: Arc<Shared>,
+    path: PathBuf,
+}
+
+fn options(path: &Path, synchronous: Synchronous) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(match synchronous {
+            Synchronous::Full => SqliteSynchronous::Full,
+            Synchronous::Normal => SqliteSynchronous::Normal,
+        })
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true)
+        .disable_statement_logging()
+}
+
+fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("cannot open database {}: {e}", path.display()))
+}
+
+/// Applies pending migrations to the database at `path`, creating it if missing.
+pub async fn migrate(path: &Path, synchronous: Synchronous) -> Result<(), StoreError> {
+    let mut conn = options(path, synchronous)
+        .connect()
+        .await
+        .map_err(|e| open_error(path, e))?;
+    sqlx::migrate!("./migrations")
+        .run(&mut conn)
+        .await
+        .map_err(|e| StoreError::Internal(format!("migrating {}: {e}", path.display())))?;
+    use sqlx::Connection;
+    conn.close().await.map_err(|e| open_error(path, e))?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub async fn open(
+        path: &Path,
+        synchronous: Synchronous,
+        metrics: Arc<Metrics>,
+    ) -> Result<Store, StoreError> {
+        migrate(path, synchronous).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(options(path, synchronous).pragma("query_only", "ON"))
+            .await
+            .map_err(|e| open_error(path, e))?;
+        let read = Reader::new(pool);
+        let shared = Arc::new(Shared::new(read.last_seq().await?, metrics));
+        let writer = Writer::start(path, synchronous == Synchronous::Full, shared.clone())?;
+        Ok(Store {
+            writer,
+            read,
+            shared,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens an existing database for reading only (the `services` command).
+    pub async fn open_read_only(path: &Path) -> Result<Reader, StoreError> {
+        if !path.exists() {
+            return Err(open_error(path, "no such file"));
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
+            .await
+            .map_err(|e| open_error(path, e))?;
+        Ok(Reader::new(pool))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Finishes queued writes and closes everything.
+    pub async fn close(&self) {
+        self.writer.stop().await;
+        self.read.close().await;
+    }
+
+    /// Replaces the event routes.
+    pub fn set_routes(&self, routes: Routes) {
+        self.shared.set_routes(routes)
+    }
+
+    /// Follows the committed event head.
+    pub fn subscribe_events(&self) -> watch::Receiver<i64> {
+        self.shared.subscribe_seq()
+    }
+
+    /// The wake-up for a service's dispatcher, fired when its outbox changes.
+    pub fn outbox_notifier(&self, service_id: &str) -> Arc<Notify> {
+        self.shared.notifier(service_id)
+    }
+
+    /// See [`ops::ingest`].
+    pub async fn ingest(
+        &self,
+        service: ServiceRef,
+        messages: Vec<InboundMessage>,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        self.writer
+            .run(move |cx| ops::ingest(cx, &service, messages))
+            .await
+    }
+
+    /// See [`ops::reply`].
+    pub async fn reply(
+        &self,
+        organization: Option<String>,
+        conversation_id: i64,
+        new: NewOutbound,
+    ) -> Result<(Message, Conversation, bool), StoreError> {
+        self.writer
+            .run(move |cx| ops::reply(cx, organization.as_deref(), conversation_id, new))
+            .await
+    }
+
+    /// See [`ops::delivery_result`].
+    pub async fn delivery_result(
+        &self,
+        outbox_id: i64,
+        outcome: Outcome,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .run(move |cx| ops::delivery_result(cx, outbox_id, outcome))
+            .await
+    }
+
+    /// See [`ops::update_status`].
+    pub async fn update_status(
+        &self,
+        service_id: &str,
+        external_id: &str,
+        status: MessageStatus,
+        error: Option<String>,
+    ) -> Result<StatusChange, StoreError> {
+        let (s, e) = (service_id.to_owned(), external_id.to_owned());
+        self.writer
+            .run(move |cx| ops::update_status(cx, &s, &e, status, error))
+            .await
+    }
+
+    /// See [`ops::kv_put`].
+    pub async fn kv_put(&self, service_id: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        let (s, k, v) = (service_id.to_owned(), key.to_owned(), value.to_owned());
+        self.writer.run(move |cx| ops::kv_put(cx, &s, &k, &v)).await
+    }
+
+    /// Records a service's state (and a `service.state` event when `event`), without
+    /// waiting for the commit.
+    pub fn record_service(&self, info: ServiceInfo, state: ConnState, since: i64, event: bool) {
+        self.writer
+            .run_detached(move |cx| ops::record_service(cx, &info, &state, since, event));
+    }
+
+    /// Records a service's state and waits for the commit.
+    pub async fn record_service_now(
+        &self,
+        info: ServiceInfo,
+        state: ConnState,
+        since: i64,
+        event: bool,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .run(move |cx| ops::record_service(cx, &info, &state, since, event))
+            .await
+    }
+
+    /// Periodic housekeeping.
+    pub async fn prune(&self) -> Result<(), StoreError> {
+        self.writer.run(ops::prune).await
+    }
+}

@@ -1,0 +1,742 @@
+//! The write operations. Each runs on the writer thread inside its own savepoint, so an
+//! error leaves nothing behind; none of them is visible to anyone before the commit.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::json;
+use switchboard_core::{
+    Attachment, Author, ConnState, Conversation, InboundMessage, Ingested, Message, MessageStatus,
+    StatusChange,
+};
+
+use super::error::StoreError;
+use super::rows::{CONVERSATION_COLS, ConversationRow, MESSAGE_COLS, MessageRow, attachments_json};
+use super::writer::WriteCx;
+
+/// Outbox row states.
+pub const QUEUED: i64 = 0;
+/// The head of its queue, due at `next_attempt_at`.
+pub const READY: i64 = 1;
+/// Given up; kept for inspection.
+pub const DEAD: i64 = 3;
+
+/// The service a write happens on.
+#[derive(Debug, Clone)]
+pub struct ServiceRef {
+    /// Its id.
+    pub id: String,
+    /// Its organization.
+    pub organization: String,
+    /// False while the service is `pendingArchive`: existing conversations continue,
+    /// no new one is opened.
+    pub opens_conversations: bool,
+}
+
+/// An agent's or bot's message to store and deliver.
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    /// Text.
+    pub text: Option<String>,
+    /// Files by URL.
+    pub attachments: Vec<Attachment>,
+    /// Agent, bot or system.
+    pub author: Author,
+    /// Repeats with the same key return the first message.
+    pub idempotency_key: Option<String>,
+}
+
+/// What happened to one delivery attempt.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A message was accepted by the provider.
+    Sent {
+        /// The provider's id for it.
+        external_id: Option<String>,
+        /// Usually `sent`.
+        status: MessageStatus,
+    },
+    /// An event reached its webhook.
+    EventDelivered,
+    /// Try again at `at` (unix ms).
+    Retry {
+        /// When.
+        at: i64,
+        /// Attempts made so far.
+        attempts: u32,
+        /// The last error.
+        error: String,
+    },
+    /// Give up.
+    Dead {
+        /// Attempts made.
+        attempts: u32,
+        /// Why.
+        error: String,
+    },
+    /// The connection is down; try at `at` without counting an attempt.
+    Defer {
+        /// When.
+        at: i64,
+    },
+}
+
+impl WriteCx<'_> {
+    /// Appends an event and enqueues it for every subscribed webhook service.
+    pub fn append_event(
+        &mut self,
+        kind: &str,
+        organization: &str,
+        service_id: Option<&str>,
+        conversation_id: Option<i64>,
+        data: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (type, organization, service_id, conversation_id, created_at, data) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![kind, organization, service_id, conversation_id, self.now, data.to_string()])?;
+        let seq = self.conn.last_insert_rowid();
+        self.fx.last_seq = seq;
+        let queue_key = match (conversation_id, service_id) {
+            (Some(c), _) => format!("c{c}"),
+            (None, Some(s)) => format!("s{s}"),
+            (None, None) => format!("e{seq}"),
+        };
+        let routes = self.routes;
+        for target in routes.subscribers(organization, kind) {
+            self.enqueue(target, "event", seq, &queue_key)?;
+        }
+        Ok(seq)
+    }
+
+    /// Adds a delivery; it is ready at once unless its queue already has a live row.
+    pub fn enqueue(
+        &mut self,
+        service_id: &str,
+        kind: &str,
+        ref_id: i64,
+        queue_key: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO outbox (service_id, kind, ref_id, queue_key, state, next_attempt_at, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, \
+                   CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE service_id = ?1 AND queue_key = ?4 AND state < 2) \
+                   THEN 0 ELSE 1 END, ?5, ?5)",
+            )?
+            .execute(params![service_id, kind, ref_id, queue_key, self.now])?;
+        self.fx.outbox.insert(service_id.to_owned());
+        Ok(())
+    }
+
+    /// Makes the oldest queued row of a queue ready, now that the one before it is done.
+    fn promote_next(&mut self, service_id: &str, queue_key: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 1, next_attempt_at = ?3 WHERE id = \
+                 (SELECT id FROM outbox WHERE service_id = ?1 AND queue_key = ?2 AND state = 0 ORDER BY id LIMIT 1)",
+            )?
+            .execute(params![service_id, queue_key, self.now])?;
+        if n > 0 {
+            self.fx.outbox.insert(service_id.to_owned());
+        }
+        Ok(())
+    }
+
+    fn conversation(
+        &self,
+        where_sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Option<ConversationRow>, StoreError> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE {where_sql}"
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(args, |r| ConversationRow::from_rusqlite(r, 0))
+            .optional()?)
+    }
+
+    fn message(
+        &self,
+        where_sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Option<MessageRow>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLS} FROM messages m WHERE {where_sql}");
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(args, |r| MessageRow::from_rusqlite(r, 0))
+            .optional()?)
+    }
+
+    /// Moves an outbound message's status forward (never back) and records the event.
+    fn advance_status(
+        &mut self,
+        message_id: i64,
+        to: MessageStatus,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let Some(row) = self.message("m.id = ?", [message_id])? else {
+            return Ok(false);
+        };
+        let from = MessageStatus::parse(&row.status).unwrap_or(MessageStatus::Pending);
+        if !from.can_advance_to(to) {
+            return Ok(false);
+        }
+        let error = if to == MessageStatus::Failed {
+            error
+        } else {
+            None
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+            )?
+            .execute(params![to.as_str(), error, self.now, message_id])?;
+        let organization: String = self
+            .conn
+            .prepare_cached("SELECT organization FROM conversations WHERE id = ?")?
+            .query_row([row.conversation_id], |r| r.get(0))?;
+        let conversation_id = row.conversation_id;
+        let service_id = row.service_id.clone();
+        let mut message = row.into_message();
+        message.status = to;
+        message.error = error.map(str::to_owned);
+        self.append_event(
+            "message.status",
+            &organization,
+            Some(&service_id),
+            Some(conversation_id),
+            &json!({ "message": message }),
+        )?;
+        Ok(true)
+    }
+}
+
+/// Stores inbound messages; see [`switchboard_core::Host::ingest`].
+pub fn ingest(
+    cx: &mut WriteCx<'_>,
+    service: &ServiceRef,
+    messages: Vec<InboundMessage>,
+) -> Result<Vec<Ingested>, StoreError> {
+    let mut out = Vec::with_capacity(messages.len());
+    for msg in messages {
+        out.push(ingest_one(cx, service, msg)?);
+    }
+    Ok(out)
+}
+
+fn ingest_one(
+    cx: &mut WriteCx<'_>,
+    service: &ServiceRef,
+    msg: InboundMessage,
+) -> Result<Ingested, StoreError> {
+    let now = cx.now;
+    if let Some(existing) = cx.message(
+        "m.service_id = ? AND m.direction = 'inbound' AND m.external_id = ?",
+        params![service.id, msg.external_id],
+    )? {
+        let conversation = cx
+            .conversation("c.id = ?", [existing.conversation_id])?
+            .ok_or_else(|| StoreError::Internal("message without conversation".into()))?;
+        return Ok(Ingested {
+            message: existing.into_message(),
+            conversation: conversation.into_conversation(),
+            created: false,
+            conversation_created: false,
+        });
+    }
+
+    // The contact: created, or updated with whatever the provider now tells us.
+    let c = &msg.contact;
+    let found: Option<(i64, Option<String>, Option<String>, Option<String>)> = cx
+        .conn
+        .prepare_cached(
+            "SELECT id, name, email, phone FROM contacts WHERE service_id = ? AND external_id = ?",
+        )?
+        .query_row(params![service.id, c.external_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let (contact_id, name, email, phone, contact_created) = match found {
+        None => {
+            cx.conn
+                .prepare_cached(
+                    "INSERT INTO contacts (service_id, external_id, name, email, phone, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(params![service.id, c.external_id, c.name, c.email, c.phone, now, now])?;
+            (
+                cx.conn.last_insert_rowid(),
+                c.name.clone(),
+                c.email.clone(),
+                c.phone.clone(),
+                true,
+            )
+        }
+        Some((id, name, email, phone)) => {
+            let name = c.name.clone().or(name);
+            let email = c.email.clone().or(email);
+            let phone = c.phone.clone().or(phone);
+            if (&c.name, &c.email, &c.phone) != (&None, &None, &None) {
+                cx.conn
+                    .prepare_cached(
+                        "UPDATE contacts SET name = ?, email = ?, phone = ?, updated_at = ? WHERE id = ? \
+                         AND (name IS NOT ? OR email IS NOT ? OR phone IS NOT ?)",
+                    )?
+                    .execute(params![name, email, phone, now, id, name, email, phone])?;
+            }
+            (id, name, email, phone, false)
+        }
+    };
+
+    // The conversation: the provider's thread, or the contact's open one.
+    let existing = match &msg.conversation_external_id {
+        Some(ext) => cx.conversation(
+            "c.service_id = ? AND c.external_id = ?",
+            params![service.id, ext],
+        )?,
+        None => cx.conversation(
+            "c.contact_id = ? AND c.external_id IS NULL AND c.status = 'open'",
+            [contact_id],
+        )?,
+    };
+    let (mut conv, conversation_created) = match existing {
+        Some(mut row) => {
+            if row.status == "closed" {
+                cx.conn
+                    .prepare_cached("UPDATE conversations SET status = 'open' WHERE id = ?")?
+                    .execute([row.id])?;
+                row.status = "open".into();
+            }
+            (row, false)
+        }
+        None => {
+            if !service.opens_conversations {
+                return Err(StoreError::Conflict(format!(
+                    "service {} is being archived and opens no new conversations",
+                    service.id
+                )));
+            }
+            cx.conn
+                .prepare_cached(
+                    "INSERT INTO conversations (service_id, organization, contact_id, external_id, status, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, 'open', ?, ?)",
+                )?
+                .execute(params![service.id, service.organization, contact_id, msg.conversation_external_id, now, now])?;
+            let row = ConversationRow {
+                id: cx.conn.last_insert_rowid(),
+                service_id: service.id.clone(),
+                organization: service.organization.clone(),
+                external_id: msg.conversation_external_id.clone(),
+                status: "open".into(),
+                created_at: now,
+                updated_at: now,
+                last_message_at: None,
+                contact_id,
+                contact_external_id: c.external_id.clone(),
+                contact_name: name.clone(),
+                contact_email: email.clone(),
+                contact_phone: phone.clone(),
+            };
+            (row, true)
+        }
+    };
+    conv.contact_name = name;
+    conv.contact_email = email;
+    conv.contact_phone = phone;
+
+    cx.conn
+        .prepare_cached(
+            "INSERT INTO messages (conversation_id, service_id, direction, external_id, text, attachments, \
+             author_type, author_name, status, created_at, updated_at) \
+             VALUES (?, ?, 'inbound', ?, ?, ?, 'contact', ?, 'received', ?, ?)",
+        )?
+        .execute(params![
+            conv.id,
+            service.id,
+            msg.external_id,
+            msg.text,
+            attachments_json(&msg.attachments),
+            conv.contact_name,
+            now,
+            now
+        ])?;
+    let message_id = cx.conn.last_insert_rowid();
+    cx.conn
+        .prepare_cached(
+            "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",
+        )?
+        .execute(params![now, conv.id])?;
+    conv.updated_at = now;
+    conv.last_message_at = Some(now);
+
+    let conversation = conv.into_conversation();
+    let message = MessageRow {
+        id: message_id,
+        conversation_id: conversation.id.parse().unwrap_or_default(),
+        service_id: service.id.clone(),
+        direction: "inbound".into(),
+        external_id: Some(msg.external_id),
+        text: msg.text,
+        attachments: attachments_json(&msg.attachments),
+        author_type: "contact".into(),
+        author_name: conversation.contact.name.clone(),
+        status: "received".into(),
+        error: None,
+        created_at: now,
+    }
+    .into_message();
+
+    let conv_id = Some(message.conversation_id.parse::<i64>().unwrap_or_default());
+    let org = service.organization.as_str();
+    if contact_created {
+        cx.append_event(
+            "contact.created",
+            org,
+            Some(&service.id),
+            conv_id,
+            &json!({ "contact": conversation.contact }),
+        )?;
+    }
+    if conversation_created {
+        cx.append_event(
+            "conversation.created",
+            org,
+            Some(&service.id),
+            conv_id,
+            &json!({ "conversation": conversation }),
+        )?;
+    }
+    cx.append_event(
+        "message.created",
+        org,
+        Some(&service.id),
+        conv_id,
+        &json!({ "message": message, "conversation": conversation }),
+    )?;
+    Ok(Ingested {
+        message,
+        conversation,
+        created: true,
+        conversation_created,
+    })
+}
+
+/// Stores an outbound message and queues it for its conversation's service. Returns the
+/// message and whether it is new (false: the idempotency key was seen before).
+pub fn reply(
+    cx: &mut WriteCx<'_>,
+    organization: Option<&str>,
+    conversation_id: i64,
+    new: NewOutbound,
+) -> Result<(Message, Conversation, bool), StoreError> {
+    let now = cx.now;
+    let conv = cx
+        .conversation("c.id = ?", [conversation_id])?
+        .filter(|c| organization.is_none_or(|o| o == c.organization))
+        .ok_or_else(|| StoreError::NotFound("conversation".into()))?;
+    if let Some(key) = &new.idempotency_key
+        && let Some(existing) = cx.message(
+            "m.conversation_id = ? AND m.idempotency_key = ?",
+            params![conversation_id, key],
+        )?
+    {
+        return Ok((existing.into_message(), conv.into_conversation(), false));
+    }
+    let attachments = attachments_json(&new.attachments);
+    cx.conn
+        .prepare_cached(
+            "INSERT INTO messages (conversation_id, service_id, direction, idempotency_key, text, attachments, \
+             author_type, author_name, status, created_at, updated_at) \
+             VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        )?
+        .execute(params![
+            conversation_id,
+            conv.service_id,
+            new.idempotency_key,
+            new.text,
+            attachments,
+            new.author.kind.as_str(),
+            new.author.name,
+            now,
+            now
+        ])?;
+    let message_id = cx.conn.last_insert_rowid();
+    cx.conn
+        .prepare_cached(
+            "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",
+        )?
+        .execute(params![now, conversation_id])?;
+    let queue_key = format!("c{conversation_id}");
+    cx.enqueue(&conv.service_id, "message", message_id, &queue_key)?;
+
+    let mut conv = conv;
+    conv.updated_at = now;
+    conv.last_message_at = Some(now);
+    let service_id = conv.service_id.clone();
+    let organization = conv.organization.clone();
+    let conversation = conv.into_conversation();
+    let message = MessageRow {
+        id: message_id,
+        conversation_id,
+        service_id: service_id.clone(),
+        direction: "outbound".into(),
+        external_id: None,
+        text: new.text,
+        attachments,
+        author_type: new.author.kind.as_str().into(),
+        author_name: new.author.name,
+        status: "pending".into(),
+        error: None,
+        created_at: now,
+    }
+    .into_message();
+    cx.append_event(
+        "message.created",
+        &organization,
+        Some(&service_id),
+        Some(conversation_id),
+        &json!({ "message": message, "conversation": conversation }),
+    )?;
+    Ok((message, conversation, true))
+}
+
+/// Records the result of a delivery attempt.
+pub fn delivery_result(
+    cx: &mut WriteCx<'_>,
+    outbox_id: i64,
+    outcome: Outcome,
+) -> Result<(), StoreError> {
+    let row: Option<(String, String, i64, String)> = cx
+        .conn
+        .prepare_cached(
+            "SELECT service_id, kind, ref_id, queue_key FROM outbox WHERE id = ? AND state = 1",
+        )?
+        .query_row([outbox_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    // Already recorded (a duplicate report after a restart): nothing to do.
+    let Some((service_id, kind, ref_id, queue_key)) = row else {
+        return Ok(());
+    };
+    match outcome {
+        Outcome::Sent {
+            external_id,
+            status,
+        } => {
+            cx.conn
+                .prepare_cached("DELETE FROM outbox WHERE id = ?")?
+                .execute([outbox_id])?;
+            cx.promote_next(&service_id, &queue_key)?;
+            if let Some(ext) = &external_id {
+                cx.conn
+                    .prepare_cached("UPDATE OR IGNORE messages SET external_id = ? WHERE id = ? AND external_id IS NULL")?
+                    .execute(params![ext, ref_id])?;
+            }
+            cx.advance_status(ref_id, status, None)?;
+            if let Some(ext) = &external_id {
+                apply_early_receipts(cx, &service_id, ext, ref_id)?;
+            }
+        }
+        Outcome::EventDelivered => {
+            cx.conn
+                .prepare_cached("DELETE FROM outbox WHERE id = ?")?
+                .execute([outbox_id])?;
+            cx.promote_next(&service_id, &queue_key)?;
+        }
+        Outcome::Retry {
+            at,
+            attempts,
+            error,
+        } => {
+            cx.conn
+                .prepare_cached("UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")?
+                .execute(params![attempts, at, error, outbox_id])?;
+            cx.fx.outbox.insert(service_id);
+        }
+        Outcome::Dead { attempts, error } => {
+            cx.conn
+                .prepare_cached(
+                    "UPDATE outbox SET state = 3, attempts = ?, last_error = ? WHERE id = ?",
+                )?
+                .execute(params![attempts, error, outbox_id])?;
+            cx.promote_next(&service_id, &queue_key)?;
+            if kind == "message" {
+                cx.advance_status(ref_id, MessageStatus::Failed, Some(&error))?;
+            }
+        }
+        Outcome::Defer { at } => {
+            cx.conn
+                .prepare_cached("UPDATE outbox SET next_attempt_at = ? WHERE id = ?")?
+                .execute(params![at, outbox_id])?;
+        }
+    }
+    Ok(())
+}
+
+fn apply_early_receipts(
+    cx: &mut WriteCx<'_>,
+    service_id: &str,
+    external_id: &str,
+    message_id: i64,
+) -> Result<(), StoreError> {
+    let mut receipts: Vec<(String, Option<String>)> = cx
+        .conn
+        .prepare_cached(
+            "SELECT status, error FROM early_receipts WHERE service_id = ? AND external_id = ?",
+        )?
+        .query_map(params![service_id, external_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    if receipts.is_empty() {
+        return Ok(());
+    }
+    // Apply in lifecycle order so that every step that still moves forward is recorded.
+    receipts.sort_by_key(|(s, _)| {
+        ["sent", "delivered", "read", "failed"]
+            .iter()
+            .position(|x| x == s)
+    });
+    for (status, error) in receipts {
+        if let Some(status) = MessageStatus::parse(&status) {
+            cx.advance_status(message_id, status, error.as_deref())?;
+        }
+    }
+    cx.conn
+        .prepare_cached("DELETE FROM early_receipts WHERE service_id = ? AND external_id = ?")?
+        .execute(params![service_id, external_id])?;
+    Ok(())
+}
+
+/// Applies a provider receipt; see [`switchboard_core::Host::update_status`].
+pub fn update_status(
+    cx: &mut WriteCx<'_>,
+    service_id: &str,
+    external_id: &str,
+    status: MessageStatus,
+    error: Option<String>,
+) -> Result<StatusChange, StoreError> {
+    let found: Option<i64> = cx
+        .conn
+        .prepare_cached("SELECT id FROM messages WHERE service_id = ? AND direction = 'outbound' AND external_id = ?")?
+        .query_row(params![service_id, external_id], |r| r.get(0))
+        .optional()?;
+    match found {
+        Some(id) => Ok(if cx.advance_status(id, status, error.as_deref())? {
+            StatusChange::Updated
+        } else {
+            StatusChange::Unchanged
+        }),
+        None => {
+            cx.conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO early_receipts (service_id, external_id, status, error, received_at) \
+                     VALUES (?, ?, ?, ?, ?)",
+                )?
+                .execute(params![service_id, external_id, status.as_str(), error, cx.now])?;
+            Ok(StatusChange::UnknownMessage)
+        }
+    }
+}
+
+/// Writes a sync-state value.
+pub fn kv_put(
+    cx: &mut WriteCx<'_>,
+    service_id: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), StoreError> {
+    cx.conn
+        .prepare_cached(
+            "INSERT INTO sync_state (service_id, key, value, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (service_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )?
+        .execute(params![service_id, key, value, cx.now])?;
+    Ok(())
+}
+
+/// A service's identity as stored with its state.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    /// Id.
+    pub id: String,
+    /// Type name.
+    pub kind: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Lifecycle status.
+    pub status: String,
+    /// Organization.
+    pub organization: String,
+}
+
+/// Records a service's state and, when `event` is set, a `service.state` event.
+pub fn record_service(
+    cx: &mut WriteCx<'_>,
+    info: &ServiceInfo,
+    state: &ConnState,
+    since: i64,
+    event: bool,
+) -> Result<(), StoreError> {
+    let last_error = match state {
+        ConnState::Failed { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    cx.conn
+        .prepare_cached(
+            "INSERT INTO services (id, type, name, status, organization, state, state_since, last_error, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (id) DO UPDATE SET type = ?2, name = ?3, status = ?4, organization = ?5, state = ?6, \
+             state_since = ?7, last_error = coalesce(?8, last_error), updated_at = ?9",
+        )?
+        .execute(params![
+            info.id,
+            info.kind,
+            info.name,
+            info.status,
+            info.organization,
+            serde_json::to_string(state)?,
+            since,
+            last_error,
+            cx.now
+        ])?;
+    if event {
+        let data = json!({ "service": service_json(info, state, since) });
+        cx.append_event(
+            "service.state",
+            &info.organization,
+            Some(&info.id),
+            None,
+            &data,
+        )?;
+    }
+    Ok(())
+}
+
+/// The service object of the API and `service.state` events.
+pub fn service_json(info: &ServiceInfo, state: &ConnState, since: i64) -> serde_json::Value {
+    let mut state_json = serde_json::to_value(state).unwrap_or_default();
+    state_json["since"] = json!(super::rows::ts(since));
+    json!({
+        "id": info.id,
+        "type": info.kind,
+        "name": info.name,
+        "status": info.status,
+        "organization": info.organization,
+        "state": state_json,
+    })
+}
+
+/// Deletes receipts that never matched a message, after a day.
+pub fn prune(cx: &mut WriteCx<'_>) -> Result<(), StoreError> {
+    cx.conn
+        .prepare_cached("DELETE FROM early_receipts WHERE received_at < ?")?
+        .execute([cx.now - 24 * 3600 * 1000])?;
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! Reads, on a small sqlx pool of query-only connections. WAL lets them run beside the
+//! writer and see only committed data.
+
+use sqlx::SqlitePool;
+use switchboard_core::{ConnState, Conversation, Message};
+
+use super::error::StoreError;
+use super::ops::ServiceInfo;
+use super::rows::{CONVERSATION_COLS, ConversationRow, MESSAGE_COLS, MessageRow};
+
+/// Conversation listing filters (`GET /v1/conversations`).
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only this service's.
+    pub service_id: Option<String>,
+    /// Only `open` or `closed`.
+    pub status: Option<String>,
+    /// Only those updated after this instant (unix ms).
+    pub updated_after: Option<i64>,
+}
+
+/// A due delivery.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Outbox row id.
+    pub id: i64,
+    /// `message` or `event`.
+    pub kind: String,
+    /// The message id or event seq.
+    pub ref_id: i64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// When it was queued (unix ms).
+    pub created_at: i64,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    /// Position.
+    pub seq: i64,
+    /// Type.
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    /// Organization.
+    pub organization: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// JSON.
+    pub data: String,
+}
+
+impl EventRow {
+    /// The stream/webhook body.
+    pub fn body(&self) -> String {
+        super::rows::event_body(&self.kind, self.created_at, self.seq, &self.data)
+    }
+}
+
+/// Reads.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    pool: SqlitePool,
+}
+
+impl Reader {
+    /// Wraps a pool.
+    pub fn new(pool: SqlitePool) -> Self {
+        Reader { pool }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Highest committed event seq.
+    pub async fn last_seq(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// One conversation with its contact.
+    pub async fn conversation(
+        &self,
+        organization: Option<&str>,
+        id: i64,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c JOIN contacts k ON k.id = c.contact_id \
+             WHERE c.id = ? AND (?2 IS NULL OR c.organization = ?2)"
+        );
+        let row: Option<ConversationRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(organization)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(ConversationRow::into_conversation))
+    }
+
+    /// A page of conversations in id order, after the cursor.
+    pub async fn conversations(
+        &self,
+        organization: &str,
+        filter: &ConversationFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let sql = format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c JOIN contacts k ON k.id = c.contact_id \
+             WHERE c.organization = ?1 AND c.id > ?2 \
+               AND (?3 IS NULL OR c.service_id = ?3) AND (?4 IS NULL OR c.status = ?4) \
+               AND (?5 IS NULL OR c.updated_at > ?5) \
+             ORDER BY c.id LIMIT ?6"
+        );
+        let rows: Vec<ConversationRow> = sqlx::query_as(&sql)
+            .bind(organization)
+            .bind(after)
+            .bind(&filter.service_id)
+            .bind(&filter.status)
+            .bind(filter.updated_after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(ConversationRow::into_conversation)
+            .collect())
+    }
+
+    /// A page of a conversation's messages, oldest first.
+    pub async fn messages(
+        &self,
+        conversation_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLS} FROM messages m WHERE m.conversation_id = ? AND m.id > ? ORDER BY m.id LIMIT ?"
+        );
+        let rows: Vec<MessageRow> = sqlx::query_as(&sql)
+            .bind(conversation_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(MessageRow::into_message).collect())
+    }
+
+    /// One message, if its conversation belongs to `organization`.
+    pub async fn message(
+        &self,
+        organization: Option<&str>,
+        id: i64,
+    ) -> Result<Option<Message>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLS} FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE m.id = ?1 AND (?2 IS NULL OR c.organization = ?2)"
+        );
+        let row: Option<MessageRow> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(organization)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(MessageRow::into_message))
+    }
+
+    /// An outbound message and its conversation, for delivery.
+    pub async fn outbound(
+        &self,
+        message_id: i64,
+    ) -> Result<Option<(Message, Conversation)>, StoreError> {
+        let Some(message) = self.message(None, message_id).await? else {
+            return Ok(None);
+        };
+        let conv_id = message.conversation_id.parse().unwrap_or_default();
+        Ok(self
+            .conversation(None, conv_id)
+            .await?
+            .map(|c| (message, c)))
+    }
+
+    /// Events after `after`, oldest first; only `organization`'s when given.
+    pub async fn events_after(
+        &self,
+        organization: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query_as(
+            "SELECT seq, type, organization, created_at, data FROM events \
+             WHERE seq > ?1 AND (?2 IS NULL OR organization = ?2) ORDER BY seq LIMIT ?3",
+        )
+        .bind(after)
+        .bind(organization)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// One event.
+    pub async fn event(&self, seq: i64) -> Result<Option<EventRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT seq, type, organization, created_at, data FROM events WHERE seq = ?",
+        )
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Ready deliveries of a service that are due at `now`, oldest first.
+    pub async fn due(
+        &self,
+        service_id: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, kind, ref_id, attempts, created_at FROM outbox \
+             WHERE service_id = ? AND state = 1 AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+        )
+        .bind(service_id)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, kind, ref_id, attempts, created_at)| OutboxItem {
+                id,
+                kind,
+                ref_id,
+                attempts: attempts.max(0) as u32,
+                created_at,
+            })
+            .collect())
+    }
+
+    /// When the service's next ready delivery is due (unix ms).
+    pub async fn next_due(&self, service_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT min(next_attempt_at) FROM outbox WHERE service_id = ? AND state = 1",
+        )
+        .bind(service_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Live (queued or ready) and dead deliveries per service.
+    pub async fn outbox_depth(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT service_id, sum(state < 2), sum(state = 3) FROM outbox GROUP BY service_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Live deliveries of one service.
+    pub async fn live_deliveries(&self, service_id: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE service_id = ? AND state < 2")
+                .bind(service_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A sync-state value.
+    pub async fn kv_get(&self, service_id: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM sync_state WHERE service_id = ? AND key = ?")
+                .bind(service_id)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Every stored service with its last recorded state.
+    pub async fn services(
+        &self,
+    ) -> Result<Vec<(ServiceInfo, ConnState, i64, Option<String>)>, StoreError> {
+        let rows: Vec<(String, String, Option<String>, String, String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, type, name, status, organization, state, state_since, last_error FROM services ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, kind, name, status, organization, state, since, last_error)| {
+                    let state = serde_json::from_str(&state).unwrap_or(ConnState::Stopped);
+                    (
+                        ServiceInfo {
+                            id,
+                            kind,
+                            name,
+                            status,
+                            organization,
+                        },
+                        state,
+                        since,
+                        last_error,
+                    )
+                },
+            )
+            .collect())
+    }
+}

@@ -1,0 +1,122 @@
+//! State the writer shares with the rest of the daemon: where events go, who to wake
+//! when the outbox changes, and the committed head of the event log.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{Notify, watch};
+
+use super::writer::Effects;
+use crate::metrics::Metrics;
+
+/// One `webhook` service's subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRoute {
+    /// The webhook service.
+    pub service_id: String,
+    /// It receives events of this organization only.
+    pub organization: String,
+    /// Event types it takes; all when `None`.
+    pub events: Option<Vec<String>>,
+}
+
+/// Which webhook services take which events.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    /// Subscriptions of running webhook services.
+    pub webhooks: Vec<WebhookRoute>,
+}
+
+impl Routes {
+    /// The webhook services that take an event of `kind` in `organization`.
+    pub fn subscribers<'a>(
+        &'a self,
+        organization: &'a str,
+        kind: &'a str,
+    ) -> impl Iterator<Item = &'a str> {
+        self.webhooks
+            .iter()
+            .filter(move |r| {
+                r.organization == organization
+                    && r.events
+                        .as_ref()
+                        .is_none_or(|e| e.iter().any(|e| e == kind))
+            })
+            .map(|r| r.service_id.as_str())
+    }
+}
+
+/// Shared between the writer thread and the async side.
+pub struct Shared {
+    routes: RwLock<Arc<Routes>>,
+    seq: watch::Sender<i64>,
+    notifiers: RwLock<HashMap<String, Arc<Notify>>>,
+    /// Counters the writer updates.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    /// Starts with the committed event head `last_seq`.
+    pub fn new(last_seq: i64, metrics: Arc<Metrics>) -> Self {
+        Shared {
+            routes: RwLock::new(Arc::new(Routes::default())),
+            seq: watch::Sender::new(last_seq),
+            notifiers: RwLock::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// The current routes.
+    pub fn routes(&self) -> Arc<Routes> {
+        self.routes.read().expect("routes lock").clone()
+    }
+
+    /// Replaces the routes (services started or stopped).
+    pub fn set_routes(&self, routes: Routes) {
+        *self.routes.write().expect("routes lock") = Arc::new(routes);
+    }
+
+    /// Follows the committed head of the event log.
+    pub fn subscribe_seq(&self) -> watch::Receiver<i64> {
+        self.seq.subscribe()
+    }
+
+    /// The wake-up for a service's dispatcher.
+    pub fn notifier(&self, service_id: &str) -> Arc<Notify> {
+        if let Some(n) = self
+            .notifiers
+            .read()
+            .expect("notifiers lock")
+            .get(service_id)
+        {
+            return n.clone();
+        }
+        self.notifiers
+            .write()
+            .expect("notifiers lock")
+            .entry(service_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Announces a committed batch.
+    pub fn publish(&self, fx: &Effects) {
+        if fx.last_seq > 0 {
+            self.seq.send_if_modified(|head| {
+                let newer = fx.last_seq > *head;
+                if newer {
+                    *head = fx.last_seq;
+                }
+                newer
+            });
+        }
+        if !fx.outbox.is_empty() {
+            let notifiers = self.notifiers.read().expect("notifiers lock");
+            for service in &fx.outbox {
+                if let Some(n) = notifiers.get(service) {
+                    n.notify_one();
+                }
+            }
+        }
+    }
+}
