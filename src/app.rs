@@ -109,6 +109,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Fires on SIGTERM/SIGINT.
     pub shutdown: CancellationToken,
+    /// The address the HTTP server is bound to.
+    pub bound: std::net::SocketAddr,
 }
 
 impl App {
@@ -134,6 +136,14 @@ impl App {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// How providers reach us: `server.public_url`, else the bound address.
+    pub fn public_url(&self) -> String {
+        match &self.config().server.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bound),
+        }
     }
 
     /// The token table.

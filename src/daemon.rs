@@ -50,6 +50,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         http,
         clock: Arc::new(SystemClock::default()),
         shutdown: shutdown.clone(),
+        bound: local,
     });
     let supervisor = Arc::new(Supervisor::new(app.clone()));
     supervisor.apply(config.clone()).await;

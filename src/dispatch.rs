@@ -13,6 +13,7 @@ use switchboard_core::{
     Backoff, ConnState, DeliveryError, EventDelivery, MessageStatus, OutboundMessage, RetryLimits,
 };
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::app::RunningService;
 use crate::config::DeliveryConfig;
@@ -84,11 +85,14 @@ impl Dispatcher {
                             }
                             if inflight_ids.insert(item.id) {
                                 let me = this.clone();
-                                inflight.spawn(async move {
-                                    let id = item.id;
-                                    me.attempt(item).await;
-                                    id
-                                });
+                                inflight.spawn(
+                                    async move {
+                                        let id = item.id;
+                                        me.attempt(item).await;
+                                        id
+                                    }
+                                    .in_current_span(),
+                                );
                             }
                         }
                         if inflight.len() < concurrency {

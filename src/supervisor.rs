@@ -141,7 +141,7 @@ impl Supervisor {
             &svc.id,
             svc.type_name(),
             &svc.organization,
-            &config.server.public_url(),
+            &self.app.public_url(),
             self.app.http.clone(),
             cancel.clone(),
             self.app.clock.clone(),

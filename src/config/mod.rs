@@ -57,16 +57,6 @@ pub struct ServerConfig {
     pub max_body: usize,
 }
 
-impl ServerConfig {
-    /// `public_url` without a trailing slash.
-    pub fn public_url(&self) -> String {
-        match &self.public_url {
-            Some(u) => u.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.listen),
-        }
-    }
-}
-
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
