@@ -5,14 +5,14 @@
 //! and bots answer, without ever losing or duplicating a customer's message.
 //!
 //! ## Layout
-//! - [`cli`]: the command line; [`daemon`]: `run`; [`services_cmd`]: `services`.
-//! - [`config`]: typed config from TOML, environment and secret files, fully validated.
-//! - [`registry`]: the closed set of service types and the one `match` that builds them.
-//! - [`app`]: shared state, API tokens, and the per-service [`switchboard_core::Host`].
-//! - [`supervisor`]: runs each service's connection with backoff, in its own span.
-//! - [`dispatch`]: drains each service's outbox in per-conversation order.
-//! - [`store`]: SQLite: migrations, the group-commit writer, reads.
-//! - [`http`]: the HTTP surface: health, metrics, provider hooks, `/v1`, the event stream.
+//! - [`cli`] — the command line; [`daemon`]: `run`; [`services_cmd`]: `services`.
+//! - [`config`] — typed config from TOML, environment and secret files, fully validated.
+//! - [`registry`] — the closed set of service types and the one `match` that builds them.
+//! - [`app`] — shared state, API tokens, and the per-service [`switchboard_core::Host`].
+//! - [`supervisor`] — runs each service's connection with backoff, in its own span.
+//! - [`dispatch`] — drains each service's outbox in per-conversation order.
+//! - [`store`] — SQLite: migrations, the group-commit writer, reads.
+//! - [`http`] — the HTTP surface: health, metrics, provider hooks, `/v1`, the event stream.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and logging.
 //!
 //! Connectors live in `connectors/<type>/`, each a crate behind a Cargo feature; the

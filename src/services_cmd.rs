@@ -96,12 +96,12 @@ async fn from_storage(config: &Config) -> anyhow::Result<Vec<[String; 6]>> {
     reader.close().await;
     let mut rows = Vec::new();
     for svc in config.services.values() {
-        let found = stored.iter().find(|(i, ..)| i.id == svc.id);
+        let found = stored.iter().find(|s| s.info.id == svc.id);
         let (state, since, last_error) = match found {
-            Some((_, state, since, err)) => (
-                format!("{} (not running)", state.kind()),
-                crate::store::rows::ts(*since).to_string(),
-                err.clone().unwrap_or_else(|| "-".into()),
+            Some(s) => (
+                format!("{} (not running)", s.state.kind()),
+                crate::store::rows::ts(s.since).to_string(),
+                s.last_error.clone().unwrap_or_else(|| "-".into()),
             ),
             None => ("never run".into(), "-".into(), "-".into()),
         };

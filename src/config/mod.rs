@@ -1,7 +1,7 @@
 //! The daemon's configuration: typed sections, loaded from TOML with environment
 //! overrides and `*_file` secrets, validated with every problem named by its key path.
 //!
-//! - [`tree`]: the raw tree (file, environment, secret files).
+//! - [`tree`] — the raw tree (file, environment, secret files).
 //! - this file: the typed sections and the loader that reports all problems at once.
 
 pub mod tree;
@@ -40,7 +40,6 @@ pub struct Config {
 
 /// `[server]`: the HTTP listener.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Where the HTTP server binds. Default `127.0.0.1:8080`.
     #[serde(default = "default_listen")]
@@ -69,7 +68,6 @@ fn default_max_body() -> usize {
 
 /// `[storage]`: the SQLite database.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// `sqlite://PATH`, created if missing, relative to the working directory. Default
     /// `sqlite://switchboard.db`.
@@ -84,7 +82,7 @@ pub struct StorageConfig {
 
 /// SQLite's `synchronous` setting in WAL mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum Synchronous {
     /// fsync the WAL at every commit.
     #[default]
@@ -115,7 +113,6 @@ impl StorageConfig {
 
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// A tracing `EnvFilter` directive; `RUST_LOG` wins if set. Default `info`.
     #[serde(default = "default_level")]
@@ -127,7 +124,7 @@ pub struct LogConfig {
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     /// Human-readable.
     #[default]
@@ -142,7 +139,6 @@ fn default_level() -> String {
 
 /// `[delivery]`: how the outbox retries deliveries (services may override limits).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// Backoff ceiling before the first retry. Default `1s`.
     #[serde(default = "default_retry_initial")]
@@ -173,7 +169,6 @@ fn default_max_age() -> DurationParam {
 
 /// `[supervisor]`: how connections are restarted.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SupervisorConfig {
     /// Backoff ceiling before the first reconnect. Default `1s`.
     #[serde(default = "default_restart_initial")]
@@ -203,38 +198,31 @@ fn default_failed_retry() -> DurationParam {
 }
 
 /// A service's lifecycle status (Web1on1 seed, "Services").
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum ServiceStatus {
     /// Known, not started.
-    #[serde(rename = "queued")]
     Queued,
     /// Running (inside its date window, when it has one).
     #[default]
-    #[serde(rename = "active")]
     Active,
     /// Stopped; its webhooks answer 404.
-    #[serde(rename = "disabled")]
     Disabled,
     /// No new conversations; its outbox drains, then it is archived.
-    #[serde(rename = "pendingArchive")]
     PendingArchive,
     /// Stopped; its data is kept.
-    #[serde(rename = "archived")]
     Archived,
 }
 
-impl ServiceStatus {
-    /// The seed's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceStatus::Queued => "queued",
-            ServiceStatus::Active => "active",
-            ServiceStatus::Disabled => "disabled",
-            ServiceStatus::PendingArchive => "pendingArchive",
-            ServiceStatus::Archived => "archived",
-        }
-    }
-}
+switchboard_core::string_enum!(Synchronous { Full = "full", Normal = "normal" });
+switchboard_core::string_enum!(LogFormat { Text = "text", Json = "json" });
+switchboard_core::string_enum!(ServiceStatus {
+    Queued = "queued",
+    Active = "active",
+    Disabled = "disabled",
+    PendingArchive = "pendingArchive",
+    Archived = "archived",
+});
 
 /// One configured service.
 #[derive(Debug, Clone)]
@@ -267,7 +255,6 @@ impl ServiceConfig {
 
 /// The service-level keys, before the params are typed by `type`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawService {
     #[serde(rename = "type")]
     kind: String,
@@ -340,7 +327,7 @@ pub fn from_tree(
     credentials_dir: Option<&Path>,
 ) -> Result<Config, ConfigErrors> {
     let mut issues = Vec::new();
-    let mut section = |name: &str| root.remove(name).unwrap_or_else(|| empty_table());
+    let mut section = |name: &str| root.remove(name).unwrap_or_else(empty_table);
 
     let server: Option<ServerConfig> = typed(section("server"), "server", &mut issues);
     let storage: Option<StorageConfig> = typed(section("storage"), "storage", &mut issues);
@@ -541,43 +528,104 @@ fn fingerprint(value: &Value) -> String {
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Deserializes `value` as `T`, recording unknown keys and the first type error with
-/// their full key paths.
+/// Deserializes `value` as `T`, recording every unknown key and every type error with
+/// its full key path. serde stops at the first error, so each bad key is removed and the
+/// rest deserialized again, until what remains is clean or a required key is missing.
 pub fn typed<T: DeserializeOwned>(
-    value: Value,
+    mut value: Value,
     prefix: &str,
     issues: &mut Vec<Issue>,
 ) -> Option<T> {
-    let mut unknown = Vec::new();
-    let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-    let de = serde_ignored::Deserializer::new(value, &mut record);
-    let result: Result<T, _> = serde_path_to_error::deserialize(de);
-    let had_unknown = !unknown.is_empty();
-    for key in unknown {
-        issues.push(Issue {
-            path: join(prefix, &key),
-            message: "unknown key".into(),
-        });
-    }
-    match result {
-        Ok(v) if !had_unknown => Some(v),
-        Ok(_) => None,
-        Err(e) => {
-            let at = e.path().to_string();
-            let at = if at == "." { String::new() } else { at };
-            let message = clean_message(&e.inner().to_string());
-            issues.push(match message.strip_prefix("missing field `") {
-                Some(rest) => Issue {
-                    path: join(&join(prefix, &at), rest.trim_end_matches('`')),
-                    message: "required".into(),
-                },
-                None => Issue {
-                    path: join(prefix, &at),
+    let mut bad: Vec<String> = Vec::new();
+    for _ in 0..64 {
+        let mut unknown = Vec::new();
+        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
+        let result: Result<T, _> = serde_path_to_error::deserialize(de);
+        let err = match result {
+            Ok(v) => {
+                for key in &unknown {
+                    issues.push(Issue {
+                        path: join(prefix, key),
+                        message: "unknown key".into(),
+                    });
+                }
+                return (bad.is_empty() && unknown.is_empty()).then_some(v);
+            }
+            Err(e) => e,
+        };
+        let at = err.path().to_string();
+        let at = if at == "." { String::new() } else { at };
+        let message = clean_message(&err.inner().to_string());
+        let missing = message
+            .strip_prefix("missing field `")
+            .or_else(|| message.strip_prefix("missing configuration field \""))
+            .map(|rest| rest.trim_end_matches(['`', '"']).to_owned());
+        match missing {
+            Some(field) => {
+                let path = join(&join(prefix, &at), &field);
+                // A key removed for a type error is reported once, not again as missing.
+                if !bad.contains(&path) {
+                    issues.push(Issue {
+                        path,
+                        message: "required".into(),
+                    });
+                }
+                // A missing key is found at the end of its table, after every other key
+                // was seen: the unknown ones are all known by now.
+                for key in &unknown {
+                    issues.push(Issue {
+                        path: join(prefix, key),
+                        message: "unknown key".into(),
+                    });
+                }
+                return None;
+            }
+            None => {
+                let path = join(prefix, &at);
+                issues.push(Issue {
+                    path: path.clone(),
                     message,
-                },
-            });
-            None
+                });
+                bad.push(path);
+                let segments: Vec<serde_path_to_error::Segment> =
+                    err.path().iter().cloned().collect();
+                if segments.is_empty() || !remove_path(&mut value, &segments) {
+                    return None;
+                }
+            }
         }
+    }
+    None
+}
+
+/// Removes the value at `path` from a config tree; false if it is not there.
+fn remove_path(value: &mut Value, path: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for seg in parents {
+        cur = match (seg, &mut cur.kind) {
+            (Segment::Map { key }, ValueKind::Table(t)) => match t.get_mut(key) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Segment::Seq { index }, ValueKind::Array(a)) => match a.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, &mut cur.kind) {
+        (Segment::Map { key }, ValueKind::Table(t)) => t.remove(key).is_some(),
+        (Segment::Seq { index }, ValueKind::Array(a)) if *index < a.len() => {
+            a.remove(*index);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -587,6 +635,3 @@ fn clean_message(m: &str) -> String {
     let m = m.split(" in `").next().unwrap_or(m);
     m.trim().to_owned()
 }
-
-#[cfg(test)]
-mod tests;

@@ -33,27 +33,29 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes
     }
 }
 
-/// Parses JSON: syntax errors are 400, shape errors 422, both naming where.
+/// Parses JSON: a body that is not JSON is 400, JSON of the wrong shape 422, both
+/// naming where.
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize(de) {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            use serde_json::error::Category;
-            match inner.classify() {
-                Category::Syntax | Category::Eof | Category::Io => {
-                    Err(ApiError::malformed(format!("not valid JSON: {inner}")))
-                }
-                Category::Data => Err(ApiError::invalid(if path == "." {
-                    inner.to_string()
-                } else {
-                    format!("{path}: {inner}")
-                })),
-            }
-        }
+    let err = match serde_path_to_error::deserialize(de) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    // serde stops at the first value of the wrong type, which may come before a syntax
+    // error further on; only a body that is valid JSON throughout has a "wrong shape".
+    if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(ApiError::malformed(format!("not valid JSON: {syntax}")));
     }
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    if !inner.is_data() {
+        return Err(ApiError::malformed(format!("not valid JSON: {inner}")));
+    }
+    Err(ApiError::invalid(if path == "." {
+        inner.to_string()
+    } else {
+        format!("{path}: {inner}")
+    }))
 }
 
 /// Parses a query string; unknown or mistyped parameters are 400.

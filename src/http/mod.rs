@@ -1,9 +1,9 @@
 //! The HTTP server: the router, request metrics, and refusal of new work during shutdown.
 //!
-//! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`hooks`]: `/hooks/{service_id}[/…]` for providers.
-//! - [`v1`]: the REST API.
-//! - [`events`]: the `/v1/events` websocket.
+//! - [`health`] — `/healthz`, `/readyz`, `/metrics`.
+//! - [`hooks`] — `/hooks/{service_id}[/…]` for providers.
+//! - [`v1`] — the REST API.
+//! - [`events`] — the `/v1/events` websocket.
 //! - [`auth`], [`body`], [`error`]: bearer tokens, bodies, the error type.
 
 pub mod auth;

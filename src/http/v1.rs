@@ -49,8 +49,8 @@ pub async fn services(
                 let info = crate::app::service_info(svc);
                 let since = stored
                     .iter()
-                    .find(|(i, ..)| i.id == svc.id)
-                    .map(|(_, _, since, _)| *since)
+                    .find(|s| s.info.id == svc.id)
+                    .map(|s| s.since)
                     .unwrap_or_else(crate::store::rows::now_ms);
                 service_json(&info, &switchboard_core::ConnState::Stopped, since)
             }

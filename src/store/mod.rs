@@ -1,11 +1,11 @@
 //! Storage on one SQLite file in WAL mode.
 //!
-//! - [`writer`]: the single writer thread with group commit; every write goes there.
-//! - [`ops`]: the write operations (ingest, reply, delivery results, receipts, state).
-//! - [`read`]: reads on a pool of query-only connections.
-//! - [`rows`]: rows and their conversion into the contract's objects.
-//! - [`routes`]: what the writer shares (event routes, outbox wake-ups, the event head).
-//! - [`error`]: [`StoreError`].
+//! - [`writer`] — the single writer thread with group commit; every write goes there.
+//! - [`ops`] — the write operations (ingest, reply, delivery results, receipts, state).
+//! - [`read`] — reads on a pool of query-only connections.
+//! - [`rows`] — rows and their conversion into the contract's objects.
+//! - [`routes`] — what the writer shares (event routes, outbox wake-ups, the event head).
+//! - [`error`] — [`StoreError`].
 //!
 //! Migrations (in `migrations/`) are applied with sqlx when the store opens.
 

@@ -252,7 +252,8 @@ fn ingest_one(
 
     // The contact: created, or updated with whatever the provider now tells us.
     let c = &msg.contact;
-    let found: Option<(i64, Option<String>, Option<String>, Option<String>)> = cx
+    type Stored = (i64, Option<String>, Option<String>, Option<String>);
+    let found: Option<Stored> = cx
         .conn
         .prepare_cached(
             "SELECT id, name, email, phone FROM contacts WHERE service_id = ? AND external_id = ?",

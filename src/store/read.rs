@@ -286,33 +286,52 @@ impl Reader {
     }
 
     /// Every stored service with its last recorded state.
-    pub async fn services(
-        &self,
-    ) -> Result<Vec<(ServiceInfo, ConnState, i64, Option<String>)>, StoreError> {
-        let rows: Vec<(String, String, Option<String>, String, String, String, i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, type, name, status, organization, state, state_since, last_error FROM services ORDER BY id",
+    pub async fn services(&self) -> Result<Vec<StoredService>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: String,
+            #[sqlx(rename = "type")]
+            kind: String,
+            name: Option<String>,
+            status: String,
+            organization: String,
+            state: String,
+            state_since: i64,
+            last_error: Option<String>,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, type, name, status, organization, state, state_since, last_error \
+             FROM services ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(id, kind, name, status, organization, state, since, last_error)| {
-                    let state = serde_json::from_str(&state).unwrap_or(ConnState::Stopped);
-                    (
-                        ServiceInfo {
-                            id,
-                            kind,
-                            name,
-                            status,
-                            organization,
-                        },
-                        state,
-                        since,
-                        last_error,
-                    )
+            .map(|r| StoredService {
+                state: serde_json::from_str(&r.state).unwrap_or(ConnState::Stopped),
+                info: ServiceInfo {
+                    id: r.id,
+                    kind: r.kind,
+                    name: r.name,
+                    status: r.status,
+                    organization: r.organization,
                 },
-            )
+                since: r.state_since,
+                last_error: r.last_error,
+            })
             .collect())
     }
+}
+
+/// A service's last recorded state.
+#[derive(Debug, Clone)]
+pub struct StoredService {
+    /// Identity.
+    pub info: ServiceInfo,
+    /// Last state.
+    pub state: ConnState,
+    /// Since when (unix ms).
+    pub since: i64,
+    /// Last failure reason.
+    pub last_error: Option<String>,
 }

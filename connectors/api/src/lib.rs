@@ -3,8 +3,8 @@
 //! inbound messages to it, and receives the replies to its conversations at
 //! `callback_url`, signed like webhooks — a full two-way channel.
 //!
-//! - [`config`]: params (tokens with scopes, callback).
-//! - [`connector`]: callback delivery.
+//! - [`config`] — params (tokens with scopes, callback).
+//! - [`connector`] — callback delivery.
 
 pub mod config;
 pub mod connector;

@@ -4,14 +4,14 @@
 //! connectors) and the connectors (which cannot depend on the daemon) meet in one place.
 //!
 //! ## Layout
-//! - [`connector`]: the [`Connector`] trait and the request/answer types it handles.
-//! - [`context`]: [`ServiceContext`], the [`Host`] storage operations, connection state.
-//! - [`model`]: the contract's objects (message, conversation, contact, event).
-//! - [`error`]: connector, delivery, webhook and host errors, each saying what to do next.
-//! - [`params`]: config value types and the validation report.
-//! - [`secret`]: [`Secret`], a string that never prints.
-//! - [`signing`]: Standard Webhooks signatures.
-//! - [`backoff`]: capped exponential backoff with full jitter; `Retry-After` parsing.
+//! - [`connector`] — the [`Connector`] trait and the request/answer types it handles.
+//! - [`context`] — [`ServiceContext`], the [`Host`] storage operations, connection state.
+//! - [`model`] — the contract's objects (message, conversation, contact, event).
+//! - [`error`] — connector, delivery, webhook and host errors, each saying what to do next.
+//! - [`params`] — config value types and the validation report.
+//! - [`secret`] — [`Secret`], a string that never prints.
+//! - [`signing`] — Standard Webhooks signatures.
+//! - [`backoff`] — capped exponential backoff with full jitter; `Retry-After` parsing.
 
 pub mod backoff;
 pub mod connector;

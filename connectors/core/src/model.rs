@@ -251,8 +251,8 @@ pub struct Event {
 }
 
 /// What an API token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub enum Scope {
     /// Read services, conversations, messages and the event stream of the organization.
     Read,
@@ -264,17 +264,12 @@ pub enum Scope {
     Admin,
 }
 
-impl Scope {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Reply => "reply",
-            Scope::Ingest => "ingest",
-            Scope::Admin => "admin",
-        }
-    }
-}
+crate::string_enum!(Scope {
+    Read = "read",
+    Reply = "reply",
+    Ingest = "ingest",
+    Admin = "admin",
+});
 
 /// The event types of the contract, for validating `events` filters.
 pub const EVENT_TYPES: &[&str] = &[

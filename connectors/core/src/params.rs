@@ -86,6 +86,38 @@ impl Validator {
     }
 }
 
+/// Implements `as_str`, `Display` and `TryFrom<String>` for a config enum of plain
+/// words, so that a wrong value reads "unknown value \"x\"; expected a, b or c" whatever
+/// format it came from. Use with `#[serde(try_from = "String")]`.
+#[macro_export]
+macro_rules! string_enum {
+    ($name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl $name {
+            /// The config spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl ::std::convert::TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                match s.as_str() {
+                    $($text => Ok($name::$variant),)+
+                    _ => {
+                        let all: &[&str] = &[$($text),+];
+                        Err(format!("unknown value {s:?}; expected one of {}", all.join(", ")))
+                    }
+                }
+            }
+        }
+    };
+}
+
 /// A TCP port, given as a number or a string ("5222" in the Web1on1 seed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Port(pub u16);

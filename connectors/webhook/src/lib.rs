@@ -1,8 +1,8 @@
 //! The `webhook` service type: every event of its organization, filtered by `events`,
 //! POSTed to `url` through the durable outbox and signed per the Standard Webhooks spec.
 //!
-//! - [`config`]: params.
-//! - [`connector`]: delivery.
+//! - [`config`] — params.
+//! - [`connector`] — delivery.
 
 pub mod config;
 pub mod connector;
