@@ -8,7 +8,7 @@ use std::sync::Arc;
 use config::Value;
 use switchboard_core::{Connector, Issue, Params, Validator};
 
-use crate::config::{ServiceConfig, typed};
+use crate::config::{ServiceConfig, Unknown, typed_with};
 
 /// Every type the Web1on1 seed and the contract name, compiled in or not.
 pub const KNOWN_TYPES: &[&str] = &[
@@ -73,12 +73,18 @@ pub fn unknown_type_message(kind: &str) -> String {
 
 impl ServiceParams {
     /// Types and validates the params of a service of type `kind`.
-    pub fn parse(kind: &str, value: Value, prefix: &str, issues: &mut Vec<Issue>) -> Option<Self> {
+    pub fn parse(
+        kind: &str,
+        value: Value,
+        prefix: &str,
+        unknown: Unknown,
+        issues: &mut Vec<Issue>,
+    ) -> Option<Self> {
         match kind {
             #[cfg(feature = "api")]
-            "api" => parse_as(value, prefix, issues).map(ServiceParams::Api),
+            "api" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Api),
             #[cfg(feature = "webhook")]
-            "webhook" => parse_as(value, prefix, issues).map(ServiceParams::Webhook),
+            "webhook" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Webhook),
             _ => {
                 issues.push(Issue {
                     path: prefix.trim_end_matches(".params").to_owned() + ".type",
@@ -132,8 +138,8 @@ impl ServiceParams {
     }
 }
 
-fn parse_as<P: Params>(value: Value, prefix: &str, issues: &mut Vec<Issue>) -> Option<P> {
-    let params: P = typed(value, prefix, issues)?;
+fn parse_as<P: Params>(value: Value, prefix: &str, unknown: Unknown, issues: &mut Vec<Issue>) -> Option<P> {
+    let params: P = typed_with(value, prefix, unknown, issues)?;
     let mut v = Validator::new(prefix);
     params.validate(&mut v);
     let found = v.into_issues();

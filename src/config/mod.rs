@@ -392,7 +392,7 @@ pub fn from_tree(
     match services_tree.kind {
         ValueKind::Table(table) => {
             for (id, value) in table {
-                if let Some(svc) = service(&id, value, credentials_dir, &mut issues) {
+                if let Some(svc) = service(&id, value, credentials_dir, Unknown::Error, &mut issues) {
                     services.insert(id, svc);
                 }
             }
@@ -433,6 +433,7 @@ pub fn service(
     id: &str,
     value: Value,
     credentials_dir: Option<&Path>,
+    unknown_keys: Unknown,
     issues: &mut Vec<Issue>,
 ) -> Option<ServiceConfig> {
     let prefix = join("services", id);
@@ -444,7 +445,7 @@ pub fn service(
         return None;
     }
     let fingerprint = fingerprint(&value);
-    let raw: RawService = typed(value, &prefix, issues)?;
+    let raw: RawService = typed_with(value, &prefix, unknown_keys, issues)?;
     let params_prefix = join(&prefix, "params");
     let mut params = match raw.params.map(|v| v.kind) {
         Some(ValueKind::Table(t)) => t,
@@ -479,6 +480,7 @@ pub fn service(
         &raw.kind,
         Value::new(None, ValueKind::Table(params)),
         &params_prefix,
+        unknown_keys,
         issues,
     )?;
     if let (Some(start), Some(end)) = (raw.start_date, raw.end_date)
@@ -531,9 +533,24 @@ fn fingerprint(value: &Value) -> String {
 /// Deserializes `value` as `T`, recording every unknown key and every type error with
 /// its full key path. serde stops at the first error, so each bad key is removed and the
 /// rest deserialized again, until what remains is clean or a required key is missing.
-pub fn typed<T: DeserializeOwned>(
+pub fn typed<T: DeserializeOwned>(value: Value, prefix: &str, issues: &mut Vec<Issue>) -> Option<T> {
+    typed_with(value, prefix, Unknown::Error, issues)
+}
+
+/// What to do with keys the schema does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknown {
+    /// Report each as a problem (the config file: a typo must not pass silently).
+    Error,
+    /// Ignore them (services from the hub, which carries keys for other consumers).
+    Ignore,
+}
+
+/// [`typed`] with a choice of how unknown keys count.
+pub fn typed_with<T: DeserializeOwned>(
     mut value: Value,
     prefix: &str,
+    unknown_keys: Unknown,
     issues: &mut Vec<Issue>,
 ) -> Option<T> {
     let mut bad: Vec<String> = Vec::new();
@@ -542,6 +559,9 @@ pub fn typed<T: DeserializeOwned>(
         let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
         let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
         let result: Result<T, _> = serde_path_to_error::deserialize(de);
+        if unknown_keys == Unknown::Ignore {
+            unknown.clear();
+        }
         let err = match result {
             Ok(v) => {
                 for key in &unknown {
