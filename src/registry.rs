@@ -36,6 +36,9 @@ pub enum ServiceParams {
     /// `webhook`: signed event delivery.
     #[cfg(feature = "webhook")]
     Webhook(switchboard_webhook::WebhookParams),
+    /// `smooch`: Sunshine Conversations webhooks and replies.
+    #[cfg(feature = "smooch")]
+    Smooch(switchboard_smooch::SmoochParams),
 }
 
 /// The types compiled into this build.
@@ -55,6 +58,8 @@ pub fn secret_params(kind: &str) -> Option<&'static [&'static str]> {
         "api" => switchboard_api::ApiParams::SECRETS,
         #[cfg(feature = "webhook")]
         "webhook" => switchboard_webhook::WebhookParams::SECRETS,
+        #[cfg(feature = "smooch")]
+        "smooch" => switchboard_smooch::SmoochParams::SECRETS,
         _ => return None,
     })
 }
@@ -85,6 +90,8 @@ impl ServiceParams {
             "api" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Api),
             #[cfg(feature = "webhook")]
             "webhook" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Webhook),
+            #[cfg(feature = "smooch")]
+            "smooch" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Smooch),
             _ => {
                 issues.push(Issue {
                     path: prefix.trim_end_matches(".params").to_owned() + ".type",
@@ -102,6 +109,8 @@ impl ServiceParams {
             ServiceParams::Api(_) => "api",
             #[cfg(feature = "webhook")]
             ServiceParams::Webhook(_) => "webhook",
+            #[cfg(feature = "smooch")]
+            ServiceParams::Smooch(_) => "smooch",
         }
     }
 
@@ -113,6 +122,10 @@ impl ServiceParams {
             #[cfg(feature = "webhook")]
             ServiceParams::Webhook(p) => {
                 Arc::new(switchboard_webhook::WebhookConnector::new(p.clone())?)
+            }
+            #[cfg(feature = "smooch")]
+            ServiceParams::Smooch(p) => {
+                Arc::new(switchboard_smooch::SmoochConnector::new(p.clone())?)
             }
         })
     }

@@ -1,0 +1,373 @@
+//! Webhook parsing against the fixtures, and the webhook handler against a recording
+//! host: authentication before anything is stored, one ingest per request, receipts.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard_core::{
+    ConnState, Connector, HookError, HookRequest, Host, HostError, InboundMessage, Ingested,
+    Message, MessageStatus, ServiceContext, StatusChange, SystemClock, SystemMessage,
+};
+
+use crate::webhook::{Receipt, parse};
+use crate::{SmoochConnector, SmoochParams};
+
+const V2: &str = include_str!("../fixtures/v2_conversation_message.json");
+const V1: &str = include_str!("../fixtures/v1_message_appUser_text.json");
+const DELIVERY_USER: &str = include_str!("../fixtures/v2_delivery_user.json");
+const DELIVERY_CHANNEL: &str = include_str!("../fixtures/v2_delivery_channel.json");
+const DELIVERY_FAILURE: &str = include_str!("../fixtures/v2_delivery_failure.json");
+
+fn fixture(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+/// The v2 fixture with `n` message events, ids `m-0`…, the given content each.
+fn v2_with(contents: &[Value]) -> Value {
+    let mut body = fixture(V2);
+    let template = body["events"][0].clone();
+    body["events"] = contents
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut e = template.clone();
+            e["id"] = json!(format!("evt-{i}"));
+            e["payload"]["message"]["id"] = json!(format!("m-{i}"));
+            e["payload"]["message"]["content"] = c.clone();
+            e
+        })
+        .collect();
+    body
+}
+
+fn parse_json(v: &Value) -> Result<crate::webhook::Parsed, HookError> {
+    parse(v.to_string().as_bytes())
+}
+
+#[test]
+fn v2_fixture_becomes_one_message() {
+    let p = parse_json(&fixture(V2)).unwrap();
+    assert_eq!(p.receipts, []);
+    assert_eq!(p.skipped, 0);
+    let m = &p.messages[0];
+    assert_eq!(m.external_id, "5f74c7d84a146f3abd72af1d");
+    assert_eq!(m.contact.external_id, "26508c10541a4b0ff472e5e2");
+    assert_eq!(m.contact.name.as_deref(), Some("Steve Rogers"));
+    assert_eq!(
+        m.conversation_external_id.as_deref(),
+        Some("f52b01137aa6c250bc7251fa")
+    );
+    assert_eq!(m.text.as_deref(), Some("hello"));
+    assert!(m.attachments.is_empty());
+}
+
+#[test]
+fn v1_fixture_becomes_one_message() {
+    let p = parse_json(&fixture(V1)).unwrap();
+    let m = &p.messages[0];
+    assert_eq!(m.external_id, "55c8c1498590aa1900b9b9b1");
+    assert_eq!(m.contact.external_id, "c7f6e6d6c3a637261bd9656f");
+    assert_eq!(m.contact.name.as_deref(), Some("Steve"));
+    assert_eq!(
+        m.conversation_external_id.as_deref(),
+        Some("105e47578be874292d365ee8")
+    );
+    assert_eq!(m.text.as_deref(), Some("Hi! Do you have time to chat?"));
+
+    // The original v1 example names no conversation: the message is still stored.
+    let mut old = fixture(V1);
+    old.as_object_mut().unwrap().remove("conversation");
+    let p = parse_json(&old).unwrap();
+    assert_eq!(p.messages[0].conversation_external_id, None);
+}
+
+#[test]
+fn v1_media_and_other_roles() {
+    let mut body = fixture(V1);
+    body["messages"] = json!([
+        {"_id": "a", "type": "image", "role": "appUser", "authorId": "u", "name": "Steve",
+         "text": "https://media.smooch.io/x.jpg", "mediaUrl": "https://media.smooch.io/x.jpg",
+         "mediaType": "image/jpeg", "received": 1.0},
+        {"_id": "b", "type": "text", "role": "appMaker", "authorId": "biz", "name": "Agent",
+         "text": "our own reply", "received": 2.0},
+    ]);
+    let p = parse_json(&body).unwrap();
+    assert_eq!(p.skipped, 1);
+    assert_eq!(p.messages.len(), 1);
+    assert_eq!(p.messages[0].text, None, "v1.1 repeats the URL as text");
+    assert_eq!(
+        p.messages[0].attachments[0].content_type.as_deref(),
+        Some("image/jpeg")
+    );
+}
+
+#[test]
+fn v2_content_types() {
+    let body = v2_with(&[
+        json!({"type": "image", "mediaUrl": "https://media.smooch.io/a.jpg", "mediaType": "image/jpeg", "altText": "a.jpg"}),
+        json!({"type": "file", "text": "the invoice", "mediaUrl": "https://media.smooch.io/b.pdf", "mediaType": "application/pdf"}),
+        json!({"type": "location", "coordinates": {"lat": 52.37, "long": 4.89}, "location": {"name": "Dam", "address": "Amsterdam"}}),
+        json!({"type": "carousel", "items": []}),
+    ]);
+    let p = parse_json(&body).unwrap();
+    let m = &p.messages;
+    assert_eq!(m.len(), 4);
+    assert_eq!(m[0].text, None);
+    assert_eq!(m[0].attachments[0].url, "https://media.smooch.io/a.jpg");
+    assert_eq!(m[0].attachments[0].name.as_deref(), Some("a.jpg"));
+    assert_eq!(m[1].text.as_deref(), Some("the invoice"));
+    assert_eq!(
+        m[1].attachments[0].content_type.as_deref(),
+        Some("application/pdf")
+    );
+    assert_eq!(
+        m[2].text.as_deref(),
+        Some("Location: Dam, Amsterdam (52.37, 4.89)")
+    );
+    assert_eq!(
+        m[3].text.as_deref(),
+        Some("[a carousel message that switchboard cannot show]")
+    );
+}
+
+#[test]
+fn business_messages_and_other_events_are_skipped() {
+    let mut body = v2_with(&[
+        json!({"type": "text", "text": "from us"}),
+        json!({"type": "text", "text": "hi"}),
+    ]);
+    body["events"][0]["payload"]["message"]["author"] =
+        json!({"type": "business", "displayName": "Anna"});
+    body["events"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "e", "type": "conversation:typing", "payload": {}}));
+    let p = parse_json(&body).unwrap();
+    assert_eq!(p.skipped, 2);
+    assert_eq!(p.messages.len(), 1);
+    assert_eq!(p.messages[0].external_id, "m-1");
+}
+
+#[test]
+fn delivery_events_map_forward() {
+    let r = |text: &str| parse_json(&fixture(text)).unwrap().receipts;
+    assert_eq!(
+        r(DELIVERY_USER),
+        [Receipt {
+            message_id: "5f74b82c56be263abf0ffd50".into(),
+            status: MessageStatus::Delivered,
+            error: None
+        }]
+    );
+    assert_eq!(r(DELIVERY_CHANNEL)[0].status, MessageStatus::Sent);
+    assert_eq!(
+        r(DELIVERY_FAILURE),
+        [Receipt {
+            message_id: "5f74be6256be263abf0ffd5f".into(),
+            status: MessageStatus::Failed,
+            error: Some(
+                "delivery failed: uncategorized_error: Unsupported message type `form`".into()
+            )
+        }]
+    );
+    let v1 = json!({"trigger": "message:delivery:user", "app": {"_id": "a"}, "version": "v1.1",
+                    "appUser": {"_id": "u"}, "conversation": {"_id": "c"},
+                    "destination": {"type": "messenger"}, "message": {"_id": "m-9"}, "isFinalEvent": true});
+    assert_eq!(
+        parse_json(&v1).unwrap().receipts[0],
+        Receipt {
+            message_id: "m-9".into(),
+            status: MessageStatus::Delivered,
+            error: None
+        }
+    );
+}
+
+#[test]
+fn bad_bodies_are_named() {
+    assert!(matches!(parse(b"{not json"), Err(HookError::BadRequest(_))));
+    assert!(matches!(
+        parse(br#"{"hello":1}"#),
+        Err(HookError::Unprocessable(_))
+    ));
+    let mut body = v2_with(&[json!({"type": "text", "text": "x"})]);
+    body["events"][0]["payload"]["message"]["author"]
+        .as_object_mut()
+        .unwrap()
+        .remove("userId");
+    body["events"][0]["payload"]["message"]["author"]
+        .as_object_mut()
+        .unwrap()
+        .remove("user");
+    let Err(HookError::Unprocessable(m)) = parse_json(&body) else {
+        panic!()
+    };
+    assert_eq!(m, "events[0].payload.message.author.userId is missing");
+    let mut body = v2_with(&[json!({"type": "text", "text": "x"})]);
+    body["events"][0]["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("conversation");
+    let Err(HookError::Unprocessable(m)) = parse_json(&body) else {
+        panic!()
+    };
+    assert_eq!(m, "events[0].payload.conversation.id is missing");
+}
+
+// ---- the handler against a recording host ----
+
+#[derive(Default)]
+struct Recorded {
+    ingests: Vec<Vec<InboundMessage>>,
+    statuses: Vec<(String, MessageStatus, Option<String>)>,
+}
+
+#[derive(Default)]
+struct FakeHost(Mutex<Recorded>);
+
+#[async_trait]
+impl Host for FakeHost {
+    async fn ingest(
+        &self,
+        _: &str,
+        messages: Vec<InboundMessage>,
+    ) -> Result<Vec<Ingested>, HostError> {
+        self.0.lock().unwrap().ingests.push(messages);
+        // The handler only counts results; an empty answer is enough here.
+        Ok(vec![])
+    }
+    async fn update_status(
+        &self,
+        _: &str,
+        external_id: &str,
+        status: MessageStatus,
+        error: Option<String>,
+    ) -> Result<StatusChange, HostError> {
+        self.0
+            .lock()
+            .unwrap()
+            .statuses
+            .push((external_id.into(), status, error));
+        Ok(StatusChange::Updated)
+    }
+    async fn send_system(&self, _: SystemMessage) -> Result<Message, HostError> {
+        Err(HostError::Invalid("unused".into()))
+    }
+    async fn kv_get(&self, _: &str, _: &str) -> Result<Option<String>, HostError> {
+        Ok(None)
+    }
+    async fn kv_put(&self, _: &str, _: &str, _: &str) -> Result<(), HostError> {
+        Ok(())
+    }
+    fn set_state(&self, _: &str, _: ConnState) {}
+}
+
+fn setup() -> (SmoochConnector, ServiceContext, Arc<FakeHost>) {
+    let params: SmoochParams = serde_json::from_value(json!({
+        "appId": "app1", "keyId": "app_key", "secret": "api-secret", "webhook_secret": "hook-secret"
+    }))
+    .unwrap();
+    let host = Arc::new(FakeHost::default());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ctx = ServiceContext::new(
+        "sun",
+        "smooch",
+        "default",
+        "http://127.0.0.1:1",
+        reqwest::Client::new(),
+        tokio_util::sync::CancellationToken::new(),
+        Arc::new(SystemClock::default()),
+        host.clone(),
+    );
+    (SmoochConnector::new(params).unwrap(), ctx, host)
+}
+
+fn request(key: Option<&str>, body: &Value) -> HookRequest {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    if let Some(k) = key {
+        headers.insert("x-api-key", k.parse().unwrap());
+    }
+    HookRequest {
+        method: Method::POST,
+        subpath: String::new(),
+        path_and_query: "/hooks/sun".into(),
+        query: None,
+        headers,
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn wrong_or_missing_key_stores_nothing() {
+    let (c, ctx, host) = setup();
+    let body = fixture(V2);
+    for key in [None, Some("hook-secreT"), Some("hook-secret2"), Some("")] {
+        let err = c
+            .handle_webhook(&ctx, request(key, &body))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNAUTHORIZED, "{key:?}");
+    }
+    // A bad key is refused before the body is even looked at.
+    let err = c
+        .handle_webhook(&ctx, request(Some("nope"), &json!("not a webhook")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
+    let rec = host.0.lock().unwrap();
+    assert!(rec.ingests.is_empty() && rec.statuses.is_empty());
+}
+
+#[tokio::test]
+async fn one_request_is_one_ingest() {
+    let (c, ctx, host) = setup();
+    let mut body = v2_with(&[
+        json!({"type": "text", "text": "one"}),
+        json!({"type": "text", "text": "two"}),
+        json!({"type": "text", "text": "three"}),
+    ]);
+    let receipts = fixture(DELIVERY_USER)["events"][0].clone();
+    body["events"].as_array_mut().unwrap().push(receipts);
+    let resp = c
+        .handle_webhook(&ctx, request(Some("hook-secret"), &body))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, StatusCode::OK);
+    let rec = host.0.lock().unwrap();
+    assert_eq!(rec.ingests.len(), 1, "one ingest call: one transaction");
+    let texts: Vec<_> = rec.ingests[0]
+        .iter()
+        .map(|m| m.text.as_deref().unwrap())
+        .collect();
+    assert_eq!(texts, ["one", "two", "three"]);
+    assert_eq!(
+        rec.statuses,
+        [(
+            "5f74b82c56be263abf0ffd50".to_owned(),
+            MessageStatus::Delivered,
+            None
+        )]
+    );
+}
+
+#[tokio::test]
+async fn only_post_to_the_root() {
+    let (c, ctx, host) = setup();
+    let mut req = request(Some("hook-secret"), &fixture(V2));
+    req.method = Method::GET;
+    assert_eq!(
+        c.handle_webhook(&ctx, req.clone()).await.unwrap_err(),
+        HookError::MethodNotAllowed
+    );
+    req.method = Method::POST;
+    req.subpath = "status".into();
+    assert_eq!(
+        c.handle_webhook(&ctx, req).await.unwrap_err(),
+        HookError::NotFound
+    );
+    assert!(host.0.lock().unwrap().ingests.is_empty());
+}
