@@ -39,6 +39,9 @@ pub enum ServiceParams {
     /// `smooch`: Sunshine Conversations webhooks and replies.
     #[cfg(feature = "smooch")]
     Smooch(switchboard_smooch::SmoochParams),
+    /// `twilio`: SMS and WhatsApp.
+    #[cfg(feature = "twilio")]
+    Twilio(switchboard_twilio::TwilioParams),
 }
 
 /// The types compiled into this build.
@@ -60,6 +63,8 @@ pub fn secret_params(kind: &str) -> Option<&'static [&'static str]> {
         "webhook" => switchboard_webhook::WebhookParams::SECRETS,
         #[cfg(feature = "smooch")]
         "smooch" => switchboard_smooch::SmoochParams::SECRETS,
+        #[cfg(feature = "twilio")]
+        "twilio" => switchboard_twilio::TwilioParams::SECRETS,
         _ => return None,
     })
 }
@@ -92,6 +97,8 @@ impl ServiceParams {
             "webhook" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Webhook),
             #[cfg(feature = "smooch")]
             "smooch" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Smooch),
+            #[cfg(feature = "twilio")]
+            "twilio" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Twilio),
             _ => {
                 issues.push(Issue {
                     path: prefix.trim_end_matches(".params").to_owned() + ".type",
@@ -111,6 +118,8 @@ impl ServiceParams {
             ServiceParams::Webhook(_) => "webhook",
             #[cfg(feature = "smooch")]
             ServiceParams::Smooch(_) => "smooch",
+            #[cfg(feature = "twilio")]
+            ServiceParams::Twilio(_) => "twilio",
         }
     }
 
@@ -126,6 +135,10 @@ impl ServiceParams {
             #[cfg(feature = "smooch")]
             ServiceParams::Smooch(p) => {
                 Arc::new(switchboard_smooch::SmoochConnector::new(p.clone())?)
+            }
+            #[cfg(feature = "twilio")]
+            ServiceParams::Twilio(p) => {
+                Arc::new(switchboard_twilio::TwilioConnector::new(p.clone())?)
             }
         })
     }
