@@ -48,7 +48,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         services: RwLock::new(Default::default()),
         tokens: RwLock::new(Arc::new(TokenTable::from_config(&config))),
         http,
-        clock: Arc::new(SystemClock::default()),
+        clock: Arc::new(clock_from_env()?),
         shutdown: shutdown.clone(),
         bound: local,
     });
@@ -96,6 +96,21 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The daemon's clock: the system clock, unless `SWITCHBOARD_CLOCK_START` (an RFC 3339
+/// instant) says where it should start — it then runs on in real time from there. For
+/// tests and rehearsals of date windows and opening hours; never set in production.
+fn clock_from_env() -> anyhow::Result<SystemClock> {
+    let Ok(start) = std::env::var("SWITCHBOARD_CLOCK_START") else {
+        return Ok(SystemClock::default());
+    };
+    let start: jiff::Timestamp = start
+        .parse()
+        .with_context(|| format!("SWITCHBOARD_CLOCK_START: expected an RFC 3339 instant, got {start:?}"))?;
+    let offset = start.duration_since(jiff::Timestamp::now());
+    tracing::warn!(clock_start = %start, "the clock is shifted by SWITCHBOARD_CLOCK_START");
+    Ok(SystemClock { offset })
 }
 
 /// Waits for SIGTERM or SIGINT; reloads on SIGHUP meanwhile.
