@@ -111,6 +111,10 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// The address the HTTP server is bound to.
     pub bound: std::net::SocketAddr,
+    /// Each configured service's effective status (see `supervisor::effective_status`).
+    pub statuses: RwLock<HashMap<String, String>>,
+    /// The control loop.
+    pub control: tokio::sync::mpsc::UnboundedSender<Control>,
 }
 
 impl App {
@@ -146,21 +150,43 @@ impl App {
         }
     }
 
+    /// A service's effective status, if it is configured.
+    pub fn status_of(&self, id: &str) -> Option<String> {
+        self.statuses
+            .read()
+            .expect("statuses lock")
+            .get(id)
+            .cloned()
+    }
+
     /// The token table.
     pub fn tokens(&self) -> Arc<TokenTable> {
         self.tokens.read().expect("tokens lock").clone()
     }
 }
 
-/// A service's identity as stored with its state.
-pub fn service_info(svc: &ServiceConfig) -> ServiceInfo {
+/// A service's identity as stored with its state, with its effective status.
+pub fn service_info(svc: &ServiceConfig, status: &str) -> ServiceInfo {
     ServiceInfo {
         id: svc.id.clone(),
         kind: svc.type_name().to_owned(),
         name: svc.name.clone(),
-        status: svc.status.as_str().to_owned(),
+        status: status.to_owned(),
         organization: svc.organization.clone(),
     }
+}
+
+/// Requests to the daemon's control loop, which serializes every change of the running
+/// set.
+#[derive(Debug)]
+pub enum Control {
+    /// Re-read the config file (SIGHUP, `POST /v1/admin/reload`); the answer carries the
+    /// problems of an invalid config.
+    Reload(Option<tokio::sync::oneshot::Sender<Result<(), Vec<String>>>>),
+    /// The hub's current service list.
+    Hub(Vec<serde_json::Value>),
+    /// Apply the current config again (a pendingArchive service drained).
+    Reapply,
 }
 
 /// The [`switchboard_core::Host`] of one service: storage operations scoped to it, and
@@ -175,8 +201,8 @@ pub struct ServiceHost {
 
 impl ServiceHost {
     /// A host for `svc`.
-    pub fn new(store: Store, metrics: Arc<Metrics>, svc: &ServiceConfig) -> Self {
-        let info = service_info(svc);
+    pub fn new(store: Store, metrics: Arc<Metrics>, svc: &ServiceConfig, status: &str) -> Self {
+        let info = service_info(svc, status);
         ServiceHost {
             store,
             metrics,

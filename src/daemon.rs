@@ -9,9 +9,10 @@ use anyhow::Context;
 use switchboard_core::SystemClock;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, TokenTable};
+use crate::app::{App, Control, TokenTable};
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -41,6 +42,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         .build()
         .context("building the HTTP client")?;
     let shutdown = CancellationToken::new();
+    let (control, control_rx) = mpsc::unbounded_channel();
     let app = Arc::new(App {
         config: RwLock::new(config.clone()),
         store: store.clone(),
@@ -51,9 +53,22 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         clock: Arc::new(clock_from_env()?),
         shutdown: shutdown.clone(),
         bound: local,
+        statuses: Default::default(),
+        control,
     });
     let supervisor = Arc::new(Supervisor::new(app.clone()));
-    supervisor.apply(config.clone()).await;
+    // The hub's last good list: services keep running when the hub is down at start.
+    let hub_list = match config.hub {
+        Some(_) => stored_hub_list(&store).await,
+        None => Vec::new(),
+    };
+    let mut state = ControlState {
+        file: config.clone(),
+        hub: hub_list,
+        hub_problems: Vec::new(),
+        boundary: None,
+    };
+    state.apply(&supervisor).await;
 
     let router = crate::http::router(app.clone());
     let server_shutdown = shutdown.clone();
@@ -79,7 +94,17 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         }
     });
 
-    wait_for_signals(&app, &supervisor, &config_path).await?;
+    let (hub_config, hub_config_rx) = watch::channel(config.hub.clone());
+    let hub = tokio::spawn(hub_task(app.clone(), hub_config_rx));
+    control_loop(
+        &app,
+        &supervisor,
+        &config_path,
+        state,
+        control_rx,
+        hub_config,
+    )
+    .await?;
 
     let deadline = app.config().server.shutdown_timeout.0;
     tracing::info!(deadline = ?deadline, "shutting down");
@@ -88,6 +113,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         supervisor.stop_all(deadline).await;
         let _ = server.await;
         let _ = housekeeping.await;
+        let _ = hub.await;
     })
     .await;
     if stopped.is_err() {
@@ -105,47 +131,112 @@ fn clock_from_env() -> anyhow::Result<SystemClock> {
     let Ok(start) = std::env::var("SWITCHBOARD_CLOCK_START") else {
         return Ok(SystemClock::default());
     };
-    let start: jiff::Timestamp = start
-        .parse()
-        .with_context(|| format!("SWITCHBOARD_CLOCK_START: expected an RFC 3339 instant, got {start:?}"))?;
+    let start: jiff::Timestamp = start.parse().with_context(|| {
+        format!("SWITCHBOARD_CLOCK_START: expected an RFC 3339 instant, got {start:?}")
+    })?;
     let offset = start.duration_since(jiff::Timestamp::now());
     tracing::warn!(clock_start = %start, "the clock is shifted by SWITCHBOARD_CLOCK_START");
     Ok(SystemClock { offset })
 }
 
-/// Waits for SIGTERM or SIGINT; reloads on SIGHUP meanwhile.
-async fn wait_for_signals(
+/// What the control loop keeps between changes.
+struct ControlState {
+    /// The config file as last loaded.
+    file: Arc<Config>,
+    /// The hub's last good service list.
+    hub: Vec<serde_json::Value>,
+    /// Problems of the last merge, logged only when they change.
+    hub_problems: Vec<String>,
+    /// When a date window next opens or closes.
+    boundary: Option<jiff::Timestamp>,
+}
+
+impl ControlState {
+    /// Merges the hub's services into the config and applies the result.
+    async fn apply(&mut self, supervisor: &Supervisor) {
+        let merged = match &self.file.hub {
+            Some(hub) => {
+                let (merged, problems) =
+                    crate::hub::merge(&self.file, &self.hub, hub.organization.as_deref());
+                if problems != self.hub_problems {
+                    for p in &problems {
+                        tracing::warn!(problem = %p, "hub service list");
+                    }
+                    self.hub_problems = problems;
+                }
+                Arc::new(merged)
+            }
+            None => self.file.clone(),
+        };
+        self.boundary = supervisor.apply(merged).await;
+    }
+}
+
+/// Serializes every change of the running set: signals, reload requests, hub updates,
+/// date-window boundaries and archive completions. Returns on SIGTERM or SIGINT.
+async fn control_loop(
     app: &Arc<App>,
     supervisor: &Arc<Supervisor>,
     config_path: &Path,
+    mut state: ControlState,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    hub_config: watch::Sender<Option<crate::hub::HubConfig>>,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     loop {
+        // Sleep until the next window boundary by the daemon's clock, not by polling.
+        let until_boundary = state.boundary.map(|b| {
+            let left = b.duration_since(app.clock.now());
+            Duration::try_from(left).unwrap_or(Duration::ZERO) + Duration::from_millis(5)
+        });
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
-                if let Err(lines) = reload(app, supervisor, config_path).await {
+                if let Err(lines) = reload(&mut state, supervisor, config_path, &hub_config).await {
                     for line in lines {
                         tracing::error!(problem = %line, "reload rejected; the running services are unchanged");
                     }
                 }
             }
+            Some(msg) = control.recv() => match msg {
+                Control::Reload(reply) => {
+                    let result = reload(&mut state, supervisor, config_path, &hub_config).await;
+                    if let Err(lines) = &result {
+                        for line in lines {
+                            tracing::error!(problem = %line, "reload rejected; the running services are unchanged");
+                        }
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                }
+                Control::Hub(list) => {
+                    state.hub = list;
+                    state.apply(supervisor).await;
+                }
+                Control::Reapply => state.apply(supervisor).await,
+            },
+            _ = tokio::time::sleep(until_boundary.unwrap_or(Duration::MAX)), if until_boundary.is_some() => {
+                state.apply(supervisor).await;
+            }
         }
     }
 }
 
-/// Re-reads the config and applies it; an invalid config changes nothing.
-pub async fn reload(
-    app: &Arc<App>,
-    supervisor: &Arc<Supervisor>,
+/// Re-reads the config file and applies it; an invalid config changes nothing and
+/// yields the same lines `check-config` prints.
+async fn reload(
+    state: &mut ControlState,
+    supervisor: &Supervisor,
     config_path: &Path,
+    hub_config: &watch::Sender<Option<crate::hub::HubConfig>>,
 ) -> Result<(), Vec<String>> {
     let new = config::load(config_path)
         .map_err(|e| e.0.iter().map(|i| i.to_string()).collect::<Vec<_>>())?;
-    let old = app.config();
+    let old = &state.file;
     let mut refused = Vec::new();
     if new.server.listen != old.server.listen {
         refused.push("server.listen: changing the listen address needs a restart".to_owned());
@@ -156,7 +247,79 @@ pub async fn reload(
     if !refused.is_empty() {
         return Err(refused);
     }
-    supervisor.apply(Arc::new(new)).await;
+    hub_config.send_replace(new.hub.clone());
+    if new.hub.is_none() {
+        state.hub.clear();
+    }
+    state.file = Arc::new(new);
+    state.apply(supervisor).await;
     tracing::info!("config reloaded");
     Ok(())
+}
+
+/// The hub's last good list from storage (empty if none or unreadable).
+async fn stored_hub_list(store: &Store) -> Vec<serde_json::Value> {
+    match store
+        .read
+        .kv_get(crate::hub::STORE_SERVICE, crate::hub::STORE_KEY)
+        .await
+    {
+        Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_default(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the stored hub service list failed");
+            Vec::new()
+        }
+    }
+}
+
+/// Fetches the hub's services every `sync_interval`; a changed list is stored, then
+/// handed to the control loop. A failed sync changes nothing.
+async fn hub_task(app: Arc<App>, mut config: watch::Receiver<Option<crate::hub::HubConfig>>) {
+    let mut client = crate::hub::HubClient::new(app.http.clone());
+    // What the control loop already has (from storage), so an unchanged list is not
+    // stored and applied again.
+    let stored = stored_hub_list(&app.store).await;
+    let mut last = (!stored.is_empty()).then(|| serde_json::Value::Array(stored).to_string());
+    loop {
+        let current = config.borrow_and_update().clone();
+        let wait = match current {
+            None => None,
+            Some(cfg) => {
+                match client.services(&cfg, app.clock.now()).await {
+                    Ok(list) => {
+                        let text = serde_json::Value::Array(list.clone()).to_string();
+                        if last.as_deref() != Some(text.as_str()) {
+                            match app
+                                .store
+                                .kv_put(crate::hub::STORE_SERVICE, crate::hub::STORE_KEY, &text)
+                                .await
+                            {
+                                Ok(()) => {
+                                    tracing::info!(
+                                        services = list.len(),
+                                        "hub service list changed"
+                                    );
+                                    last = Some(text);
+                                    let _ = app.control.send(Control::Hub(list));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "storing the hub service list failed; will retry")
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hub sync failed; the running services are kept")
+                    }
+                }
+                Some(cfg.sync_interval.0)
+            }
+        };
+        tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            changed = config.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {}
+        }
+    }
 }

@@ -33,6 +33,7 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     backoff: Backoff,
     limits: RetryLimits,
+    on_drained: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Dispatcher {
@@ -56,7 +57,14 @@ impl Dispatcher {
                 max: delivery.retry_max.0,
             },
             limits,
+            on_drained: None,
         }
+    }
+
+    /// Calls `f` (once) when the service's outbox is empty: a `pendingArchive` service is
+    /// archived then.
+    pub fn on_drained(&mut self, f: Box<dyn Fn() + Send + Sync>) {
+        self.on_drained = Some(f);
     }
 
     /// Runs until the service's shutdown fires, then lets in-flight attempts finish.
@@ -70,6 +78,7 @@ impl Dispatcher {
         let shutdown = this.svc.ctx.shutdown.clone();
         let mut inflight: JoinSet<i64> = JoinSet::new();
         let mut inflight_ids: HashSet<i64> = HashSet::new();
+        let mut drained_reported = false;
 
         loop {
             let paused = needs_connection && !matches!(state.borrow().0, ConnState::Connected);
@@ -96,14 +105,17 @@ impl Dispatcher {
                             }
                         }
                         if inflight.len() < concurrency {
-                            wake_at = this
-                                .store
-                                .read
-                                .next_due(&id)
-                                .await
-                                .ok()
-                                .flatten()
-                                .filter(|&t| t > now);
+                            let next = this.store.read.next_due(&id).await;
+                            wake_at = next.as_ref().ok().copied().flatten().filter(|&t| t > now);
+                            // No ready row at all: nothing is queued behind one either.
+                            if matches!(next, Ok(None))
+                                && inflight.is_empty()
+                                && !drained_reported
+                                && let Some(f) = &this.on_drained
+                            {
+                                drained_reported = true;
+                                f();
+                            }
                         }
                     }
                     Err(e) => {

@@ -3,7 +3,7 @@
 //! restarted with capped exponential backoff and full jitter, reset after a stable
 //! period; authentication and fatal failures are reported as `failed` and retried slowly.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::app::{App, RunningService, ServiceHost, TokenTable, service_info};
+use crate::app::{App, Control, RunningService, ServiceHost, TokenTable, service_info};
 use crate::config::{Config, ServiceConfig, ServiceStatus, SupervisorConfig};
 use crate::dispatch::Dispatcher;
 use crate::store::{Routes, WebhookRoute};
+use jiff::Timestamp;
 
 struct Handle {
     cancel: CancellationToken,
@@ -28,12 +29,37 @@ pub struct Supervisor {
     handles: tokio::sync::Mutex<HashMap<String, Handle>>,
 }
 
-/// Whether a service with this config should be running now.
-pub fn should_run(svc: &ServiceConfig) -> bool {
-    matches!(
-        svc.status,
-        ServiceStatus::Active | ServiceStatus::PendingArchive
-    )
+/// A service's status as it is now: its configured status, with an `active` service
+/// outside its date window shown as `disabled` (the seed: the window flips a service
+/// between disabled and active) and a drained `pendingArchive` service as `archived`.
+pub fn effective_status(svc: &ServiceConfig, now: Timestamp, outbox_empty: bool) -> &'static str {
+    match svc.status {
+        ServiceStatus::Active if !in_window(svc, now) => "disabled",
+        ServiceStatus::PendingArchive if outbox_empty => "archived",
+        other => other.as_str(),
+    }
+}
+
+/// Whether `now` is inside the service's `start_date`/`end_date` window.
+pub fn in_window(svc: &ServiceConfig, now: Timestamp) -> bool {
+    svc.start_date.is_none_or(|s| now >= s) && svc.end_date.is_none_or(|e| now < e)
+}
+
+/// Whether a service in this effective status runs.
+pub fn runs(status: &str) -> bool {
+    matches!(status, "active" | "pendingArchive")
+}
+
+/// The next instant after `now` at which an active service's window opens or closes.
+pub fn next_boundary(config: &Config, now: Timestamp) -> Option<Timestamp> {
+    config
+        .services
+        .values()
+        .filter(|s| s.status == ServiceStatus::Active)
+        .flat_map(|s| [s.start_date, s.end_date])
+        .flatten()
+        .filter(|t| *t > now)
+        .min()
 }
 
 impl Supervisor {
@@ -45,69 +71,90 @@ impl Supervisor {
         }
     }
 
-    /// Brings the running set in line with `config`: stops services that are gone or
-    /// changed, starts new and changed ones, and leaves the rest untouched.
-    pub async fn apply(&self, config: Arc<Config>) {
+    /// Brings the running set in line with `config` at the clock's current time: stops
+    /// services that are gone, changed or no longer runnable, starts new and changed
+    /// ones, leaves the rest untouched, and records every status change as a
+    /// `service.state` event. Returns when a date window next opens or closes.
+    pub async fn apply(&self, config: Arc<Config>) -> Option<Timestamp> {
         let mut handles = self.handles.lock().await;
+        let now = self.app.clock.now();
+        let mut status: BTreeMap<String, &'static str> = BTreeMap::new();
+        for svc in config.services.values() {
+            let drained = svc.status == ServiceStatus::PendingArchive
+                && self
+                    .app
+                    .store
+                    .read
+                    .live_deliveries(&svc.id)
+                    .await
+                    .is_ok_and(|n| n == 0);
+            status.insert(svc.id.clone(), effective_status(svc, now, drained));
+        }
         let current = self.app.services.read().expect("services lock").clone();
 
-        // Stop what is gone, no longer runnable, or changed.
-        let mut stopping = Vec::new();
+        // Stop what is gone, changed, or no longer runnable.
+        let grace = config.server.shutdown_timeout.0;
         for (id, running) in &current {
             let keep = config.services.get(id).is_some_and(|new| {
-                should_run(new) && new.fingerprint == running.config.fingerprint
+                runs(status[id]) && new.fingerprint == running.config.fingerprint
             });
-            if !keep {
-                stopping.push(id.clone());
+            if keep {
+                continue;
             }
-        }
-        let grace = config.server.shutdown_timeout.0;
-        for id in &stopping {
             self.app.services.write().expect("services lock").remove(id);
             if let Some(h) = handles.remove(id) {
                 stop(h, grace).await;
             }
-            if let Some(running) = current.get(id) {
-                running.host.report(ConnState::Stopped);
-            }
+            running.host.report(ConnState::Stopped);
             tracing::info!(service_id = %id, "service stopped");
         }
 
+        let previous = std::mem::replace(
+            &mut *self.app.statuses.write().expect("statuses lock"),
+            status
+                .iter()
+                .map(|(k, v)| (k.clone(), (*v).to_owned()))
+                .collect(),
+        );
         *self.app.config.write().expect("config lock") = config.clone();
         *self.app.tokens.write().expect("tokens lock") = Arc::new(TokenTable::from_config(&config));
 
-        // Record services that exist but do not run, so the API and CLI show them.
-        for svc in config.services.values().filter(|s| !should_run(s)) {
-            let _ = self
+        // Record services that do not run, so the API and CLI show them; a change of
+        // status is an event.
+        for svc in config.services.values().filter(|s| !runs(status[&s.id])) {
+            let changed = previous.get(&svc.id).is_some_and(|p| p != status[&svc.id]);
+            let info = service_info(svc, status[&svc.id]);
+            if let Err(e) = self
                 .app
                 .store
                 .record_service_now(
-                    service_info(svc),
+                    info,
                     ConnState::Stopped,
                     crate::store::rows::now_ms(),
-                    false,
+                    changed,
                 )
-                .await;
+                .await
+            {
+                tracing::warn!(service_id = %svc.id, error = %e, "recording a service status failed");
+            }
+            if changed {
+                tracing::info!(service_id = %svc.id, status = status[&svc.id], "service status changed");
+            }
         }
 
         // Start what is new or changed. Routes first, so that events from the new
         // services' first seconds already reach new webhooks.
-        let to_start: Vec<&ServiceConfig> = config
-            .services
-            .values()
-            .filter(|s| {
-                should_run(s)
-                    && !self
-                        .app
-                        .services
-                        .read()
-                        .expect("services lock")
-                        .contains_key(&s.id)
-            })
-            .collect();
-        self.app.store.set_routes(routes(&config));
+        self.app.store.set_routes(routes(&config, &status));
+        let to_start: Vec<&ServiceConfig> = {
+            let running = self.app.services.read().expect("services lock");
+            config
+                .services
+                .values()
+                .filter(|s| runs(status[&s.id]) && !running.contains_key(&s.id))
+                .collect()
+        };
         for svc in to_start {
-            match self.start(svc, &config.supervisor, &config) {
+            match self.start(svc, status[&svc.id], &config) {
                 Ok((running, handle)) => {
                     self.app
                         .services
@@ -122,20 +169,23 @@ impl Supervisor {
                 }
             }
         }
+        next_boundary(&config, now)
     }
 
     fn start(
         &self,
         svc: &ServiceConfig,
-        policy: &SupervisorConfig,
+        status: &'static str,
         config: &Config,
     ) -> Result<(Arc<RunningService>, Handle), String> {
+        let policy = &config.supervisor;
         let connector = svc.params.build()?;
         let cancel = self.app.shutdown.child_token();
         let host = Arc::new(ServiceHost::new(
             self.app.store.clone(),
             self.app.metrics.clone(),
             svc,
+            status,
         ));
         let ctx = ServiceContext::new(
             &svc.id,
@@ -155,12 +205,19 @@ impl Supervisor {
         });
         let span =
             tracing::info_span!("service", service_id = %svc.id, service_type = svc.type_name());
-        let dispatcher = Dispatcher::new(
+        let mut dispatcher = Dispatcher::new(
             running.clone(),
             self.app.store.clone(),
             self.app.metrics.clone(),
             &config.delivery,
         );
+        if svc.status == ServiceStatus::PendingArchive {
+            // Once the outbox is empty the service is archived: the control loop re-applies.
+            let control = self.app.control.clone();
+            dispatcher.on_drained(Box::new(move || {
+                let _ = control.send(Control::Reapply);
+            }));
+        }
         let tasks = vec![
             tokio::spawn(
                 connection_loop(
@@ -209,12 +266,12 @@ async fn stop(h: Handle, grace: Duration) {
 }
 
 /// The webhook subscriptions of the services that will run.
-pub fn routes(config: &Config) -> Routes {
+pub fn routes(config: &Config, status: &BTreeMap<String, &'static str>) -> Routes {
     Routes {
         webhooks: config
             .services
             .values()
-            .filter(|s| should_run(s))
+            .filter(|s| status.get(&s.id).is_some_and(|st| runs(st)))
             .filter_map(|s| {
                 let p = s.params.as_webhook()?;
                 Some(WebhookRoute {

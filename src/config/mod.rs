@@ -34,8 +34,10 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// `[supervisor]`.
     pub supervisor: SupervisorConfig,
-    /// `[services.<id>]`, by id.
+    /// `[services.<id>]`, by id (after a hub sync: with the hub's services merged in).
     pub services: BTreeMap<String, ServiceConfig>,
+    /// `[hub]`: services from a Web1on1 hub.
+    pub hub: Option<crate::hub::HubConfig>,
 }
 
 /// `[server]`: the HTTP listener.
@@ -336,6 +338,32 @@ pub fn from_tree(
     let supervisor: Option<SupervisorConfig> =
         typed(section("supervisor"), "supervisor", &mut issues);
     let services_tree = section("services");
+    let hub = root.remove("hub").and_then(|v| {
+        let mut table = match v.kind {
+            ValueKind::Table(t) => t,
+            _ => {
+                issues.push(Issue {
+                    path: "hub".into(),
+                    message: "expected a table".into(),
+                });
+                return None;
+            }
+        };
+        tree::resolve_secret_files(
+            &mut table,
+            crate::hub::SECRETS,
+            "hub",
+            credentials_dir,
+            &mut issues,
+        );
+        let hub: crate::hub::HubConfig = typed(
+            Value::new(None, ValueKind::Table(table)),
+            "hub",
+            &mut issues,
+        )?;
+        issues.extend(hub.validate());
+        Some(hub)
+    });
     for key in root.keys() {
         issues.push(Issue {
             path: key.clone(),
@@ -392,7 +420,8 @@ pub fn from_tree(
     match services_tree.kind {
         ValueKind::Table(table) => {
             for (id, value) in table {
-                if let Some(svc) = service(&id, value, credentials_dir, Unknown::Error, &mut issues) {
+                if let Some(svc) = service(&id, value, credentials_dir, Unknown::Error, &mut issues)
+                {
                     services.insert(id, svc);
                 }
             }
@@ -416,6 +445,7 @@ pub fn from_tree(
         delivery: delivery.expect("no issues"),
         supervisor: supervisor.expect("no issues"),
         services,
+        hub,
     })
 }
 
@@ -533,7 +563,11 @@ fn fingerprint(value: &Value) -> String {
 /// Deserializes `value` as `T`, recording every unknown key and every type error with
 /// its full key path. serde stops at the first error, so each bad key is removed and the
 /// rest deserialized again, until what remains is clean or a required key is missing.
-pub fn typed<T: DeserializeOwned>(value: Value, prefix: &str, issues: &mut Vec<Issue>) -> Option<T> {
+pub fn typed<T: DeserializeOwned>(
+    value: Value,
+    prefix: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<T> {
     typed_with(value, prefix, Unknown::Error, issues)
 }
 

@@ -107,6 +107,7 @@ impl From<HostError> for ApiError {
             }
             HostError::NotFound(what) => ApiError::not_found(&what),
             HostError::Invalid(m) => ApiError::invalid(m),
+            HostError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
         }
     }
 }

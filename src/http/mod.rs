@@ -45,6 +45,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/messages/{id}", get(v1::message))
         .route("/v1/events", get(events::events))
+        .route("/v1/admin/reload", post(v1::reload))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)

@@ -15,7 +15,7 @@ use switchboard_core::{Attachment, Author, AuthorType, InboundMessage, Scope};
 use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
-use crate::app::{App, validate_inbound};
+use crate::app::{App, Control, validate_inbound};
 use crate::store::ops::service_json;
 use crate::store::rows::parse_id;
 use crate::store::{ConversationFilter, NewOutbound};
@@ -46,7 +46,10 @@ pub async fn services(
                 service_json(running.host.info(), &state, since)
             }
             None => {
-                let info = crate::app::service_info(svc);
+                let status = app
+                    .status_of(&svc.id)
+                    .unwrap_or_else(|| svc.status.as_str().to_owned());
+                let info = crate::app::service_info(svc, &status);
                 let since = stored
                     .iter()
                     .find(|s| s.info.id == svc.id)
@@ -258,6 +261,33 @@ pub async fn reply(
     let id = parse_id(&id).ok_or_else(|| ApiError::not_found("conversation"))?;
     let bytes = body::read(&headers, body, app.config().server.max_body).await?;
     let req: ReplyBody = body::json(&bytes)?;
+    let conv = app
+        .store
+        .read
+        .conversation(Some(caller.organization()), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    // A disabled service's replies wait for it; an archived or removed one never sends.
+    match app.status_of(&conv.service_id).as_deref() {
+        None => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "service_gone",
+                format!(
+                    "service {} is no longer configured; the reply could not be delivered",
+                    conv.service_id
+                ),
+            ));
+        }
+        Some("archived") => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "service_archived",
+                format!("service {} is archived; it sends nothing", conv.service_id),
+            ));
+        }
+        Some(_) => {}
+    }
     let has_text = req.text.as_deref().is_some_and(|t| !t.trim().is_empty());
     if !has_text && req.attachments.is_empty() {
         return Err(ApiError::invalid("a reply needs text or attachments"));
@@ -302,4 +332,27 @@ pub async fn reply(
         StatusCode::OK
     };
     Ok((status, Json(message)).into_response())
+}
+
+/// `POST /v1/admin/reload` (`admin`): re-reads the config file like SIGHUP. An invalid
+/// config is refused with the lines `check-config` prints, and nothing changes.
+pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let caller = Caller::authenticate(&app, &headers, None)?;
+    caller.require(Scope::Admin)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.control
+        .send(Control::Reload(Some(tx)))
+        .map_err(|_| ApiError::unavailable("shutting down"))?;
+    match rx.await {
+        Ok(Ok(())) => Ok(Json(json!({"status": "reloaded"})).into_response()),
+        Ok(Err(problems)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": {"code": "invalid_config", "message": problems.join("\n")},
+                "problems": problems,
+            })),
+        )
+            .into_response()),
+        Err(_) => Err(ApiError::unavailable("shutting down")),
+    }
 }

@@ -53,7 +53,7 @@ impl From<StoreError> for switchboard_core::HostError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(m) => switchboard_core::HostError::NotFound(m),
-            StoreError::Conflict(m) => switchboard_core::HostError::Invalid(m),
+            StoreError::Conflict(m) => switchboard_core::HostError::Conflict(m),
             StoreError::Unavailable(m) | StoreError::Internal(m) => {
                 switchboard_core::HostError::Unavailable(m)
             }

@@ -170,6 +170,10 @@ pub enum HostError {
     /// The request is not valid (e.g. a message with neither text nor attachments).
     #[error("{0}")]
     Invalid(String),
+    /// The request conflicts with the service's state (e.g. a new conversation on a
+    /// service that is being archived).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl From<HostError> for HookError {
@@ -177,7 +181,7 @@ impl From<HostError> for HookError {
         match e {
             HostError::Unavailable(m) => HookError::Unavailable(m),
             HostError::NotFound(_) => HookError::NotFound,
-            HostError::Invalid(m) => HookError::Unprocessable(m),
+            HostError::Invalid(m) | HostError::Conflict(m) => HookError::Unprocessable(m),
         }
     }
 }
