@@ -36,6 +36,9 @@ pub enum ServiceParams {
     /// `webhook`: signed event delivery.
     #[cfg(feature = "webhook")]
     Webhook(switchboard_webhook::WebhookParams),
+    /// `intercom`: Intercom conversations with catch-up.
+    #[cfg(feature = "intercom")]
+    Intercom(switchboard_intercom::IntercomParams),
 }
 
 /// The types compiled into this build.
@@ -55,6 +58,8 @@ pub fn secret_params(kind: &str) -> Option<&'static [&'static str]> {
         "api" => switchboard_api::ApiParams::SECRETS,
         #[cfg(feature = "webhook")]
         "webhook" => switchboard_webhook::WebhookParams::SECRETS,
+        #[cfg(feature = "intercom")]
+        "intercom" => switchboard_intercom::IntercomParams::SECRETS,
         _ => return None,
     })
 }
@@ -79,6 +84,8 @@ impl ServiceParams {
             "api" => parse_as(value, prefix, issues).map(ServiceParams::Api),
             #[cfg(feature = "webhook")]
             "webhook" => parse_as(value, prefix, issues).map(ServiceParams::Webhook),
+            #[cfg(feature = "intercom")]
+            "intercom" => parse_as(value, prefix, issues).map(ServiceParams::Intercom),
             _ => {
                 issues.push(Issue {
                     path: prefix.trim_end_matches(".params").to_owned() + ".type",
@@ -96,6 +103,8 @@ impl ServiceParams {
             ServiceParams::Api(_) => "api",
             #[cfg(feature = "webhook")]
             ServiceParams::Webhook(_) => "webhook",
+            #[cfg(feature = "intercom")]
+            ServiceParams::Intercom(_) => "intercom",
         }
     }
 
@@ -107,6 +116,10 @@ impl ServiceParams {
             #[cfg(feature = "webhook")]
             ServiceParams::Webhook(p) => {
                 Arc::new(switchboard_webhook::WebhookConnector::new(p.clone())?)
+            }
+            #[cfg(feature = "intercom")]
+            ServiceParams::Intercom(p) => {
+                Arc::new(switchboard_intercom::IntercomConnector::new(p.clone())?)
             }
         })
     }
