@@ -24,6 +24,9 @@ use crate::client::{ApiError, Client};
 
 /// Sync-state key of the cursor: unix seconds, Intercom's clock.
 pub const CURSOR_KEY: &str = "catchup_updated_at";
+/// Sync-state key of the service's first start (unix seconds, our clock): parts older
+/// than this, less [`OVERLAP`], are history, never imported.
+pub const FLOOR_KEY: &str = "catchup_floor";
 /// How far each search reaches back before the cursor, in seconds.
 pub const OVERLAP: i64 = 300;
 /// 429s tolerated for one request before the pass gives up (each waits out the hint).
@@ -79,25 +82,33 @@ pub struct PassStats {
     pub stored: usize,
 }
 
-/// Reads the cursor; a service's first start begins at now, since a new service is not
-/// meant to import the workspace's history.
-async fn load_cursor(ctx: &ServiceContext) -> Result<i64, ConnectorError> {
-    let stored = ctx
-        .kv_get(CURSOR_KEY)
-        .await
-        .map_err(|e| ConnectorError::Transient(e.to_string()))?;
-    if let Some(c) = stored.as_deref().and_then(|s| s.trim().parse::<i64>().ok()) {
-        return Ok(c);
+/// Reads the cursor and the history floor; a service's first start sets both to now,
+/// since a new service is not meant to import the workspace's history.
+async fn load_cursor(ctx: &ServiceContext) -> Result<(i64, i64), ConnectorError> {
+    let read = |key: &'static str| async move {
+        let value = ctx.kv_get(key).await.map_err(transient)?;
+        Ok::<_, ConnectorError>(value.and_then(|s| s.trim().parse::<i64>().ok()))
+    };
+    if let (Some(cursor), Some(floor)) = (read(CURSOR_KEY).await?, read(FLOOR_KEY).await?) {
+        return Ok((cursor, floor));
     }
     let now = ctx.clock.now().as_second();
+    // The floor first: a cursor without a floor is never left behind.
+    ctx.kv_put(FLOOR_KEY, &now.to_string())
+        .await
+        .map_err(transient)?;
     ctx.kv_put(CURSOR_KEY, &now.to_string())
         .await
-        .map_err(|e| ConnectorError::Transient(e.to_string()))?;
+        .map_err(transient)?;
     tracing::info!(
         cursor = now,
         "catch-up starts now: earlier conversations are not imported"
     );
-    Ok(now)
+    Ok((now, now))
+}
+
+fn transient(e: switchboard_core::HostError) -> ConnectorError {
+    ConnectorError::Transient(e.to_string())
 }
 
 /// One catch-up pass over everything updated since the cursor.
@@ -106,7 +117,7 @@ pub async fn pass(
     ctx: &ServiceContext,
     seen: &mut Seen,
 ) -> Result<PassStats, ConnectorError> {
-    let cursor = load_cursor(ctx).await?;
+    let (cursor, floor) = load_cursor(ctx).await?;
     let since = cursor - OVERLAP;
     let mut stats = PassStats::default();
     let mut newest = cursor;
@@ -133,12 +144,9 @@ pub async fn pass(
                 Err(e) => return Err(e.into_connector()),
             };
             stats.fetched += 1;
-            let messages = full.contact_messages();
+            let messages = full.contact_messages_since(floor - OVERLAP);
             if !messages.is_empty() {
-                let done = ctx
-                    .ingest(messages)
-                    .await
-                    .map_err(|e| ConnectorError::Transient(e.to_string()))?;
+                let done = ctx.ingest(messages).await.map_err(transient)?;
                 stats.stored += done.iter().filter(|i| i.created).count();
             }
             seen.record(id, updated_at);
@@ -154,7 +162,7 @@ pub async fn pass(
     if newest > cursor {
         ctx.kv_put(CURSOR_KEY, &newest.to_string())
             .await
-            .map_err(|e| ConnectorError::Transient(e.to_string()))?;
+            .map_err(transient)?;
     }
     seen.prune(newest - OVERLAP);
     if stats.stored > 0 {

@@ -48,6 +48,9 @@ pub struct NotificationData {
 pub struct Conversation {
     /// Intercom's id (a string in 2.14; numbers accepted).
     pub id: IdString,
+    /// Creation, unix seconds (the first message's time: `source` has none of its own).
+    #[serde(default)]
+    pub created_at: Option<i64>,
     /// Last change, unix seconds.
     #[serde(default)]
     pub updated_at: Option<i64>,
@@ -97,6 +100,9 @@ pub struct Part {
     /// HTML.
     #[serde(default)]
     pub body: Option<String>,
+    /// Creation, unix seconds (absent on `source`).
+    #[serde(default)]
+    pub created_at: Option<i64>,
     /// Who wrote it.
     #[serde(default)]
     pub author: Option<PartAuthor>,
@@ -164,8 +170,16 @@ impl Conversation {
     /// the contact wrote it, then the contact's comment parts. Parts without text or
     /// usable attachments are left out (nothing to show).
     pub fn contact_messages(&self) -> Vec<InboundMessage> {
+        self.contact_messages_since(i64::MIN)
+    }
+
+    /// [`Self::contact_messages`] written at or after `floor` (unix seconds): catch-up
+    /// reads whole conversations, and a conversation that started before the service did
+    /// must not replay its history as new messages.
+    pub fn contact_messages_since(&self, floor: i64) -> Vec<InboundMessage> {
         let mut out = Vec::new();
-        if let Some(source) = &self.source {
+        let recent = |t: Option<i64>| t.is_none_or(|t| t >= floor);
+        if let Some(source) = self.source.as_ref().filter(|_| recent(self.created_at)) {
             out.extend(self.message(source));
         }
         if let Some(parts) = &self.conversation_parts {
@@ -174,7 +188,7 @@ impl Conversation {
                     .part_type
                     .as_deref()
                     .is_some_and(|t| MESSAGE_PARTS.contains(&t));
-                if is_message {
+                if is_message && recent(p.created_at) {
                     out.extend(self.message(p));
                 }
             }
@@ -307,5 +321,22 @@ mod tests {
             msgs[1].contact.external_id, "c-1",
             "from the conversation's contacts"
         );
+    }
+
+    #[test]
+    fn history_before_the_floor_is_left_out() {
+        let c: Conversation = serde_json::from_value(serde_json::json!({
+            "id": "9", "created_at": 1000,
+            "source": {"id": "s", "body": "old", "author": {"type": "user", "id": "u"}},
+            "conversation_parts": {"conversation_parts": [
+                {"id": "p1", "part_type": "comment", "created_at": 1500, "body": "older", "author": {"type": "user", "id": "u"}},
+                {"id": "p2", "part_type": "comment", "created_at": 2000, "body": "new", "author": {"type": "user", "id": "u"}}
+            ]}
+        }))
+        .unwrap();
+        let ids = |m: Vec<InboundMessage>| m.into_iter().map(|m| m.external_id).collect::<Vec<_>>();
+        assert_eq!(ids(c.contact_messages_since(2000)), ["p2"]);
+        assert_eq!(ids(c.contact_messages_since(1000)), ["s", "p1", "p2"]);
+        assert_eq!(ids(c.contact_messages()), ["s", "p1", "p2"]);
     }
 }
