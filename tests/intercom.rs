@@ -578,13 +578,7 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         (ids.len() >= expected.len()).then_some(ids)
     })
     .await;
-    if got != expected {
-        eprintln!("LOGS\n{}", d.log_text());
-        for r in fake.searches() {
-            eprintln!("SEARCH {}", r.body);
-        }
-    }
-    assert_eq!(got, expected);
+    assert_eq!(got, expected, "daemon log:\n{}", d.log_text());
     // The restart searched from the stored cursor (Intercom's clock) less the overlap.
     let first = &fake.searches()[searches_before_restart];
     assert_eq!(first.body["query"]["value"], json!(cursor_before - 300));
