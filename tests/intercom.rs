@@ -394,6 +394,15 @@ async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
     fake.stop().await;
 }
 
+/// Rate-limit headers saying the window is spent until `reset` (unix seconds).
+fn spent_window(reset: i64) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-ratelimit-limit", "1666".into()),
+        ("x-ratelimit-remaining", "0".into()),
+        ("x-ratelimit-reset", reset.to_string()),
+    ]
+}
+
 #[tokio::test]
 async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -412,14 +421,12 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
     // Rate limited, with only X-RateLimit-Reset to say when (two seconds on).
     let reset = jiff::Timestamp::now().as_second() + 2;
     fake.state.reply_script.lock().unwrap().push_back(Scripted {
-        status: axum::http::StatusCode::TOO_MANY_REQUESTS,
-        headers: vec![
-            ("x-ratelimit-limit", "1666".into()),
-            ("x-ratelimit-remaining", "0".into()),
-            ("x-ratelimit-reset", reset.to_string()),
-        ],
-        body: json!({"type": "error.list", "request_id": null,
-                     "errors": [{"code": "rate_limit_exceeded", "message": "Exceeded rate limit"}]}),
+        answer: Some((
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            json!({"type": "error.list", "request_id": null,
+                   "errors": [{"code": "rate_limit_exceeded", "message": "Exceeded rate limit"}]}),
+        )),
+        headers: spent_window(reset),
     });
     let (_, msg) = api
         .post(
@@ -447,6 +454,33 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
         .unwrap()
         .clone();
     assert_eq!(sent["external_id"], last["id"]);
+
+    // A success that spends the window: the next request waits for its reset.
+    let reset = jiff::Timestamp::now().as_second() + 2;
+    fake.state.reply_script.lock().unwrap().push_back(Scripted {
+        answer: None,
+        headers: spent_window(reset),
+    });
+    for text in ["first of two", "second of two"] {
+        api.post(
+            &format!("/v1/conversations/{conv}/messages"),
+            &json!({"text": text}),
+        )
+        .await;
+    }
+    eventually(T, "both replies", || async {
+        let n = fake
+            .requests(axum::http::Method::POST, "/conversations/901/reply")
+            .len();
+        (n == 4).then_some(())
+    })
+    .await;
+    let replies = fake.requests(axum::http::Method::POST, "/conversations/901/reply");
+    let gap = replies[3].at - replies[2].at;
+    assert!(
+        gap >= Duration::from_millis(1000),
+        "sent {gap:?} after the window was spent"
+    );
 
     // A conversation Intercom does not know: 404 error.list, failed at once.
     let item = user_started("999", "403918999", "<p>from a deleted conversation</p>");

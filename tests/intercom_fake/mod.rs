@@ -54,12 +54,10 @@ impl Req {
 
 /// A canned answer for the next reply request.
 pub struct Scripted {
-    /// Status.
-    pub status: StatusCode,
-    /// Extra headers.
+    /// Status and body to answer with; `None` processes the reply as usual.
+    pub answer: Option<(StatusCode, Value)>,
+    /// Headers added to the answer (e.g. a spent rate-limit window).
     pub headers: Vec<(&'static str, String)>,
-    /// Body.
-    pub body: Value,
 }
 
 /// The fake's state.
@@ -420,13 +418,21 @@ fn search(s: &Shared, body: &Value) -> Response {
 }
 
 fn reply(s: &Shared, id: &str, body: &Value) -> Response {
-    if let Some(next) = s.reply_script.lock().unwrap().pop_front() {
-        let mut r = (next.status, axum::Json(next.body)).into_response();
-        for (k, v) in next.headers {
-            r.headers_mut().insert(k, v.parse().unwrap());
-        }
-        return r;
+    let script = s.reply_script.lock().unwrap().pop_front();
+    let Some(Scripted { answer, headers }) = script else {
+        return process_reply(s, id, body);
+    };
+    let mut r = match answer {
+        Some((status, body)) => (status, axum::Json(body)).into_response(),
+        None => process_reply(s, id, body),
+    };
+    for (k, v) in headers {
+        r.headers_mut().insert(k, v.parse().unwrap());
     }
+    r
+}
+
+fn process_reply(s: &Shared, id: &str, body: &Value) -> Response {
     let Some(obj) = body.as_object() else {
         s.problem(format!("reply: body is not an object: {body}"));
         return error_list(StatusCode::BAD_REQUEST, "parameter_invalid", "Invalid body");
