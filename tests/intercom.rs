@@ -2,6 +2,8 @@
 //! notifications computed here (own HMAC-SHA1, independent of the connector), and a
 //! fake Intercom API on loopback that checks every request against the 2.14 spec.
 
+#![cfg(feature = "intercom")]
+
 mod common;
 mod intercom_fake;
 
@@ -421,6 +423,7 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
     // Rate limited, with only X-RateLimit-Reset to say when (two seconds on).
     let reset = jiff::Timestamp::now().as_second() + 2;
     fake.state.reply_script.lock().unwrap().push_back(Scripted {
+        process: false,
         answer: Some((
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             json!({"type": "error.list", "request_id": null,
@@ -458,6 +461,7 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
     // A success that spends the window: the next request waits for its reset.
     let reset = jiff::Timestamp::now().as_second() + 2;
     fake.state.reply_script.lock().unwrap().push_back(Scripted {
+        process: true,
         answer: None,
         headers: spent_window(reset),
     });
@@ -508,6 +512,85 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
         1,
         "a 404 is not retried"
     );
+    assert!(fake.problems().is_empty(), "{:?}", fake.problems());
+    assert!(d.terminate().success());
+    fake.stop().await;
+}
+
+/// Admin parts of a fake conversation whose body shows `text`.
+fn admin_parts(fake: &FakeIntercom, conv: &str, text: &str) -> Vec<Value> {
+    fake.conversation(conv)["conversation_parts"]["conversation_parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["author"]["type"] == "admin" && p["body"] == format!("<p>{text}</p>"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reply_whose_answer_was_lost_is_not_posted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIntercom::start(0).await;
+    fake.add_conversation(
+        "902",
+        user("c-902", "Ro Retry"),
+        "<p>Refund?</p>",
+        fake.state.now(),
+    );
+    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
+    let api = Api::new(&d);
+    wait_connected(&api).await;
+    let conv = ingest_from_fake(&d, &api, &fake, "902").await;
+    let bad_gateway = || {
+        Some((
+            axum::http::StatusCode::BAD_GATEWAY,
+            json!({"type": "error.list", "errors": [{"code": "server_error", "message": "Bad gateway"}]}),
+        ))
+    };
+    let post = |text: &'static str| {
+        let (api, conv) = (&api, &conv);
+        async move {
+            let (_, m) = api
+                .post(
+                    &format!("/v1/conversations/{conv}/messages"),
+                    &json!({"text": text}),
+                )
+                .await;
+            let id = m["id"].as_str().unwrap().to_owned();
+            message_when(api, &id, "sent", |m| m["status"] == "sent").await
+        }
+    };
+
+    // Intercom posts the reply, but the answer is a 502 from a proxy.
+    fake.state.reply_script.lock().unwrap().push_back(Scripted {
+        process: true,
+        answer: bad_gateway(),
+        headers: vec![],
+    });
+    let refund = post("Your refund is on its way").await;
+    let parts = admin_parts(&fake, "902", "Your refund is on its way");
+    assert_eq!(parts.len(), 1, "posted once");
+    assert_eq!(refund["external_id"], parts[0]["id"]);
+    assert_eq!(
+        fake.requests(axum::http::Method::POST, "/conversations/902/reply")
+            .len(),
+        1,
+        "the retry found the part instead of posting again"
+    );
+
+    // Saying "ok" twice sends it twice, even when the second answer is lost first.
+    let first = post("ok").await;
+    fake.state.reply_script.lock().unwrap().push_back(Scripted {
+        process: false,
+        answer: bad_gateway(),
+        headers: vec![],
+    });
+    let second = post("ok").await;
+    let oks = admin_parts(&fake, "902", "ok");
+    assert_eq!(oks.len(), 2);
+    assert_eq!(first["external_id"], oks[0]["id"]);
+    assert_eq!(second["external_id"], oks[1]["id"]);
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
     assert!(d.terminate().success());
     fake.stop().await;

@@ -54,7 +54,9 @@ impl Req {
 
 /// A canned answer for the next reply request.
 pub struct Scripted {
-    /// Status and body to answer with; `None` processes the reply as usual.
+    /// Whether the reply is carried out (a part appended) whatever the answer says.
+    pub process: bool,
+    /// Status and body to answer with instead of the usual answer.
     pub answer: Option<(StatusCode, Value)>,
     /// Headers added to the answer (e.g. a spent rate-limit window).
     pub headers: Vec<(&'static str, String)>,
@@ -419,12 +421,19 @@ fn search(s: &Shared, body: &Value) -> Response {
 
 fn reply(s: &Shared, id: &str, body: &Value) -> Response {
     let script = s.reply_script.lock().unwrap().pop_front();
-    let Some(Scripted { answer, headers }) = script else {
+    let Some(Scripted {
+        process,
+        answer,
+        headers,
+    }) = script
+    else {
         return process_reply(s, id, body);
     };
-    let mut r = match answer {
-        Some((status, body)) => (status, axum::Json(body)).into_response(),
-        None => process_reply(s, id, body),
+    let processed = process.then(|| process_reply(s, id, body));
+    let mut r = match (answer, processed) {
+        (Some((status, body)), _) => (status, axum::Json(body)).into_response(),
+        (None, Some(r)) => r,
+        (None, None) => panic!("a scripted reply needs an answer or processing"),
     };
     for (k, v) in headers {
         r.headers_mut().insert(k, v.parse().unwrap());

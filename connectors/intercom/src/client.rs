@@ -31,7 +31,12 @@ pub const PER_PAGE: u32 = 150;
 #[derive(Debug)]
 pub enum ApiError {
     /// No answer: connection refused, reset, timed out. The text never holds the URL.
-    Transport(DeliveryError),
+    Transport {
+        /// The classified failure.
+        error: DeliveryError,
+        /// Whether the request may have reached Intercom (anything but a failed connect).
+        maybe_arrived: bool,
+    },
     /// An HTTP error answer.
     Status {
         /// The status.
@@ -50,7 +55,7 @@ pub enum ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApiError::Transport(e) => write!(f, "Intercom API: {e}"),
+            ApiError::Transport { error, .. } => write!(f, "Intercom API: {error}"),
             ApiError::Status { reason, .. } => write!(f, "Intercom API: {reason}"),
             ApiError::Decode(e) => write!(f, "Intercom API: unexpected answer: {e}"),
             ApiError::Shutdown => f.write_str("shutting down"),
@@ -62,7 +67,7 @@ impl ApiError {
     /// How the dispatcher should treat a failed send.
     pub fn into_delivery(self) -> DeliveryError {
         match self {
-            ApiError::Transport(e) => e,
+            ApiError::Transport { error, .. } => error,
             ApiError::Status {
                 status,
                 retry_after,
@@ -91,7 +96,24 @@ impl ApiError {
         }
     }
 
-    /// Whether this is a 429 (or 503) that named a time to come back.
+    /// Whether Intercom may have acted on the request although we saw no success: the
+    /// answer was lost, or a 5xx came from something in front of Intercom.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            ApiError::Transport { maybe_arrived, .. } => *maybe_arrived,
+            ApiError::Status { status, .. } => status.is_server_error(),
+            _ => false,
+        }
+    }
+
+    fn transport(e: &reqwest::Error) -> ApiError {
+        ApiError::Transport {
+            error: DeliveryError::from_reqwest(e),
+            maybe_arrived: !e.is_connect(),
+        }
+    }
+
+    /// Whether this is a 429, and the pause it asks for.
     pub fn throttled(&self) -> Option<Duration> {
         match self {
             ApiError::Status {
@@ -237,10 +259,7 @@ impl Client {
                 .header("content-type", "application/json")
                 .body(b.to_string());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ApiError::Transport(DeliveryError::from_reqwest(&e)))?;
+        let resp = req.send().await.map_err(|e| ApiError::transport(&e))?;
         let status = resp.status();
         let wait = rate_limit_wait(resp.headers(), status, ctx.clock.now().as_second());
         if let Some(w) = wait {
@@ -251,10 +270,7 @@ impl Client {
             }
             tracing::debug!(pause = ?w, status = status.as_u16(), "Intercom rate limit reached; pausing requests");
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ApiError::Transport(DeliveryError::from_reqwest(&e)))?;
+        let bytes = resp.bytes().await.map_err(|e| ApiError::transport(&e))?;
         if !status.is_success() {
             return Err(ApiError::Status {
                 status,

@@ -11,6 +11,7 @@
 //! - [`payload`] — notification and conversation wire types; which parts are the contact's.
 //! - [`client`] — the REST API: auth headers, version pinning, rate limits, errors.
 //! - [`webhook`] — signature check and intake.
+//! - [`reply`] — replies, without double posts after an unknown outcome.
 //! - [`catchup`] — the cursor-driven poller.
 //! - [`connector`] — the [`Connector`](switchboard_core::Connector) implementation.
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod connector;
 pub mod html;
 pub mod payload;
+pub mod reply;
 pub mod webhook;
 
 pub use config::IntercomParams;
