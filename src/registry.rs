@@ -42,6 +42,9 @@ pub enum ServiceParams {
     /// `twilio`: SMS and WhatsApp.
     #[cfg(feature = "twilio")]
     Twilio(switchboard_twilio::TwilioParams),
+    /// `intercom`: Intercom conversations with catch-up.
+    #[cfg(feature = "intercom")]
+    Intercom(switchboard_intercom::IntercomParams),
 }
 
 /// The types compiled into this build.
@@ -65,6 +68,8 @@ pub fn secret_params(kind: &str) -> Option<&'static [&'static str]> {
         "smooch" => switchboard_smooch::SmoochParams::SECRETS,
         #[cfg(feature = "twilio")]
         "twilio" => switchboard_twilio::TwilioParams::SECRETS,
+        #[cfg(feature = "intercom")]
+        "intercom" => switchboard_intercom::IntercomParams::SECRETS,
         _ => return None,
     })
 }
@@ -99,6 +104,8 @@ impl ServiceParams {
             "smooch" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Smooch),
             #[cfg(feature = "twilio")]
             "twilio" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Twilio),
+            #[cfg(feature = "intercom")]
+            "intercom" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Intercom),
             _ => {
                 issues.push(Issue {
                     path: prefix.trim_end_matches(".params").to_owned() + ".type",
@@ -120,6 +127,8 @@ impl ServiceParams {
             ServiceParams::Smooch(_) => "smooch",
             #[cfg(feature = "twilio")]
             ServiceParams::Twilio(_) => "twilio",
+            #[cfg(feature = "intercom")]
+            ServiceParams::Intercom(_) => "intercom",
         }
     }
 
@@ -139,6 +148,10 @@ impl ServiceParams {
             #[cfg(feature = "twilio")]
             ServiceParams::Twilio(p) => {
                 Arc::new(switchboard_twilio::TwilioConnector::new(p.clone())?)
+            }
+            #[cfg(feature = "intercom")]
+            ServiceParams::Intercom(p) => {
+                Arc::new(switchboard_intercom::IntercomConnector::new(p.clone())?)
             }
         })
     }
