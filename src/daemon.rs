@@ -78,6 +78,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
             .await
     });
     tracing::info!(listen = %local, services = config.services.len(), db = %db_path.display(), "switchboard is running");
+    crate::notify::ready(&app);
+    let watchdog = tokio::spawn(crate::notify::watchdog(app.clone()));
 
     let housekeeping_store = store.clone();
     let housekeeping_stop = shutdown.clone();
@@ -108,12 +110,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
 
     let deadline = app.config().server.shutdown_timeout.0;
     tracing::info!(deadline = ?deadline, "shutting down");
+    crate::notify::stopping();
     shutdown.cancel();
     let stopped = tokio::time::timeout(deadline, async {
         supervisor.stop_all(deadline).await;
         let _ = server.await;
         let _ = housekeeping.await;
         let _ = hub.await;
+        let _ = watchdog.await;
     })
     .await;
     if stopped.is_err() {
@@ -195,15 +199,19 @@ async fn control_loop(
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => {
+                crate::notify::reloading();
                 if let Err(lines) = reload(&mut state, supervisor, config_path, &hub_config).await {
                     for line in lines {
                         tracing::error!(problem = %line, "reload rejected; the running services are unchanged");
                     }
                 }
+                crate::notify::reloaded(app);
             }
             Some(msg) = control.recv() => match msg {
                 Control::Reload(reply) => {
+                    crate::notify::reloading();
                     let result = reload(&mut state, supervisor, config_path, &hub_config).await;
+                    crate::notify::reloaded(app);
                     if let Err(lines) = &result {
                         for line in lines {
                             tracing::error!(problem = %line, "reload rejected; the running services are unchanged");

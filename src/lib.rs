@@ -14,7 +14,7 @@
 //! - [`dispatch`] — drains each service's outbox in per-conversation order.
 //! - [`store`] — SQLite: migrations, the group-commit writer, reads.
 //! - [`http`] — the HTTP surface: health, metrics, provider hooks, `/v1`, the event stream.
-//! - [`metrics`], [`telemetry`]: Prometheus metrics and logging.
+//! - [`metrics`], [`telemetry`], [`notify`] — Prometheus metrics, logging, systemd.
 //!
 //! Connectors live in `connectors/<type>/`, each a crate behind a Cargo feature; the
 //! trait they implement is in `connectors/core`.
@@ -27,6 +27,7 @@ pub mod dispatch;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod notify;
 pub mod registry;
 pub mod services_cmd;
 pub mod store;

@@ -122,13 +122,17 @@ impl Daemon {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listen=").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(addr);
+                // "listen=ADDR" in text logs, "listen":"ADDR" in JSON logs.
+                let text = line
+                    .split("listen=")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next());
+                let json = line
+                    .split("\"listen\":\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next());
+                if let Some(addr) = text.or(json) {
+                    let _ = tx.send(addr.to_owned());
                 }
                 sink.lock().unwrap().push(line);
             }

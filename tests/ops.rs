@@ -1,0 +1,157 @@
+//! Operations: systemd notifications on a socket the test provides, JSON logs with span
+//! fields, and no secret in any log line of a full run.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+fn read_until(
+    sock: &UnixDatagram,
+    got: &mut Vec<String>,
+    limit: Duration,
+    done: impl Fn(&[String]) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    while !done(got) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "timed out; got {got:?}");
+        sock.set_read_timeout(Some(left)).unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.extend(
+                String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+    }
+}
+
+#[test]
+fn systemd_hears_ready_watchdog_reload_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&socket_path).unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        base_config(dir.path()) + &api_service(""),
+    )
+    .unwrap();
+    let d = Daemon::start_at(
+        &dir.path().join("switchboard.toml"),
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut got = Vec::new();
+    read_until(&sock, &mut got, Duration::from_secs(10), |g| {
+        g.iter().filter(|l| *l == "WATCHDOG=1").count() >= 3
+    });
+    let ready = got.iter().position(|l| l == "READY=1").expect("READY=1");
+    let first_ping = got.iter().position(|l| l == "WATCHDOG=1").unwrap();
+    assert!(ready < first_ping, "READY=1 comes first: {got:?}");
+    assert!(
+        got.iter().any(|l| l == "STATUS=1 service, 1 connected"),
+        "{got:?}"
+    );
+
+    got.clear();
+    d.signal("HUP");
+    read_until(&sock, &mut got, Duration::from_secs(10), |g| {
+        g.iter().any(|l| l == "READY=1")
+    });
+    let reloading = got
+        .iter()
+        .position(|l| l == "RELOADING=1")
+        .expect("RELOADING=1");
+    assert!(got.iter().any(|l| l.starts_with("MONOTONIC_USEC=")));
+    assert!(reloading < got.iter().position(|l| l == "READY=1").unwrap());
+
+    got.clear();
+    d.signal("TERM");
+    read_until(&sock, &mut got, Duration::from_secs(10), |g| {
+        g.iter().any(|l| l == "STOPPING=1")
+    });
+}
+
+#[tokio::test]
+async fn json_logs_carry_span_fields_and_no_secret_appears_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let callback_secret = "whsec_Y2FsbGJhY2stc2VjcmV0LWZvci1ncmVwLXRlc3Q=";
+    let config = base_config(dir.path()).replace(
+        "level = \"info,switchboard=debug\"",
+        "level = \"info\"\nformat = \"json\"",
+    ) + &api_service(&format!(
+        "callback_url = \"{}\"\ncallback_secret = \"{callback_secret}\"",
+        rx.url("/cb")
+    )) + &webhook_service(&rx.url("/events"), "");
+    let d = Daemon::start(dir.path(), &config);
+    let api = Api::new(&d);
+    let (_, m) = api.inbound("m-1", "c-1", "a private message body").await;
+    let conv = m["conversation_id"].as_str().unwrap();
+    api.post(
+        &format!("/v1/conversations/{conv}/messages"),
+        &json!({"text": "a private reply body"}),
+    )
+    .await;
+    // Failures produce warn lines with the service span.
+    eventually(Duration::from_secs(10), "retries logged", || async {
+        d.log_text().contains("will retry").then_some(())
+    })
+    .await;
+    let bad = Api {
+        token: "not-the-token-000000000".into(),
+        ..Api::new(&d)
+    };
+    bad.get("/v1/conversations").await;
+    d.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = d.logs.clone();
+    assert!(d.terminate().success());
+    rx.stop().await;
+
+    let lines = logs.lock().unwrap().clone();
+    assert!(lines.len() > 5);
+    let mut with_span = 0;
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string() && v["message"].is_string(),
+            "{line}"
+        );
+        if v["span"]["service_id"].is_string() {
+            assert!(v["span"]["service_type"].is_string(), "{line}");
+            with_span += 1;
+        }
+    }
+    assert!(
+        with_span > 0,
+        "service lines carry service_id and service_type"
+    );
+    let all = lines.join("\n");
+    let webhook_key = WEBHOOK_SECRET.strip_prefix("whsec_").unwrap();
+    for secret in [
+        TOKEN,
+        READ_TOKEN,
+        WEBHOOK_SECRET,
+        webhook_key,
+        callback_secret,
+        "not-the-token-000000000",
+    ] {
+        assert!(!all.contains(secret), "a secret reached the logs: {secret}");
+    }
+    for body in ["a private message body", "a private reply body"] {
+        assert!(
+            !all.contains(body),
+            "a message body reached the logs above debug: {body}"
+        );
+    }
+}
