@@ -105,9 +105,9 @@ fn clock_from_env() -> anyhow::Result<SystemClock> {
     let Ok(start) = std::env::var("SWITCHBOARD_CLOCK_START") else {
         return Ok(SystemClock::default());
     };
-    let start: jiff::Timestamp = start
-        .parse()
-        .with_context(|| format!("SWITCHBOARD_CLOCK_START: expected an RFC 3339 instant, got {start:?}"))?;
+    let start: jiff::Timestamp = start.parse().with_context(|| {
+        format!("SWITCHBOARD_CLOCK_START: expected an RFC 3339 instant, got {start:?}")
+    })?;
     let offset = start.duration_since(jiff::Timestamp::now());
     tracing::warn!(clock_start = %start, "the clock is shifted by SWITCHBOARD_CLOCK_START");
     Ok(SystemClock { offset })

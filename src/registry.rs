@@ -164,7 +164,12 @@ impl ServiceParams {
     }
 }
 
-fn parse_as<P: Params>(value: Value, prefix: &str, unknown: Unknown, issues: &mut Vec<Issue>) -> Option<P> {
+fn parse_as<P: Params>(
+    value: Value,
+    prefix: &str,
+    unknown: Unknown,
+    issues: &mut Vec<Issue>,
+) -> Option<P> {
     let params: P = typed_with(value, prefix, unknown, issues)?;
     let mut v = Validator::new(prefix);
     params.validate(&mut v);

@@ -392,7 +392,8 @@ pub fn from_tree(
     match services_tree.kind {
         ValueKind::Table(table) => {
             for (id, value) in table {
-                if let Some(svc) = service(&id, value, credentials_dir, Unknown::Error, &mut issues) {
+                if let Some(svc) = service(&id, value, credentials_dir, Unknown::Error, &mut issues)
+                {
                     services.insert(id, svc);
                 }
             }
@@ -533,7 +534,11 @@ fn fingerprint(value: &Value) -> String {
 /// Deserializes `value` as `T`, recording every unknown key and every type error with
 /// its full key path. serde stops at the first error, so each bad key is removed and the
 /// rest deserialized again, until what remains is clean or a required key is missing.
-pub fn typed<T: DeserializeOwned>(value: Value, prefix: &str, issues: &mut Vec<Issue>) -> Option<T> {
+pub fn typed<T: DeserializeOwned>(
+    value: Value,
+    prefix: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<T> {
     typed_with(value, prefix, Unknown::Error, issues)
 }
 
