@@ -42,6 +42,9 @@ pub enum ServiceParams {
     /// `twilio`: SMS and WhatsApp.
     #[cfg(feature = "twilio")]
     Twilio(switchboard_twilio::TwilioParams),
+    /// `gbm`: Google Business Messages (shut down by Google on 2024-07-31).
+    #[cfg(feature = "gbm")]
+    Gbm(switchboard_gbm::GbmParams),
 }
 
 /// The types compiled into this build.
@@ -65,6 +68,8 @@ pub fn secret_params(kind: &str) -> Option<&'static [&'static str]> {
         "smooch" => switchboard_smooch::SmoochParams::SECRETS,
         #[cfg(feature = "twilio")]
         "twilio" => switchboard_twilio::TwilioParams::SECRETS,
+        #[cfg(feature = "gbm")]
+        "gbm" => switchboard_gbm::GbmParams::SECRETS,
         _ => return None,
     })
 }
@@ -99,6 +104,8 @@ impl ServiceParams {
             "smooch" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Smooch),
             #[cfg(feature = "twilio")]
             "twilio" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Twilio),
+            #[cfg(feature = "gbm")]
+            "gbm" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Gbm),
             _ => {
                 issues.push(Issue {
                     path: prefix.trim_end_matches(".params").to_owned() + ".type",
@@ -120,6 +127,8 @@ impl ServiceParams {
             ServiceParams::Smooch(_) => "smooch",
             #[cfg(feature = "twilio")]
             ServiceParams::Twilio(_) => "twilio",
+            #[cfg(feature = "gbm")]
+            ServiceParams::Gbm(_) => "gbm",
         }
     }
 
@@ -140,6 +149,8 @@ impl ServiceParams {
             ServiceParams::Twilio(p) => {
                 Arc::new(switchboard_twilio::TwilioConnector::new(p.clone())?)
             }
+            #[cfg(feature = "gbm")]
+            ServiceParams::Gbm(p) => Arc::new(switchboard_gbm::GbmConnector::new(p.clone())?),
         })
     }
 
