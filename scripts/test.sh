@@ -15,6 +15,8 @@ apt_packages=()
 command -v prosody >/dev/null 2>&1 || apt_packages+=(prosody)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)
+# The gbm tests make an RSA key pair for their fake Google service account.
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     echo "==> installing ${apt_packages[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -45,6 +45,9 @@ pub enum ServiceParams {
     /// `intercom`: Intercom conversations with catch-up.
     #[cfg(feature = "intercom")]
     Intercom(switchboard_intercom::IntercomParams),
+    /// `gbm`: Google Business Messages (shut down by Google on 2024-07-31).
+    #[cfg(feature = "gbm")]
+    Gbm(switchboard_gbm::GbmParams),
 }
 
 /// The types compiled into this build.
@@ -70,6 +73,8 @@ pub fn secret_params(kind: &str) -> Option<&'static [&'static str]> {
         "twilio" => switchboard_twilio::TwilioParams::SECRETS,
         #[cfg(feature = "intercom")]
         "intercom" => switchboard_intercom::IntercomParams::SECRETS,
+        #[cfg(feature = "gbm")]
+        "gbm" => switchboard_gbm::GbmParams::SECRETS,
         _ => return None,
     })
 }
@@ -106,6 +111,8 @@ impl ServiceParams {
             "twilio" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Twilio),
             #[cfg(feature = "intercom")]
             "intercom" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Intercom),
+            #[cfg(feature = "gbm")]
+            "gbm" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Gbm),
             _ => {
                 issues.push(Issue {
                     path: prefix.trim_end_matches(".params").to_owned() + ".type",
@@ -129,6 +136,8 @@ impl ServiceParams {
             ServiceParams::Twilio(_) => "twilio",
             #[cfg(feature = "intercom")]
             ServiceParams::Intercom(_) => "intercom",
+            #[cfg(feature = "gbm")]
+            ServiceParams::Gbm(_) => "gbm",
         }
     }
 
@@ -153,6 +162,8 @@ impl ServiceParams {
             ServiceParams::Intercom(p) => {
                 Arc::new(switchboard_intercom::IntercomConnector::new(p.clone())?)
             }
+            #[cfg(feature = "gbm")]
+            ServiceParams::Gbm(p) => Arc::new(switchboard_gbm::GbmConnector::new(p.clone())?),
         })
     }
 
