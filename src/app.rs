@@ -115,6 +115,17 @@ pub struct App {
     pub statuses: RwLock<HashMap<String, String>>,
     /// The control loop.
     pub control: tokio::sync::mpsc::UnboundedSender<Control>,
+    /// Ephemeral events (typing) for the event stream: not stored, not resumable.
+    pub ephemeral: tokio::sync::broadcast::Sender<Ephemeral>,
+}
+
+/// An event that is streamed live but never stored (it has no `seq`).
+#[derive(Debug, Clone)]
+pub struct Ephemeral {
+    /// Only this organization's streams get it.
+    pub organization: String,
+    /// The frame: `{"type","timestamp","data"}`.
+    pub body: String,
 }
 
 impl App {
@@ -194,6 +205,7 @@ pub enum Control {
 pub struct ServiceHost {
     store: Store,
     metrics: Arc<Metrics>,
+    ephemeral: tokio::sync::broadcast::Sender<Ephemeral>,
     info: ServiceInfo,
     service_ref: ServiceRef,
     state: watch::Sender<(ConnState, i64)>,
@@ -201,11 +213,18 @@ pub struct ServiceHost {
 
 impl ServiceHost {
     /// A host for `svc`.
-    pub fn new(store: Store, metrics: Arc<Metrics>, svc: &ServiceConfig, status: &str) -> Self {
+    pub fn new(
+        store: Store,
+        metrics: Arc<Metrics>,
+        ephemeral: tokio::sync::broadcast::Sender<Ephemeral>,
+        svc: &ServiceConfig,
+        status: &str,
+    ) -> Self {
         let info = service_info(svc, status);
         ServiceHost {
             store,
             metrics,
+            ephemeral,
             service_ref: ServiceRef {
                 id: svc.id.clone(),
                 organization: svc.organization.clone(),
@@ -373,5 +392,37 @@ impl switchboard_core::Host for ServiceHost {
 
     fn set_state(&self, _service_id: &str, state: ConnState) {
         self.report(state)
+    }
+
+    fn typing(&self, _service_id: &str, contact_external_id: &str, typing: bool) {
+        if self.ephemeral.receiver_count() == 0 {
+            return; // nobody is streaming
+        }
+        let (store, tx, info) = (
+            self.store.clone(),
+            self.ephemeral.clone(),
+            self.info.clone(),
+        );
+        let contact = contact_external_id.to_owned();
+        tokio::spawn(async move {
+            let conversation = match store.read.open_conversation_of(&info.id, &contact).await {
+                Ok(Some(id)) => id,
+                Ok(None) => return, // typing before the first message: no conversation yet
+                Err(e) => {
+                    tracing::debug!(error = %e, "typing signal dropped");
+                    return;
+                }
+            };
+            let body = serde_json::json!({
+                "type": "conversation.typing",
+                "timestamp": jiff::Timestamp::now(),
+                "data": {"service_id": info.id, "conversation_id": conversation.to_string(),
+                         "contact_external_id": contact, "typing": typing},
+            });
+            let _ = tx.send(Ephemeral {
+                organization: info.organization.clone(),
+                body: body.to_string(),
+            });
+        });
     }
 }

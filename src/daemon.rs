@@ -55,6 +55,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         bound: local,
         statuses: Default::default(),
         control,
+        ephemeral: tokio::sync::broadcast::channel(1024).0,
     });
     let supervisor = Arc::new(Supervisor::new(app.clone()));
     // The hub's last good list: services keep running when the hub is down at start.

@@ -184,6 +184,7 @@ impl Supervisor {
         let host = Arc::new(ServiceHost::new(
             self.app.store.clone(),
             self.app.metrics.clone(),
+            self.app.ephemeral.clone(),
             svc,
             status,
         ));

@@ -271,6 +271,46 @@ async fn an_image_arrives_as_an_attachment() {
 }
 
 #[tokio::test]
+async fn typing_reaches_the_event_stream_live_and_is_not_stored() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let google = FakeGoogle::start().await;
+    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
+    let api = Api::new(&d);
+    assert_eq!(signed(&d, TEXT).await, 200);
+    let conv = conversation_id(&api, CONV).await;
+    let stored = event_count(&d).await;
+
+    let url = format!("ws://{}/v1/events?access_token={TOKEN}", d.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let typing =
+        json!({"agent": "brands/1/agents/2", "conversationId": CONV, "requestId": "typing-1",
+                        "userStatus": {"isTyping": true, "createTime": "2021-05-04T10:00:00Z"},
+                        "sendTime": "2021-05-04T10:00:00Z"})
+        .to_string();
+    assert_eq!(signed(&d, typing.as_bytes()).await, 200);
+    let frame = tokio::time::timeout(T, async {
+        loop {
+            if let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) = ws.next().await {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "conversation.typing" {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .expect("a conversation.typing frame");
+    assert_eq!(frame["data"]["conversation_id"], json!(conv));
+    assert_eq!(frame["data"]["typing"], true);
+    assert!(frame.get("seq").is_none(), "ephemeral: no sequence number");
+    assert_eq!(event_count(&d).await, stored, "typing is not stored");
+    assert!(d.terminate().success());
+    google.stop().await;
+}
+
+#[tokio::test]
 async fn bad_or_missing_signatures_are_401_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;

@@ -1,5 +1,6 @@
 //! `GET /v1/events`: the event log as a websocket, one event per text frame, resumable
-//! from any `after=<seq>`. Events are read from storage in pages, so a slow client only
+//! from any `after=<seq>`. Ephemeral signals (`conversation.typing`) are interleaved live;
+//! they carry no `seq` and are not replayed. Events are read from storage in pages, so a slow client only
 //! slows its own reads and nothing is buffered on its behalf.
 
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub async fn events(
 
 async fn stream(mut socket: WebSocket, app: Arc<App>, organization: String, mut after: i64) {
     let mut head = app.store.subscribe_events();
+    let mut live = app.ephemeral.subscribe();
     loop {
         let rows = match app
             .store
@@ -87,6 +89,16 @@ async fn stream(mut socket: WebSocket, app: Arc<App>, organization: String, mut 
         }
         tokio::select! {
             changed = head.changed() => if changed.is_err() { return },
+            ephemeral = live.recv() => match ephemeral {
+                Ok(e) if e.organization == organization => {
+                    if socket.send(Message::Text(e.body.into())).await.is_err() {
+                        return;
+                    }
+                }
+                // Missed ephemeral frames are not worth a disconnect: they are only signals.
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => {}

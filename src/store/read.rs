@@ -106,6 +106,23 @@ impl Reader {
         Ok(row.map(ConversationRow::into_conversation))
     }
 
+    /// The contact's most recently active open conversation on a service.
+    pub async fn open_conversation_of(
+        &self,
+        service_id: &str,
+        contact_external_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT c.id FROM conversations c JOIN contacts k ON k.id = c.contact_id \
+             WHERE k.service_id = ? AND k.external_id = ? AND c.status = 'open' \
+             ORDER BY c.updated_at DESC LIMIT 1",
+        )
+        .bind(service_id)
+        .bind(contact_external_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// A page of conversations in id order, after the cursor.
     pub async fn conversations(
         &self,
