@@ -280,16 +280,13 @@ impl ServiceHost {
         let started = std::time::Instant::now();
         let n = messages.len();
         let result = self.store.ingest(self.service_ref.clone(), messages).await;
-        let labels = crate::metrics::ServiceLabels {
-            service: self.info.id.clone(),
-            service_type: self.info.kind.clone(),
-        };
         match &result {
             Ok(done) => {
-                self.metrics
-                    .ingest_latency
-                    .get_or_create(&labels)
-                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.ingest_latency(
+                    &self.info.id,
+                    &self.info.kind,
+                    started.elapsed().as_secs_f64(),
+                );
                 for i in done {
                     let outcome = if i.created { "stored" } else { "duplicate" };
                     self.metrics

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::app::RunningService;
 use crate::config::DeliveryConfig;
-use crate::metrics::{DeliveryLabels, KindLabels, Metrics};
+use crate::metrics::Metrics;
 use crate::store::rows::now_ms;
 use crate::store::{OutboxItem, Outcome, Store};
 
@@ -161,12 +161,7 @@ impl Dispatcher {
         let outcome = match result {
             Ok(sent) => {
                 self.metrics
-                    .delivery_latency
-                    .get_or_create(&KindLabels {
-                        service: svc.config.id.clone(),
-                        kind: item.kind.clone(),
-                    })
-                    .observe(age.as_secs_f64());
+                    .delivery_latency(&svc.config.id, &item.kind, age.as_secs_f64());
                 self.count(&item, "success");
                 match sent {
                     Some((external_id, status)) => {
@@ -304,12 +299,6 @@ impl Dispatcher {
 
     fn count(&self, item: &OutboxItem, result: &str) {
         self.metrics
-            .deliveries
-            .get_or_create(&DeliveryLabels {
-                service: self.svc.config.id.clone(),
-                kind: item.kind.clone(),
-                result: result.into(),
-            })
-            .inc();
+            .delivery(&self.svc.config.id, &item.kind, result);
     }
 }

@@ -1,114 +1,30 @@
-//! Prometheus metrics, exposed at `/metrics` in the OpenMetrics text format by the
-//! `prometheus-client` crate. What each metric means is in the README ("Metrics").
+//! Prometheus metrics at `/metrics`, in the classic text exposition format (version
+//! 0.0.4) written by the `prometheus` crate, which every scraper and `promtool` reads.
+//! What each metric means is in the README ("Metrics").
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder, exponential_buckets,
+};
 
-/// Labels naming a service.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ServiceLabels {
-    /// Service id.
-    pub service: String,
-    /// Service type.
-    pub service_type: String,
-}
-
-/// Messages by service, direction and outcome.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MessageLabels {
-    /// Service id.
-    pub service: String,
-    /// Service type.
-    pub service_type: String,
-    /// `inbound` or `outbound`.
-    pub direction: String,
-    /// inbound: `stored`, `duplicate`, `rejected`; outbound: `sent`, `retried`, `failed`.
-    pub outcome: String,
-}
-
-/// Deliveries by service, kind and result.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DeliveryLabels {
-    /// Service id.
-    pub service: String,
-    /// `message` or `event`.
-    pub kind: String,
-    /// `success`, `retry`, `dead`, `deferred`.
-    pub result: String,
-}
-
-/// Connection state per service.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
-    /// Service id.
-    pub service: String,
-    /// `connecting`, `connected`, `backoff`, `failed`, `stopped`.
-    pub state: String,
-}
-
-/// HTTP requests by route and status.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HttpLabels {
-    /// The matched route pattern, e.g. `/hooks/{service_id}`.
-    pub route: String,
-    /// Method.
-    pub method: String,
-    /// Status code.
-    pub status: String,
-}
-
-/// Route label for latency.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    /// The matched route pattern.
-    pub route: String,
-}
-
-/// Kind label for latency.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabels {
-    /// Service id.
-    pub service: String,
-    /// `message` or `event`.
-    pub kind: String,
-}
-
-fn latency_buckets() -> impl Iterator<Item = f64> {
-    // 0.5 ms to ~65 s.
-    exponential_buckets(0.0005, 2.0, 18)
-}
+/// The exposition's content type.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Every metric the daemon keeps.
 pub struct Metrics {
     registry: Registry,
-    /// Messages in and out.
-    pub messages: Family<MessageLabels, Counter>,
-    /// Time from a provider's request (or API call) to the commit of its messages.
-    pub ingest_latency: Family<ServiceLabels, Histogram>,
-    /// Time from a delivery being queued to its success.
-    pub delivery_latency: Family<KindLabels, Histogram>,
-    /// Delivery attempts by result.
-    pub deliveries: Family<DeliveryLabels, Counter>,
-    /// Live (queued or ready) deliveries per service.
-    pub outbox_depth: Family<ServiceLabels, Gauge>,
-    /// Dead deliveries kept per service.
-    pub outbox_dead: Family<ServiceLabels, Gauge>,
-    /// 1 for the service's current connection state, 0 for the others.
-    pub connector_state: Family<StateLabels, Gauge>,
-    /// Connection restarts per service.
-    pub reconnects: Family<ServiceLabels, Counter>,
-    /// HTTP requests.
-    pub http_requests: Family<HttpLabels, Counter>,
-    /// HTTP request duration.
-    pub http_latency: Family<RouteLabels, Histogram>,
-    /// Jobs per committed write batch.
-    pub writer_batch: Histogram,
-    /// Write batches that failed to commit.
-    pub writer_failures: Counter,
+    messages: IntCounterVec,
+    ingest_latency: HistogramVec,
+    delivery_latency: HistogramVec,
+    deliveries: IntCounterVec,
+    outbox_depth: IntGaugeVec,
+    outbox_dead: IntGaugeVec,
+    connector_state: IntGaugeVec,
+    restarts: IntCounterVec,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+    writer_batch: Histogram,
+    writer_failures: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -123,111 +39,197 @@ impl Default for Metrics {
     }
 }
 
+/// 0.5 ms to ~65 s.
+fn latency_buckets() -> Vec<f64> {
+    exponential_buckets(0.0005, 2.0, 18).expect("valid buckets")
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(latency_buckets()),
+        labels,
+    )
+    .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("registered once");
+    h
+}
+
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("switchboard");
-        let messages = Family::<MessageLabels, Counter>::default();
-        registry.register(
-            "messages",
-            "Messages in and out, by outcome",
-            messages.clone(),
-        );
-        let ingest_latency = Family::<ServiceLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets())
-        });
-        registry.register(
-            "ingest_latency_seconds",
-            "From receiving an inbound message to its commit",
-            ingest_latency.clone(),
-        );
-        let delivery_latency = Family::<KindLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets())
-        });
-        registry.register(
-            "delivery_latency_seconds",
-            "From queueing a delivery to its success",
-            delivery_latency.clone(),
-        );
-        let deliveries = Family::<DeliveryLabels, Counter>::default();
-        registry.register(
-            "deliveries",
-            "Delivery attempts by result",
-            deliveries.clone(),
-        );
-        let outbox_depth = Family::<ServiceLabels, Gauge>::default();
-        registry.register(
-            "outbox_depth",
-            "Deliveries waiting per service",
-            outbox_depth.clone(),
-        );
-        let outbox_dead = Family::<ServiceLabels, Gauge>::default();
-        registry.register(
-            "outbox_dead",
-            "Dead deliveries kept per service",
-            outbox_dead.clone(),
-        );
-        let connector_state = Family::<StateLabels, Gauge>::default();
-        registry.register(
-            "connector_state",
-            "1 for each service's current connection state",
-            connector_state.clone(),
-        );
-        let reconnects = Family::<ServiceLabels, Counter>::default();
-        registry.register(
-            "connector_restarts",
-            "Connection restarts per service",
-            reconnects.clone(),
-        );
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            http_requests.clone(),
-        );
-        let http_latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets())
-        });
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request duration by route",
-            http_latency.clone(),
-        );
-        let writer_batch = Histogram::new(exponential_buckets(1.0, 2.0, 10));
-        registry.register(
-            "writer_batch_jobs",
-            "Jobs per committed write batch",
-            writer_batch.clone(),
-        );
-        let writer_failures = Counter::default();
-        registry.register(
-            "writer_failed_batches",
-            "Write batches that could not be committed",
-            writer_failures.clone(),
-        );
+        let r = Registry::new();
+        let writer_batch = Histogram::with_opts(
+            HistogramOpts::new(
+                "switchboard_writer_batch_jobs",
+                "Jobs per committed write batch",
+            )
+            .buckets(exponential_buckets(1.0, 2.0, 10).expect("valid buckets")),
+        )
+        .expect("valid metric");
+        r.register(Box::new(writer_batch.clone()))
+            .expect("registered once");
+        let writer_failures = IntCounter::new(
+            "switchboard_writer_failed_batches_total",
+            "Write batches that could not be committed (nothing in them was acknowledged)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(writer_failures.clone()))
+            .expect("registered once");
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("registered once");
         Metrics {
-            registry,
-            messages,
-            ingest_latency,
-            delivery_latency,
-            deliveries,
-            outbox_depth,
-            outbox_dead,
-            connector_state,
-            reconnects,
-            http_requests,
-            http_latency,
+            messages: counter(
+                &r,
+                "switchboard_messages_total",
+                "Messages in and out by service and outcome (inbound: stored, duplicate, rejected; outbound: sent, retried, failed)",
+                &["service", "service_type", "direction", "outcome"],
+            ),
+            ingest_latency: histogram(
+                &r,
+                "switchboard_ingest_latency_seconds",
+                "From receiving inbound messages to their commit",
+                &["service", "service_type"],
+            ),
+            delivery_latency: histogram(
+                &r,
+                "switchboard_delivery_latency_seconds",
+                "From queueing a delivery to its success",
+                &["service", "kind"],
+            ),
+            deliveries: counter(
+                &r,
+                "switchboard_deliveries_total",
+                "Delivery attempts by service, kind (message, event) and result (success, retry, dead, deferred)",
+                &["service", "kind", "result"],
+            ),
+            outbox_depth: gauge(
+                &r,
+                "switchboard_outbox_depth",
+                "Deliveries waiting per service",
+                &["service", "service_type"],
+            ),
+            outbox_dead: gauge(
+                &r,
+                "switchboard_outbox_dead",
+                "Dead deliveries kept per service",
+                &["service", "service_type"],
+            ),
+            connector_state: gauge(
+                &r,
+                "switchboard_connector_state",
+                "1 for each service's current connection state, 0 for the others",
+                &["service", "state"],
+            ),
+            restarts: counter(
+                &r,
+                "switchboard_connector_restarts_total",
+                "Connection restarts per service",
+                &["service", "service_type"],
+            ),
+            http_requests: counter(
+                &r,
+                "switchboard_http_requests_total",
+                "HTTP requests by route, method and status",
+                &["route", "method", "status"],
+            ),
+            http_latency: histogram(
+                &r,
+                "switchboard_http_request_duration_seconds",
+                "HTTP request duration by route",
+                &["route"],
+            ),
             writer_batch,
             writer_failures,
+            registry: r,
         }
     }
 
     /// The text exposition.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
-        out
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("writing to memory cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+
+    /// Counts a message.
+    pub fn message(&self, service: &str, service_type: &str, direction: &str, outcome: &str) {
+        self.messages
+            .with_label_values(&[service, service_type, direction, outcome])
+            .inc();
+    }
+
+    /// Records an ingest's latency.
+    pub fn ingest_latency(&self, service: &str, service_type: &str, seconds: f64) {
+        self.ingest_latency
+            .with_label_values(&[service, service_type])
+            .observe(seconds);
+    }
+
+    /// Records a successful delivery's latency.
+    pub fn delivery_latency(&self, service: &str, kind: &str, seconds: f64) {
+        self.delivery_latency
+            .with_label_values(&[service, kind])
+            .observe(seconds);
+    }
+
+    /// Counts a delivery attempt.
+    pub fn delivery(&self, service: &str, kind: &str, result: &str) {
+        self.deliveries
+            .with_label_values(&[service, kind, result])
+            .inc();
+    }
+
+    /// Sets a service's outbox gauges.
+    pub fn outbox(&self, service: &str, service_type: &str, live: i64, dead: i64) {
+        self.outbox_depth
+            .with_label_values(&[service, service_type])
+            .set(live);
+        self.outbox_dead
+            .with_label_values(&[service, service_type])
+            .set(dead);
+    }
+
+    /// Sets a service's connection state gauge.
+    pub fn set_state(&self, service: &str, state: &str) {
+        for s in ["connecting", "connected", "backoff", "failed", "stopped"] {
+            self.connector_state
+                .with_label_values(&[service, s])
+                .set(i64::from(s == state));
+        }
+    }
+
+    /// Counts a connection restart.
+    pub fn restart(&self, service: &str, service_type: &str) {
+        self.restarts
+            .with_label_values(&[service, service_type])
+            .inc();
+    }
+
+    /// Counts an HTTP request.
+    pub fn http(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.http_latency
+            .with_label_values(&[route])
+            .observe(seconds);
     }
 
     /// Counts a committed batch.
@@ -238,29 +240,5 @@ impl Metrics {
     /// Counts a failed batch.
     pub fn writer_failure(&self) {
         self.writer_failures.inc();
-    }
-
-    /// Counts a message.
-    pub fn message(&self, service: &str, service_type: &str, direction: &str, outcome: &str) {
-        self.messages
-            .get_or_create(&MessageLabels {
-                service: service.into(),
-                service_type: service_type.into(),
-                direction: direction.into(),
-                outcome: outcome.into(),
-            })
-            .inc();
-    }
-
-    /// Sets a service's connection state gauge.
-    pub fn set_state(&self, service: &str, state: &str) {
-        for s in ["connecting", "connected", "backoff", "failed", "stopped"] {
-            self.connector_state
-                .get_or_create(&StateLabels {
-                    service: service.into(),
-                    state: s.into(),
-                })
-                .set(i64::from(s == state));
-        }
     }
 }

@@ -320,13 +320,7 @@ async fn connection_loop(
             attempt = 0;
         }
         attempt = attempt.saturating_add(1);
-        metrics
-            .reconnects
-            .get_or_create(&crate::metrics::ServiceLabels {
-                service: svc.config.id.clone(),
-                service_type: svc.config.type_name().into(),
-            })
-            .inc();
+        metrics.restart(&svc.config.id, svc.config.type_name());
         let delay = match &result {
             Ok(()) | Err(ConnectorError::Transient(_)) => {
                 let delay = backoff.delay(attempt);

@@ -155,3 +155,54 @@ async fn json_logs_carry_span_fields_and_no_secret_appears_anywhere() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_live_scrape_passes_promtool_and_counts_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let d = Daemon::start(
+        dir.path(),
+        &(base_config(dir.path()) + &api_service("") + &webhook_service(&rx.url("/e"), "")),
+    );
+    let api = Api::new(&d);
+    api.inbound("m-1", "c-1", "hello").await;
+    api.inbound("m-1", "c-1", "hello").await;
+    eventually(Duration::from_secs(10), "webhook deliveries", || async {
+        (rx.accepted().len() >= 3).then_some(())
+    })
+    .await;
+    let resp = reqwest::get(d.url("/metrics")).await.unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = resp.text().await.unwrap();
+    let file = dir.path().join("scrape.txt");
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        r#"switchboard_messages_total{direction="inbound",outcome="stored",service="api",service_type="api"} 1"#,
+        r#"switchboard_messages_total{direction="inbound",outcome="duplicate",service="api",service_type="api"} 1"#,
+        r#"switchboard_connector_state{service="hook",state="connected"} 1"#,
+        r#"switchboard_deliveries_total{kind="event",result="success",service="hook"}"#,
+        r#"switchboard_http_requests_total{method="POST",route="/v1/services/{service_id}/messages",status="201"} 1"#,
+        "switchboard_ingest_latency_seconds_count",
+        "switchboard_delivery_latency_seconds_bucket",
+        r#"switchboard_outbox_depth{service="hook",service_type="webhook"}"#,
+        "process_resident_memory_bytes",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(d.terminate().success());
+    rx.stop().await;
+}

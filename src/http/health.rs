@@ -52,7 +52,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            crate::metrics::CONTENT_TYPE,
         )],
         app.metrics.encode(),
     )

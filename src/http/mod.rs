@@ -24,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
 use crate::app::App;
-use crate::metrics::{HttpLabels, RouteLabels, ServiceLabels};
 use error::ApiError;
 
 /// The whole router.
@@ -65,18 +64,12 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     } else {
         next.run(req).await
     };
-    app.metrics
-        .http_requests
-        .get_or_create(&HttpLabels {
-            route: route.clone(),
-            method,
-            status: resp.status().as_u16().to_string(),
-        })
-        .inc();
-    app.metrics
-        .http_latency
-        .get_or_create(&RouteLabels { route })
-        .observe(started.elapsed().as_secs_f64());
+    app.metrics.http(
+        &route,
+        &method,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -92,11 +85,6 @@ pub async fn refresh_gauges(app: &App) {
             .get(&service)
             .map(|s| s.type_name().to_owned())
             .unwrap_or_else(|| "unknown".into());
-        let labels = ServiceLabels {
-            service,
-            service_type,
-        };
-        app.metrics.outbox_depth.get_or_create(&labels).set(live);
-        app.metrics.outbox_dead.get_or_create(&labels).set(dead);
+        app.metrics.outbox(&service, &service_type, live, dead);
     }
 }
