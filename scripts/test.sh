@@ -1,38 +1,65 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what the tests need
-# (idempotent), then runs the gates and every test. README.md and .ci/run call this.
+# (idempotent), then runs the gates, the supply-chain audit, every test, the systemd
+# unit checks and the Debian package build. README.md and .ci/run call this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root="$(pwd)"
 
 # Builds go outside the clone so reruns on the same machine reuse them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+step() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages the tests use: real servers and checkers, never mocks of our own code.
+# Debian packages the tests use: real servers and checkers, never mocks of our code.
+#   prosody          the XMPP server the smartsupp tests run against
+#   prometheus       promtool, which checks a live /metrics scrape
+#   systemd          systemd-analyze verify / security for the unit
+#   openssl          test certificates and keys (XMPP TLS, GBM service account)
 apt_packages=()
 command -v prosody >/dev/null 2>&1 || apt_packages+=(prosody)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)
-# The gbm tests make an RSA key pair for their fake Google service account.
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 if [ ${#apt_packages[@]} -gt 0 ]; then
-    echo "==> installing ${apt_packages[*]}"
+    step "installing ${apt_packages[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
 fi
-# A package's own daemon is not ours to run: the tests start their own instances.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prosody 2>/dev/null; then
-    as_root systemctl stop prosody || true
-fi
+# The packages' own daemons are not ours to run: the tests start their own instances.
+for unit in prosody prometheus; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
+        as_root systemctl stop "$unit" || true
+    fi
+done
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+command -v cargo-audit >/dev/null 2>&1 || { step "installing cargo-audit"; cargo install --locked cargo-audit; }
+command -v cargo-deb >/dev/null 2>&1 || { step "installing cargo-deb"; cargo install --locked cargo-deb; }
 
-echo "==> cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --all --check
-echo "==> cargo clippy --all-targets -- -D warnings"
+
+step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --locked --workspace --all-targets -- -D warnings
-echo "==> cargo test"
+
+step "cargo audit (RustSec snapshot, no network)"
+advisory_db="${SWITCHBOARD_ADVISORY_DB:-$root/../shared/advisory-db}"
+if [ ! -d "$advisory_db" ]; then
+    echo "advisory database not found at $advisory_db (set SWITCHBOARD_ADVISORY_DB)" >&2
+    exit 1
+fi
+cargo audit --db "$advisory_db" --no-fetch --stale -D warnings
+
+step "cargo test"
 cargo test --locked --workspace
-echo "==> all tests passed"
+
+step "systemd unit"
+bash scripts/check-systemd.sh "$CARGO_TARGET_DIR/debug/switchboard"
+
+step "Debian package"
+bash scripts/package.sh
+
+step "all checks passed"
