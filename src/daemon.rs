@@ -190,6 +190,11 @@ async fn control_loop(
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    // A write past the file-size limit raises SIGXFSZ, whose default action kills the
+    // process. With a handler installed the write fails with EFBIG instead, SQLite
+    // reports a full disk, and requests get 503 until space returns.
+    let mut xfsz =
+        signal(SignalKind::from_raw(libc::SIGXFSZ)).context("installing the SIGXFSZ handler")?;
     loop {
         // Sleep until the next window boundary by the daemon's clock, not by polling.
         let until_boundary = state.boundary.map(|b| {
@@ -199,6 +204,7 @@ async fn control_loop(
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
+            _ = xfsz.recv() => tracing::warn!("a write exceeded the file-size limit (RLIMIT_FSIZE)"),
             _ = hup.recv() => {
                 crate::notify::reloading();
                 if let Err(lines) = reload(&mut state, supervisor, config_path, &hub_config).await {
