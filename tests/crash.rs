@@ -1,0 +1,297 @@
+//! The crash test: concurrent clients post inbound messages with unique ids through the
+//! `api` service and the Twilio webhook while the daemon is killed with SIGKILL at random
+//! moments and restarted. Clients retry anything not acknowledged. At the end every
+//! acknowledged message exists exactly once, every `message.created` reached the webhook
+//! receiver (deduplicated by `webhook-id`), and every reply posted before the kills
+//! reached the fake Twilio at least once.
+//!
+//! Small by default, for CI. A long soak:
+//! `CRASH_KILLS=50 CRASH_CLIENTS=32 cargo test --release --test crash -- --nocapture`
+
+mod common;
+mod twilio_kit;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use twilio_kit::*;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A port free right now, so every restart listens where the clients post.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One message a client keeps posting until it is acknowledged.
+enum Inbound {
+    Api(String),
+    Twilio(Vec<(String, String)>),
+}
+
+impl Inbound {
+    fn external_id(&self) -> String {
+        match self {
+            Inbound::Api(id) => id.clone(),
+            Inbound::Twilio(p) => p.iter().find(|(k, _)| k == "MessageSid").unwrap().1.clone(),
+        }
+    }
+}
+
+/// Posts until a 2xx; connection errors and 5xx (the daemon is down or restarting) are
+/// retried. Returns how many attempts it took.
+async fn post_until_acked(
+    http: &reqwest::Client,
+    base: &str,
+    msg: &Inbound,
+    client: usize,
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 1.. {
+        assert!(
+            Instant::now() < deadline,
+            "a message was never acknowledged"
+        );
+        let sent = match msg {
+            Inbound::Api(id) => {
+                http.post(format!("{base}/v1/services/api/messages"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"external_id": id, "contact": {"external_id": format!("api-contact-{client}")}, "text": format!("message {id}")}))
+                    .send()
+                    .await
+            }
+            Inbound::Twilio(params) => {
+                let hook = format!("{PUBLIC}/hooks/sms");
+                http.post(format!("{base}{}", path_of(&hook)))
+                    .header("x-twilio-signature", twilio_signature(AUTH_TOKEN, &hook, params))
+                    .form(params)
+                    .send()
+                    .await
+            }
+        };
+        match sent {
+            Ok(r) if r.status().is_success() => return attempt,
+            Ok(r) if r.status().is_server_error() => {}
+            Ok(r) => panic!("unexpected answer {} for {}", r.status(), msg.external_id()),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_messages_survive_kill_9_exactly_once() {
+    let kills = env_or("CRASH_KILLS", 5);
+    let clients = env_or("CRASH_CLIENTS", 8);
+    let dir = tempfile::tempdir().unwrap();
+    let twilio = FakeTwilio::start().await;
+    let rx = Receiver::start().await;
+    let port = free_port();
+    let config = base_config(dir.path()).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\"\npublic_url = \"{PUBLIC}\""),
+    ) + &api_service("")
+        + &twilio_service("sms", &twilio, FROM_PARAM)
+        + &webhook_service(&rx.url("/events"), "events = [\"message.created\"]");
+    let d = Daemon::start(dir.path(), &config);
+    let config_path = d.config_path.clone();
+    let base = d.url("");
+    let api = Api::new(&d);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+
+    // Replies posted before any kill: they must reach Twilio however the kills fall.
+    let mut replies: Vec<(String, String)> = Vec::new();
+    for c in 0..4 {
+        let contact = format!("+3161000000{c}");
+        let p = sms_params(
+            &format!("SM{:032x}", 0xfeed_0000u64 + c),
+            &contact,
+            SMS_NUMBER,
+            "hello",
+        );
+        post_until_acked(&http, &base, &Inbound::Twilio(p), 0).await;
+        let conv = conversation(&api, "sms", &format!("{contact}|{SMS_NUMBER}")).await;
+        for r in 0..2 {
+            let text = format!("reply {r} to {contact}");
+            let id = reply(&api, &conv, json!({"text": text})).await;
+            replies.push((id, text));
+        }
+    }
+
+    // The clients.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<BTreeSet<String>>> = Default::default();
+    let retries = Arc::new(Mutex::new(0usize));
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let (http, base, stop, acked, retries) = (
+            http.clone(),
+            base.clone(),
+            stop.clone(),
+            acked.clone(),
+            retries.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let msg = if n % 2 == 0 {
+                    Inbound::Api(format!("api-{client}-{n}"))
+                } else {
+                    let sid = format!("SM{:016x}{:016x}", client as u64, n);
+                    Inbound::Twilio(sms_params(
+                        &sid,
+                        &format!("+3162000{client:04}"),
+                        SMS_NUMBER,
+                        &format!("twilio {n}"),
+                    ))
+                };
+                let attempts = post_until_acked(&http, &base, &msg, client).await;
+                *retries.lock().unwrap() += attempts - 1;
+                acked.lock().unwrap().insert(msg.external_id());
+                n += 1;
+            }
+        }));
+    }
+
+    // The killer: SIGKILL at random moments, restart at once.
+    let mut daemon = d;
+    for _ in 0..kills {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(300..900))).await;
+        daemon.kill();
+        let path = config_path.clone();
+        daemon = tokio::task::spawn_blocking(move || Daemon::start_at(&path, &[]))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let retried = *retries.lock().unwrap();
+    eprintln!(
+        "crash test: {kills} kills, {clients} clients, {} messages acknowledged, {retried} retried posts",
+        acked.len()
+    );
+    assert!(
+        acked.len() >= clients * 2,
+        "the clients made progress: {}",
+        acked.len()
+    );
+    assert!(
+        retried > 0,
+        "the kills interrupted some posts (otherwise this test proved nothing)"
+    );
+
+    // Every acknowledged message exists exactly once.
+    let api = Api::new(&daemon);
+    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
+    let mut after = String::new();
+    loop {
+        let (_, page) = api
+            .get(&format!("/v1/conversations?limit=100&after={after}"))
+            .await;
+        for c in page["data"].as_array().unwrap() {
+            let mut m_after = String::new();
+            loop {
+                let (_, msgs) = api
+                    .get(&format!(
+                        "/v1/conversations/{}/messages?limit=100&after={m_after}",
+                        c["id"].as_str().unwrap()
+                    ))
+                    .await;
+                for m in msgs["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["direction"] == "inbound")
+                {
+                    *stored
+                        .entry(m["external_id"].as_str().unwrap().to_owned())
+                        .or_default() += 1;
+                }
+                match msgs["next"].as_str() {
+                    Some(n) => m_after = n.to_owned(),
+                    None => break,
+                }
+            }
+        }
+        match page["next"].as_str() {
+            Some(n) => after = n.to_owned(),
+            None => break,
+        }
+    }
+    for id in &acked {
+        assert_eq!(
+            stored.get(id),
+            Some(&1),
+            "acknowledged {id} must be stored exactly once"
+        );
+    }
+    assert!(stored.values().all(|&n| n == 1), "no duplicates at all");
+
+    // Every message.created reached the webhook receiver; duplicates share a webhook-id.
+    let inbound_ids: BTreeSet<String> = stored.keys().cloned().collect();
+    let delivered = eventually(
+        Duration::from_secs(60),
+        "every message.created at the receiver",
+        || async {
+            let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+            for r in rx.accepted() {
+                let body = r.json();
+                if let Some(first) = by_id.get(r.header("webhook-id")) {
+                    assert_eq!(first, &body, "a redelivery carries the same event");
+                }
+                by_id.insert(r.header("webhook-id").to_owned(), body);
+            }
+            let got: BTreeSet<String> = by_id
+                .values()
+                .filter(|e| e["data"]["message"]["direction"] == "inbound")
+                .map(|e| {
+                    e["data"]["message"]["external_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            (got.is_superset(&inbound_ids)).then_some(by_id.len())
+        },
+    )
+    .await;
+    eprintln!(
+        "crash test: {delivered} distinct events delivered, {} deliveries in all",
+        rx.accepted().len()
+    );
+
+    // Every reply posted before the kills reached Twilio at least once, and is sent.
+    for (id, text) in &replies {
+        wait_status(&api, id, "sent").await;
+        let sends = twilio
+            .requests()
+            .iter()
+            .filter(|s| s.field("Body") == Some(text.as_str()) && s.answered == 201)
+            .count();
+        assert!(sends >= 1, "reply {text:?} never reached Twilio");
+    }
+    assert!(daemon.terminate().success());
+    rx.stop().await;
+    twilio.stop().await;
+}
