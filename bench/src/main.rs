@@ -1,385 +1,603 @@
-//! `sb-bench`: measures a release `switchboard` from the outside, over loopback, on a
-//! fresh temporary database with durable commits (`synchronous = "full"`).
+//! `sb-bench`: measures a release `switchboard` from the outside, over loopback, with
+//! durable commits (`synchronous = "full"`), and writes `docs/benchmarks.md`.
 //!
 //! ```text
-//! cargo build --release -p switchboard -p switchboard-bench
-//! $CARGO_TARGET_DIR/release/sb-bench ingest [--secs 10] [--clients 64] [--rate 2000] [--webhook]
+//! bash bench/run.sh            # builds, runs everything, writes docs/, draws the chart
+//! sb-bench all [--quick] [--out docs/benchmarks.md]
+//! sb-bench ingest [--secs 10] [--clients 64] [--rate 2000]
 //! ```
 //!
-//! `ingest` runs two phases against `POST /v1/services/{id}/messages`:
-//! - closed loop: `--clients` concurrent clients, each posting its next message as soon
-//!   as the previous one was acknowledged → acknowledged messages per second;
-//! - open loop: messages sent at a fixed `--rate`, each latency measured from the
-//!   moment it was *scheduled* (so a stall counts against every message it delays) →
-//!   p50/p99/p999 acknowledgement latency.
-//!
-//! With `--webhook`, a `webhook` service subscribed to every event is configured too
-//! (its target is a local sink), so every ingest also enqueues three or four deliveries.
-//! The load generator runs on the same machine as the daemon and competes for its cores.
+//! - [`daemon`] — starting switchboard and the bare ceiling server.
+//! - [`load`] — closed and open load loops, percentiles.
+//! - [`servers`] — the ceiling server and the timestamping webhook sink.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod daemon;
+mod load;
+mod servers;
+
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use load::{Counter, ingest_url, ms, pct};
 
-const TOKEN: &str = "bench-token-0123456789abcdef";
-
-struct Options {
+/// Sizes of one run.
+struct Plan {
     secs: u64,
     clients: usize,
     rate: u64,
-    webhook: bool,
+    relay_rate: u64,
+    conversations: u64,
+    services: usize,
+    small: u64,
+    large: u64,
+    window: u64,
 }
 
-fn parse_args() -> anyhow::Result<(String, Options)> {
-    let mut args = std::env::args().skip(1);
-    let cmd = args.next().unwrap_or_else(|| "ingest".into());
-    let mut o = Options {
-        secs: 10,
-        clients: 64,
-        rate: 2000,
-        webhook: false,
-    };
-    while let Some(a) = args.next() {
-        let mut val = || args.next().context("missing value");
-        match a.as_str() {
-            "--secs" => o.secs = val()?.parse()?,
-            "--clients" => o.clients = val()?.parse()?,
-            "--rate" => o.rate = val()?.parse()?,
-            "--webhook" => o.webhook = true,
-            other => bail!("unknown argument {other:?}"),
+impl Plan {
+    fn full() -> Self {
+        Plan {
+            secs: 10,
+            clients: 64,
+            rate: 2000,
+            relay_rate: 500,
+            conversations: 10_000,
+            services: 100,
+            small: 10_000,
+            large: 1_000_000,
+            window: 20_000,
         }
     }
-    Ok((cmd, o))
-}
 
-/// A daemon started for the measurement; killed on drop.
-struct Daemon {
-    child: Child,
-    base: String,
-    _dir: TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-}
-
-/// A temporary directory removed on drop (no extra dependency for one directory).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn daemon_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(p) = std::env::var("SWITCHBOARD_BIN") {
-        return Ok(p.into());
-    }
-    let me = std::env::current_exe()?;
-    let bin = me.with_file_name("switchboard");
-    if !bin.exists() {
-        bail!(
-            "{} not found: build it with `cargo build --release -p switchboard` or set SWITCHBOARD_BIN",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-fn start_daemon(webhook_url: Option<&str>) -> anyhow::Result<Daemon> {
-    let dir = std::env::temp_dir().join(format!("sb-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let dir = TempDir(dir);
-    let mut config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-[storage]
-url = "sqlite://{}/bench.db"
-synchronous = "full"
-[log]
-level = "warn,switchboard::daemon=info"
-[services.bench]
-type = "api"
-[services.bench.params.tokens.bench]
-token = "{TOKEN}"
-scopes = ["read", "reply", "ingest"]
-"#,
-        dir.0.display()
-    );
-    if let Some(url) = webhook_url {
-        config += &format!(
-            "[services.sink]\ntype = \"webhook\"\n[services.sink.params]\nurl = \"{url}\"\nsecret = \"whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMTIzNA==\"\n"
-        );
-    }
-    let path = dir.0.join("switchboard.toml");
-    std::fs::write(&path, config)?;
-    let mut child = Command::new(daemon_binary()?)
-        .args(["run", "--config"])
-        .arg(&path)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting switchboard")?;
-    let stderr = child.stderr.take().context("stderr")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listen=").nth(1) {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
+    fn quick() -> Self {
+        Plan {
+            secs: 3,
+            large: 50_000,
+            window: 5_000,
+            ..Plan::full()
         }
+    }
+}
+
+/// One row of the results table.
+struct Row {
+    what: String,
+    result: String,
+    target: String,
+    verdict: String,
+}
+
+fn row(
+    rows: &mut Vec<Row>,
+    what: impl Into<String>,
+    result: impl Into<String>,
+    target: &str,
+    met: Option<bool>,
+) {
+    rows.push(Row {
+        what: what.into(),
+        result: result.into(),
+        target: target.into(),
+        verdict: match met {
+            Some(true) => "met".into(),
+            Some(false) => "**missed**".into(),
+            None => String::new(),
+        },
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .context("switchboard did not report its address")?;
-    Ok(Daemon {
-        child,
-        base: format!("http://{addr}"),
-        _dir: dir,
-    })
 }
 
-fn body(n: u64) -> String {
+fn latency_cell(lat: &[Duration]) -> String {
     format!(
-        r#"{{"external_id":"m-{n}","contact":{{"external_id":"c-{}","name":"Contact {}"}},"text":"Hello, this is message {n} of the benchmark."}}"#,
-        n % 1000,
-        n % 1000
+        "{} / {} / {} ms",
+        ms(pct(lat, 0.5)),
+        ms(pct(lat, 0.99)),
+        ms(pct(lat, 0.999))
     )
 }
 
-async fn post(client: &reqwest::Client, url: &str, n: u64) -> anyhow::Result<()> {
-    let resp = client
-        .post(url)
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/json")
-        .body(body(n))
-        .send()
-        .await?;
-    if resp.status().as_u16() != 201 {
-        bail!("unexpected status {}", resp.status());
+fn mib(kib: Option<u64>) -> f64 {
+    kib.unwrap_or(0) as f64 / 1024.0
+}
+
+/// Writes quantile curves (1000 points) for the chart.
+fn curve(csv: &mut String, series: &str, sorted: &[Duration]) {
+    for i in 1..=1000 {
+        let q = i as f64 / 1000.0;
+        let _ = writeln!(
+            csv,
+            "{series},{q:.3},{:.4}",
+            pct(sorted, q).as_secs_f64() * 1000.0
+        );
     }
+}
+
+async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    let mut csv = String::from("series,quantile,latency_ms\n");
+    let secs = Duration::from_secs(plan.secs);
+
+    // 1. The ceiling: a bare handler parsing the same JSON.
+    eprintln!("ceiling …");
+    let bare = daemon::bare()?;
+    let url = format!("{}/v1/services/bench/messages", bare.base);
+    let next = Counter::default();
+    load::closed_loop(
+        &url,
+        plan.clients,
+        Duration::from_secs(1),
+        None,
+        1000,
+        &next,
+    )
+    .await;
+    let ceiling = load::closed_loop(&url, plan.clients, secs, None, 1000, &next).await;
+    let ceiling_open = load::open_loop(&url, plan.rate, secs, 1000, &next).await;
+    drop(bare);
+
+    // 2. switchboard ingest, durable.
+    eprintln!("ingest …");
+    let dir = daemon::Scratch::new("ingest")?;
+    let sb = daemon::switchboard(&dir.0, &daemon::config(&dir.0, ""))?;
+    let url = ingest_url(&sb.base);
+    let next = Counter::default();
+    load::closed_loop(
+        &url,
+        plan.clients,
+        Duration::from_secs(1),
+        None,
+        1000,
+        &next,
+    )
+    .await;
+    let ingest = load::closed_loop(&url, plan.clients, secs, None, 1000, &next).await;
+    let ingest_open = load::open_loop(&url, plan.rate, secs, 1000, &next).await;
+    sb.stop();
+    let ratio = ingest.rate / ceiling.rate;
+    row(
+        &mut rows,
+        format!(
+            "Ingest, {} clients, closed loop: switchboard, `synchronous = \"full\"` (default: fsync per commit)",
+            plan.clients
+        ),
+        format!("{:.0} msg/s ({} errors)", ingest.rate, ingest.errors),
+        "≥ 10,000 msg/s",
+        Some(ingest.rate >= 10_000.0),
+    );
+    row(
+        &mut rows,
+        format!(
+            "Ingest, {} clients, closed loop: bare HTTP handler (ceiling)",
+            plan.clients
+        ),
+        format!("{:.0} msg/s ({} errors)", ceiling.rate, ceiling.errors),
+        "",
+        None,
+    );
+    row(
+        &mut rows,
+        "switchboard ÷ ceiling",
+        format!("{:.0}%", ratio * 100.0),
+        "≥ 50%",
+        Some(ratio >= 0.5),
+    );
+    row(
+        &mut rows,
+        format!(
+            "Ack latency at {} msg/s, p50 / p99 / p999: switchboard",
+            plan.rate
+        ),
+        format!(
+            "{} ({} errors)",
+            latency_cell(&ingest_open.latencies),
+            ingest_open.errors
+        ),
+        "p99 ≤ 20 ms",
+        Some(pct(&ingest_open.latencies, 0.99) <= Duration::from_millis(20)),
+    );
+    row(
+        &mut rows,
+        format!(
+            "Ack latency at {} msg/s, p50 / p99 / p999: ceiling",
+            plan.rate
+        ),
+        latency_cell(&ceiling_open.latencies),
+        "",
+        None,
+    );
+    curve(&mut csv, "switchboard ack", &ingest_open.latencies);
+
+    // 2b. The same with `synchronous = "normal"`: commits survive kill -9, not power loss.
+    eprintln!("ingest, synchronous = normal …");
+    let dir = daemon::Scratch::new("ingest-normal")?;
+    let sb = daemon::switchboard(&dir.0, &daemon::config_with(&dir.0, "normal", ""))?;
+    let url = ingest_url(&sb.base);
+    let next = Counter::default();
+    load::closed_loop(
+        &url,
+        plan.clients,
+        Duration::from_secs(1),
+        None,
+        1000,
+        &next,
+    )
+    .await;
+    let normal = load::closed_loop(&url, plan.clients, secs, None, 1000, &next).await;
+    let normal_open = load::open_loop(&url, plan.rate, secs, 1000, &next).await;
+    sb.stop();
+    row(
+        &mut rows,
+        format!(
+            "Ingest, {} clients, `synchronous = \"normal\"` (survives kill -9, not power loss)",
+            plan.clients
+        ),
+        format!(
+            "{:.0} msg/s ({:.0}% of ceiling)",
+            normal.rate,
+            normal.rate / ceiling.rate * 100.0
+        ),
+        "",
+        None,
+    );
+    row(
+        &mut rows,
+        format!(
+            "Ack latency at {} msg/s, p50 / p99 / p999, `normal`",
+            plan.rate
+        ),
+        format!(
+            "{} ({} errors)",
+            latency_cell(&normal_open.latencies),
+            normal_open.errors
+        ),
+        "",
+        None,
+    );
+    curve(
+        &mut csv,
+        "switchboard ack (synchronous=normal)",
+        &normal_open.latencies,
+    );
+    curve(&mut csv, "bare handler ack", &ceiling_open.latencies);
+
+    // 3. Relay: inbound → signed webhook received.
+    eprintln!("relay …");
+    let sink = servers::Sink::default();
+    let sink_url = sink.start().await?;
+    let dir = daemon::Scratch::new("relay")?;
+    let sb = daemon::switchboard(
+        &dir.0,
+        &daemon::config(&dir.0, &daemon::webhook("sink", &sink_url)),
+    )?;
+    let next = Counter::default();
+    let relay = load::open_loop(&ingest_url(&sb.base), plan.relay_rate, secs, 1000, &next).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.arrived.lock().unwrap().len() < relay.scheduled.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let arrived = sink.arrived.lock().unwrap().clone();
+    let mut relay_lat: Vec<Duration> = relay
+        .scheduled
+        .iter()
+        .filter_map(|(n, at)| arrived.get(n).map(|t| t.duration_since(*at)))
+        .collect();
+    relay_lat.sort();
+    sb.stop();
+    row(
+        &mut rows,
+        format!(
+            "Relay latency, inbound → signed webhook received, at {} msg/s, p50 / p99 / p999",
+            plan.relay_rate
+        ),
+        format!(
+            "{} ({} of {} arrived)",
+            latency_cell(&relay_lat),
+            relay_lat.len(),
+            relay.scheduled.len()
+        ),
+        "",
+        None,
+    );
+    curve(&mut csv, "relay to webhook", &relay_lat);
+
+    // 4. Memory: idle, and with many open conversations.
+    eprintln!("memory …");
+    let dir = daemon::Scratch::new("memory")?;
+    let sb = daemon::switchboard(&dir.0, &daemon::config(&dir.0, ""))?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fresh_rss = sb.rss_kib();
+    let next = Counter::default();
+    load::closed_loop(
+        &ingest_url(&sb.base),
+        plan.clients,
+        Duration::from_secs(3600),
+        Some(plan.conversations),
+        plan.conversations,
+        &next,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let conv_rss = sb.rss_kib();
+    sb.stop();
+    row(
+        &mut rows,
+        "RSS idle (fresh start)",
+        format!("{:.1} MiB", mib(fresh_rss)),
+        "≤ 30 MB",
+        Some(mib(fresh_rss) * 1.048_576 <= 30.0),
+    );
+    row(
+        &mut rows,
+        format!("RSS with {} open conversations", plan.conversations),
+        format!("{:.1} MiB", mib(conv_rss)),
+        "≤ 100 MB",
+        Some(mib(conv_rss) * 1.048_576 <= 100.0),
+    );
+
+    // 5. Start-up with many services.
+    eprintln!("start-up …");
+    let mut startups = Vec::new();
+    let services: String = (0..plan.services)
+        .map(|i| {
+            if i % 2 == 0 {
+                daemon::webhook(&format!("hook{i}"), &sink_url)
+            } else {
+                format!("[services.api{i}]\ntype = \"api\"\n[services.api{i}.params.tokens.t]\ntoken = \"token-{i:04}-0123456789abcdef\"\nscopes = [\"read\"]\n")
+            }
+        })
+        .collect();
+    let dir = daemon::Scratch::new("startup")?;
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let sb = daemon::switchboard(&dir.0, &daemon::config(&dir.0, &services))?;
+        loop {
+            if http
+                .get(format!("{}/readyz", sb.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("not ready within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        startups.push(started.elapsed());
+        sb.stop();
+    }
+    startups.sort();
+    row(
+        &mut rows,
+        format!(
+            "Start-up to /readyz 200 with {} services (median of 5; first run creates the database)",
+            plan.services + 1
+        ),
+        format!(
+            "{} ms (min {}, max {})",
+            ms(startups[2]),
+            ms(startups[0]),
+            ms(startups[4])
+        ),
+        "",
+        None,
+    );
+
+    // 6. Ingest cost as the database grows.
+    eprintln!("growth …");
+    let dir = daemon::Scratch::new("growth")?;
+    let sb = daemon::switchboard(&dir.0, &daemon::config(&dir.0, ""))?;
+    let url = ingest_url(&sb.base);
+    let next = Counter::default();
+    let contacts = 10_000;
+    let forever = Duration::from_secs(24 * 3600);
+    load::closed_loop(
+        &url,
+        plan.clients,
+        forever,
+        Some(plan.small),
+        contacts,
+        &next,
+    )
+    .await;
+    let at_small = load::closed_loop(
+        &url,
+        plan.clients,
+        forever,
+        Some(plan.window),
+        contacts,
+        &next,
+    )
+    .await;
+    let filled = plan.small + plan.window;
+    load::closed_loop(
+        &url,
+        plan.clients,
+        forever,
+        Some(plan.large.saturating_sub(filled)),
+        contacts,
+        &next,
+    )
+    .await;
+    let at_large = load::closed_loop(
+        &url,
+        plan.clients,
+        forever,
+        Some(plan.window),
+        contacts,
+        &next,
+    )
+    .await;
+    let db_size = std::fs::metadata(dir.0.join("bench.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    sb.stop();
+    let slowdown = at_small.rate / at_large.rate;
+    row(
+        &mut rows,
+        format!(
+            "Ingest msg/s with {} vs {} messages stored ({} clients)",
+            fmt_n(plan.small),
+            fmt_n(plan.large),
+            plan.clients
+        ),
+        format!(
+            "{:.0} vs {:.0}: {:.2}× slower (database {:.0} MiB)",
+            at_small.rate,
+            at_large.rate,
+            slowdown,
+            db_size as f64 / 1_048_576.0
+        ),
+        "≤ 1.2× slower",
+        Some(slowdown <= 1.2),
+    );
+
+    write_report(out, plan, &rows)?;
+    let csv_path = out.replace(".md", "-latency.csv");
+    std::fs::write(&csv_path, csv).with_context(|| format!("writing {csv_path}"))?;
+    eprintln!("wrote {out} and {csv_path}");
     Ok(())
 }
 
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
+fn fmt_n(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1000 && n % 1000 == 0 => format!("{}k", n / 1000),
+        n => n.to_string(),
     }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|k| format!("{:.0} GiB", k as f64 / 1_048_576.0))
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, {mem} RAM, Linux {}", kernel.trim())
 }
 
-/// Closed loop: `clients` workers for `secs`; returns (acknowledged, elapsed, errors).
-async fn closed_loop(
-    url: &str,
-    clients: usize,
-    secs: u64,
-    next: Arc<AtomicU64>,
-) -> (u64, Duration, u64) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let ok = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (client, url, ok, errors, next) = (
-            client.clone(),
-            url.to_owned(),
-            ok.clone(),
-            errors.clone(),
-            next.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                match post(&client, &url, n).await {
-                    Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    (
-        ok.load(Ordering::Relaxed),
-        started.elapsed(),
-        errors.load(Ordering::Relaxed),
-    )
-}
+/// Marks where hand-written notes begin; the harness keeps everything below it.
+const NOTES: &str = "<!-- notes: kept across runs of the harness -->";
 
-/// Open loop at `rate`/s for `secs`; latencies measured from each scheduled send time.
-async fn open_loop(url: &str, rate: u64, secs: u64, next: Arc<AtomicU64>) -> (Vec<Duration>, u64) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap();
-    let total = rate * secs;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let scheduled = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(scheduled).await;
-        let (client, url) = (client.clone(), url.to_owned());
-        let n = next.fetch_add(1, Ordering::Relaxed);
-        tasks.push(tokio::spawn(async move {
-            let r = post(&client, &url, n).await;
-            (r.is_ok(), scheduled.elapsed())
-        }));
-    }
-    let mut lat = Vec::with_capacity(tasks.len());
-    let mut errors = 0;
-    for t in tasks {
-        match t.await {
-            Ok((true, d)) => lat.push(d),
-            _ => errors += 1,
-        }
-    }
-    lat.sort();
-    (lat, errors)
-}
-
-/// A sink for webhook deliveries: answers 200 to anything.
-async fn sink() -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut pending = Vec::new();
-                loop {
-                    let n = match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => n,
-                    };
-                    pending.extend_from_slice(&buf[..n]);
-                    // One response per complete request (headers + content-length body).
-                    while let Some(end) = find(&pending, b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if pending.len() < end + 4 + len {
-                            break;
-                        }
-                        pending.drain(..end + 4 + len);
-                        if sock
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    Ok(format!("http://{addr}/events"))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-async fn ingest(o: &Options) -> anyhow::Result<()> {
-    let webhook = if o.webhook { Some(sink().await?) } else { None };
-    let d = start_daemon(webhook.as_deref())?;
-    let url = format!("{}/v1/services/bench/messages", d.base);
-    let next = Arc::new(AtomicU64::new(0));
-    let idle_rss = d.rss_kib();
-    // Warm up connections and the page cache.
-    closed_loop(&url, o.clients, 1, next.clone()).await;
-
-    let (acked, elapsed, errors) = closed_loop(&url, o.clients, o.secs, next.clone()).await;
-    let rate = acked as f64 / elapsed.as_secs_f64();
-    let (lat, open_errors) = open_loop(&url, o.rate, o.secs, next.clone()).await;
-    let busy_rss = d.rss_kib();
-
-    println!("| measurement | value |");
-    println!("|---|---|");
-    println!(
-        "| webhook subscriber | {} |",
-        if o.webhook {
-            "yes (every event enqueued)"
-        } else {
-            "no"
-        }
+fn write_report(out: &str, plan: &Plan, rows: &[Row]) -> anyhow::Result<()> {
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let notes = std::fs::read_to_string(out)
+        .ok()
+        .and_then(|old| old.split_once(NOTES).map(|(_, n)| n.to_owned()))
+        .unwrap_or_else(|| "\n".into());
+    let mut md = String::new();
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "Generated by `bash bench/run.sh` (`sb-bench all`) on {} at commit `{commit}`.",
+        jiff_like_now()
     );
-    println!("| closed loop: clients | {} |", o.clients);
-    println!("| closed loop: acknowledged msg/s | {rate:.0} |");
-    println!("| closed loop: errors | {errors} |");
-    println!(
-        "| open loop: offered rate | {} msg/s for {} s |",
-        o.rate, o.secs
+    let _ = writeln!(md, "Machine: {}.", machine());
+    let _ = writeln!(
+        md,
+        "The daemon is a release build with durable commits (`storage.synchronous = \"full\"`: every acknowledged message was fsynced). \
+The load generator runs on the same machine and competes with the daemon for its cores. Phases: {} s each; {} clients; \
+{} msg/s offered for latency; latency counts from each message's scheduled send time.\n",
+        plan.secs, plan.clients, plan.rate
     );
-    println!(
-        "| open loop: p50 / p99 / p999 / max ack latency (ms) | {} / {} / {} / {} |",
-        ms(pct(&lat, 0.50)),
-        ms(pct(&lat, 0.99)),
-        ms(pct(&lat, 0.999)),
-        ms(pct(&lat, 1.0))
-    );
-    println!("| open loop: errors | {open_errors} |");
-    if let (Some(a), Some(b)) = (idle_rss, busy_rss) {
-        println!(
-            "| daemon RSS idle → after load (MiB) | {:.1} → {:.1} |",
-            a as f64 / 1024.0,
-            b as f64 / 1024.0
+    let _ = writeln!(md, "| measurement | result | target | |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for r in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            r.what, r.result, r.target, r.verdict
         );
     }
+    let _ = writeln!(md, "\n![Latency by percentile](benchmarks-latency.png)\n");
+    let _ = writeln!(md, "Raw quantile curves: `benchmarks-latency.csv`.\n");
+    let _ = write!(md, "{NOTES}{notes}");
+    std::fs::write(out, md).with_context(|| format!("writing {out}"))?;
+    Ok(())
+}
+
+/// The current UTC time, minute precision (no date crate needed for one line).
+fn jiff_like_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+async fn ingest_only(secs: u64, clients: usize, rate: u64) -> anyhow::Result<()> {
+    let dir = daemon::Scratch::new("ingest")?;
+    let sb = daemon::switchboard(&dir.0, &daemon::config(&dir.0, ""))?;
+    let url = ingest_url(&sb.base);
+    let next = Counter::default();
+    load::closed_loop(&url, clients, Duration::from_secs(1), None, 1000, &next).await;
+    let c = load::closed_loop(&url, clients, Duration::from_secs(secs), None, 1000, &next).await;
+    let o = load::open_loop(&url, rate, Duration::from_secs(secs), 1000, &next).await;
+    println!(
+        "closed loop, {clients} clients: {:.0} msg/s acknowledged ({} acked, {} errors)",
+        c.rate, c.acked, c.errors
+    );
+    println!(
+        "open loop, {rate} msg/s: p50/p99/p999 {} ({} errors)",
+        latency_cell(&o.latencies),
+        o.errors
+    );
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (cmd, o) = parse_args()?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let value = |name: &str, default: &str| -> String {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    match cmd.as_str() {
-        "ingest" => rt.block_on(ingest(&o)),
-        other => bail!("unknown command {other:?}; expected: ingest"),
+    match args.first().map(String::as_str).unwrap_or("all") {
+        "all" => {
+            let plan = if flag("--quick") {
+                Plan::quick()
+            } else {
+                Plan::full()
+            };
+            rt.block_on(all(&plan, &value("--out", "docs/benchmarks.md")))
+        }
+        "ingest" => rt.block_on(ingest_only(
+            value("--secs", "10").parse()?,
+            value("--clients", "64").parse()?,
+            value("--rate", "2000").parse()?,
+        )),
+        "bare-server" => rt.block_on(servers::bare_server()),
+        other => bail!("unknown command {other:?}; expected all, ingest or bare-server"),
     }
 }
