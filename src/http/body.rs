@@ -34,28 +34,9 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes
 }
 
 /// Parses JSON: a body that is not JSON is 400, JSON of the wrong shape 422, both
-/// naming where.
+/// naming where (the same rules as provider hooks: [`switchboard_core::parse_json`]).
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let err = match serde_path_to_error::deserialize(de) {
-        Ok(v) => return Ok(v),
-        Err(e) => e,
-    };
-    // serde stops at the first value of the wrong type, which may come before a syntax
-    // error further on; only a body that is valid JSON throughout has a "wrong shape".
-    if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        return Err(ApiError::malformed(format!("not valid JSON: {syntax}")));
-    }
-    let path = err.path().to_string();
-    let inner = err.into_inner();
-    if !inner.is_data() {
-        return Err(ApiError::malformed(format!("not valid JSON: {inner}")));
-    }
-    Err(ApiError::invalid(if path == "." {
-        inner.to_string()
-    } else {
-        format!("{path}: {inner}")
-    }))
+    switchboard_core::parse_json(bytes, "the expected request").map_err(ApiError::from)
 }
 
 /// Parses a query string; unknown or mistyped parameters are 400.

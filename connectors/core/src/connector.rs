@@ -106,10 +106,45 @@ pub struct HookRequest {
 }
 
 impl HookRequest {
+    /// The body as JSON of type `T`; see [`parse_json`].
+    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, HookError> {
+        parse_json(&self.body, what)
+    }
+
     /// A header's value as text, if present and valid.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+}
+
+/// Parses a JSON body: one that is not JSON at all (truncated, another charset, nested
+/// past the parser's limit) is `BadRequest` (400); valid JSON of the wrong shape is
+/// `Unprocessable` (422), naming where. serde stops at the first value of the wrong type,
+/// which may come before a syntax error further on, so a shape error is only reported
+/// once the whole body is known to be JSON. `what` names the expected document.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, HookError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let err = match serde_path_to_error::deserialize(de) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        return Err(HookError::BadRequest(format!(
+            "the body is not JSON: {syntax}"
+        )));
+    }
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    if !inner.is_data() {
+        return Err(HookError::BadRequest(format!(
+            "the body is not JSON: {inner}"
+        )));
+    }
+    Err(HookError::Unprocessable(if path == "." {
+        format!("not {what}: {inner}")
+    } else {
+        format!("not {what}: {path}: {inner}")
+    }))
 }
 
 /// The answer to a provider.

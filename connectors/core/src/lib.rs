@@ -25,6 +25,7 @@ pub mod signing;
 pub use backoff::Backoff;
 pub use connector::{
     Connector, Delivered, EventDelivery, HookRequest, HookResponse, OutboundMessage, RetryLimits,
+    parse_json,
 };
 pub use context::{
     Clock, ConnState, ContactInfo, Host, InboundMessage, Ingested, ServiceContext, StatusChange,

@@ -160,13 +160,7 @@ struct ReceiptBody {
 /// Parses a signed `UserMessage`. Errors name the missing field; nothing is stored for
 /// a body that fails here.
 pub fn parse(body: &[u8]) -> Result<Parsed, HookError> {
-    let m: UserMessage = serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            HookError::Unprocessable(format!("not a Business Messages UserMessage: {e}"))
-        } else {
-            HookError::BadRequest(format!("the body is not JSON: {e}"))
-        }
-    })?;
+    let m: UserMessage = switchboard_core::parse_json(body, "a Business Messages UserMessage")?;
     let conversation = || required(m.conversation_id.clone(), "conversationId");
     let contact = |conversation: &str| ContactInfo {
         // Business Messages names no user id: a conversation is one user with one

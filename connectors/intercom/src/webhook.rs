@@ -58,8 +58,7 @@ pub async fn handle(
         req.header("x-hub-signature"),
         &req.body,
     )?;
-    let note: Notification = serde_json::from_slice(&req.body)
-        .map_err(|e| HookError::BadRequest(format!("not an Intercom notification: {e}")))?;
+    let note: Notification = req.json("an Intercom notification")?;
     if !MESSAGE_TOPICS.contains(&note.topic.as_str()) {
         tracing::debug!(topic = %note.topic, notification = ?note.id, "notification topic not used; acknowledged");
         return Ok(ignored("topic"));

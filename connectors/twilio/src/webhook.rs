@@ -8,11 +8,28 @@ use switchboard_core::{Attachment, ContactInfo, HookError, InboundMessage, Messa
 pub struct Form(pub Vec<(String, String)>);
 
 impl Form {
-    /// Parses `application/x-www-form-urlencoded`.
+    /// Parses `application/x-www-form-urlencoded`. Twilio sends UTF-8; anything that is
+    /// not UTF-8 once percent-decoded is refused rather than decoded lossily, which would
+    /// silently change the customer's words.
     pub fn parse(body: &[u8]) -> Result<Self, HookError> {
-        serde_urlencoded::from_bytes(body)
-            .map(Form)
-            .map_err(|e| HookError::BadRequest(format!("the body is not form-encoded: {e}")))
+        let decode = |part: &[u8]| {
+            let spaced: Vec<u8> = part
+                .iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect();
+            percent_encoding::percent_decode(&spaced)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| HookError::BadRequest("the form is not UTF-8".into()))
+        };
+        let mut pairs = Vec::new();
+        for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+            let mut kv = pair.splitn(2, |&b| b == b'=');
+            let key = decode(kv.next().unwrap_or_default())?;
+            let value = decode(kv.next().unwrap_or_default())?;
+            pairs.push((key, value));
+        }
+        Ok(Form(pairs))
     }
 
     /// The first value of `name`, if present and not empty.
@@ -299,5 +316,24 @@ mod tests {
         assert!(is_status_callback(&form(&[("MessageStatus", "delivered")])));
         assert!(!is_status_callback(&form(&[("SmsStatus", "received")])));
         assert!(!is_status_callback(&form(&[("Body", "hi")])));
+    }
+}
+
+#[cfg(test)]
+mod form_tests {
+    use super::Form;
+
+    #[test]
+    fn decodes_like_a_form_and_refuses_what_is_not_utf8() {
+        let f = Form::parse(b"Body=caf%C3%A9+au+lait&From=%2B316&Empty=&Flag").unwrap();
+        assert_eq!(f.get("Body"), Some("café au lait"));
+        assert_eq!(f.get("From"), Some("+316"));
+        assert_eq!(f.get("Empty"), None);
+        assert!(f.0.iter().any(|(k, v)| k == "Flag" && v.is_empty()));
+        assert!(Form::parse(b"Body=caf%E9").is_err(), "Latin-1 é");
+        assert!(
+            Form::parse(b"Body=caf\xe9").is_err(),
+            "a raw non-UTF-8 byte"
+        );
     }
 }
