@@ -45,6 +45,13 @@ impl Caller {
         Ok(Caller(info.clone()))
     }
 
+    /// Authenticates from the headers and requires `scope`.
+    pub fn with_scope(app: &App, headers: &HeaderMap, scope: Scope) -> Result<Caller, ApiError> {
+        let caller = Self::authenticate(app, headers, None)?;
+        caller.require(scope)?;
+        Ok(caller)
+    }
+
     /// Requires a scope.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.0.scopes.contains(&scope) {

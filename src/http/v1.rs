@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use switchboard_core::{Attachment, Author, AuthorType, InboundMessage, Scope};
+use switchboard_core::{Attachment, Author, AuthorType, Conversation, InboundMessage, Scope};
 
 use super::auth::Caller;
 use super::body;
@@ -30,8 +30,7 @@ pub async fn services(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = Caller::authenticate(&app, &headers, None)?;
-    caller.require(Scope::Read)?;
+    let caller = Caller::with_scope(&app, &headers, Scope::Read)?;
     let config = app.config();
     let stored = app.store.read.services().await?;
     let mut data = Vec::new();
@@ -107,8 +106,7 @@ pub async fn conversations(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let caller = Caller::authenticate(&app, &headers, None)?;
-    caller.require(Scope::Read)?;
+    let caller = Caller::with_scope(&app, &headers, Scope::Read)?;
     let q: ListQuery = body::query(q.as_deref())?;
     let (after, limit) = page(&q)?;
     if let Some(s) = &q.status
@@ -139,21 +137,31 @@ pub async fn conversations(
     Ok(Json(json!({ "data": items, "next": next })).into_response())
 }
 
+/// The caller's organization's conversation with this id, or 404.
+async fn own_conversation(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+) -> Result<(i64, Conversation), ApiError> {
+    let not_found = || ApiError::not_found("conversation");
+    let id = parse_id(id).ok_or_else(not_found)?;
+    let conv = app
+        .store
+        .read
+        .conversation(Some(caller.organization()), id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((id, conv))
+}
+
 /// `GET /v1/conversations/{id}`.
 pub async fn conversation(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = Caller::authenticate(&app, &headers, None)?;
-    caller.require(Scope::Read)?;
-    let id = parse_id(&id).ok_or_else(|| ApiError::not_found("conversation"))?;
-    let conv = app
-        .store
-        .read
-        .conversation(Some(caller.organization()), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let caller = Caller::with_scope(&app, &headers, Scope::Read)?;
+    let (_, conv) = own_conversation(&app, &caller, &id).await?;
     Ok(Json(conv).into_response())
 }
 
@@ -164,16 +172,10 @@ pub async fn conversation_messages(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
-    let caller = Caller::authenticate(&app, &headers, None)?;
-    caller.require(Scope::Read)?;
+    let caller = Caller::with_scope(&app, &headers, Scope::Read)?;
     let q: ListQuery = body::query(q.as_deref())?;
     let (after, limit) = page(&q)?;
-    let id = parse_id(&id).ok_or_else(|| ApiError::not_found("conversation"))?;
-    app.store
-        .read
-        .conversation(Some(caller.organization()), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let (id, _) = own_conversation(&app, &caller, &id).await?;
     let items = app.store.read.messages(id, after, limit).await?;
     let next = next_cursor(&items, limit, |m| &m.id);
     Ok(Json(json!({ "data": items, "next": next })).into_response())
@@ -185,8 +187,7 @@ pub async fn message(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = Caller::authenticate(&app, &headers, None)?;
-    caller.require(Scope::Read)?;
+    let caller = Caller::with_scope(&app, &headers, Scope::Read)?;
     let id = parse_id(&id).ok_or_else(|| ApiError::not_found("message"))?;
     let msg = app
         .store
@@ -205,8 +206,7 @@ pub async fn ingest(
     Path(service_id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = Caller::authenticate(&app, &headers, None)?;
-    caller.require(Scope::Ingest)?;
+    let caller = Caller::with_scope(&app, &headers, Scope::Ingest)?;
     if caller.0.service_id != service_id {
         return Err(ApiError::forbidden(
             "this token may ingest only through its own api service",
@@ -256,17 +256,10 @@ pub async fn reply(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = Caller::authenticate(&app, &headers, None)?;
-    caller.require(Scope::Reply)?;
-    let id = parse_id(&id).ok_or_else(|| ApiError::not_found("conversation"))?;
+    let caller = Caller::with_scope(&app, &headers, Scope::Reply)?;
+    let (id, conv) = own_conversation(&app, &caller, &id).await?;
     let bytes = body::read(&headers, body, app.config().server.max_body).await?;
     let req: ReplyBody = body::json(&bytes)?;
-    let conv = app
-        .store
-        .read
-        .conversation(Some(caller.organization()), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
     // A disabled service's replies wait for it; an archived or removed one never sends.
     match app.status_of(&conv.service_id).as_deref() {
         None => {
@@ -337,8 +330,7 @@ pub async fn reply(
 /// `POST /v1/admin/reload` (`admin`): re-reads the config file like SIGHUP. An invalid
 /// config is refused with the lines `check-config` prints, and nothing changes.
 pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let caller = Caller::authenticate(&app, &headers, None)?;
-    caller.require(Scope::Admin)?;
+    Caller::with_scope(&app, &headers, Scope::Admin)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.control
         .send(Control::Reload(Some(tx)))
