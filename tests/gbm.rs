@@ -133,22 +133,6 @@ async fn outbound(api: &Api, conv: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn reply(api: &Api, conv: &str, body: Value) -> String {
-    let (s, m) = api
-        .post(&format!("/v1/conversations/{conv}/messages"), &body)
-        .await;
-    assert_eq!(s, 202, "{m}");
-    m["id"].as_str().unwrap().to_owned()
-}
-
-async fn wait_status(api: &Api, id: &str, status: &str) -> Value {
-    eventually(T, &format!("message {id} {status}"), || async {
-        let (_, m) = api.get(&format!("/v1/messages/{id}")).await;
-        (m["status"] == status).then_some(m)
-    })
-    .await
-}
-
 /// Waits until the fake has answered `n` Create Message requests with 200.
 async fn wait_created(google: &FakeGoogle, n: usize) -> Vec<gbm_kit::Call> {
     eventually(T, &format!("{n} messages created at Google"), || async {
@@ -504,13 +488,13 @@ async fn replies_have_the_documented_shape_and_share_one_token_until_it_is_refus
     let conv = conversation_id(&api, CONV).await;
     wait_created(&google, 1).await;
 
-    let id = reply(
-        &api,
-        &conv,
-        json!({"text": "Hi, how can I help?", "author": {"type": "agent", "name": "Anna"}}),
-    )
-    .await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let id = api
+        .reply(
+            &conv,
+            json!({"text": "Hi, how can I help?", "author": {"type": "agent", "name": "Anna"}}),
+        )
+        .await;
+    let sent = api.wait_status(&id, "sent").await;
     let calls = google.calls();
     let c = calls.last().unwrap();
     assert_eq!(c.problems, Vec::<String>::new());
@@ -530,13 +514,13 @@ async fn replies_have_the_documented_shape_and_share_one_token_until_it_is_refus
     );
     assert_eq!(sent["external_id"], message_id, "receipts match on it");
 
-    let id = reply(
-        &api,
-        &conv,
-        json!({"text": "Opening hours: 9-17", "author": {"type": "bot"}}),
-    )
-    .await;
-    wait_status(&api, &id, "sent").await;
+    let id = api
+        .reply(
+            &conv,
+            json!({"text": "Opening hours: 9-17", "author": {"type": "bot"}}),
+        )
+        .await;
+    api.wait_status(&id, "sent").await;
     let c = google.calls().last().unwrap().clone();
     assert_eq!(
         c.body["representative"],
@@ -552,8 +536,8 @@ async fn replies_have_the_documented_shape_and_share_one_token_until_it_is_refus
 
     // Google stops taking the token: one new grant, the same message id again.
     google.revoke_tokens();
-    let id = reply(&api, &conv, json!({"text": "Still there?"})).await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let id = api.reply(&conv, json!({"text": "Still there?"})).await;
+    let sent = api.wait_status(&id, "sent").await;
     let calls = google.calls();
     let last_two: Vec<(u16, &str, &Value)> = calls[calls.len() - 2..]
         .iter()
@@ -600,8 +584,8 @@ async fn retries_reuse_the_message_id_and_google_errors_are_classified() {
         Answer::Error(503, "UNAVAILABLE", "The service is currently unavailable."),
         Answer::AcceptThenFail,
     ]);
-    let id = reply(&api, &conv, json!({"text": "One moment"})).await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let id = api.reply(&conv, json!({"text": "One moment"})).await;
+    let sent = api.wait_status(&id, "sent").await;
     let calls = google.calls();
     let tries: Vec<(u16, &Value)> = calls[base..]
         .iter()
@@ -616,8 +600,10 @@ async fn retries_reuse_the_message_id_and_google_errors_are_classified() {
         "INVALID_ARGUMENT",
         "Invalid argument: text exceeds 3072 characters",
     )]);
-    let id = reply(&api, &conv, json!({"text": "Too long, says the script"})).await;
-    let failed = wait_status(&api, &id, "failed").await;
+    let id = api
+        .reply(&conv, json!({"text": "Too long, says the script"}))
+        .await;
+    let failed = api.wait_status(&id, "failed").await;
     assert_eq!(
         failed["error"],
         "Business Messages answered HTTP 400: INVALID_ARGUMENT: Invalid argument: text exceeds 3072 characters"
@@ -625,16 +611,14 @@ async fn retries_reuse_the_message_id_and_google_errors_are_classified() {
 
     // Files: the text with the non-image as a link, then the image on its own.
     let base = google.calls().len();
-    let id = reply(
-        &api,
-        &conv,
+    let id = api.reply(&conv,
         json!({"text": "Your documents", "author": {"type": "agent", "name": "Anna"},
                "attachments": [
                    {"url": "https://files.example.com/scan.png", "content_type": "image/png", "name": "scan.png"},
                    {"url": "https://files.example.com/terms.pdf", "content_type": "application/pdf", "name": "terms.pdf"}]}),
     )
     .await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let sent = api.wait_status(&id, "sent").await;
     let calls = google.calls();
     assert_eq!(calls.len(), base + 2);
     assert!(
@@ -670,8 +654,8 @@ async fn receipts_move_replies_forward() {
     assert_eq!(signed(&d, TEXT).await, 200);
     let conv = conversation_id(&api, CONV).await;
 
-    let id = reply(&api, &conv, json!({"text": "Here you go"})).await;
-    let ext = wait_status(&api, &id, "sent").await["external_id"]
+    let id = api.reply(&conv, json!({"text": "Here you go"})).await;
+    let ext = api.wait_status(&id, "sent").await["external_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -685,9 +669,9 @@ async fn receipts_move_replies_forward() {
         .to_string()
     };
     assert_eq!(signed(&d, receipt("DELIVERED").as_bytes()).await, 200);
-    wait_status(&api, &id, "delivered").await;
+    api.wait_status(&id, "delivered").await;
     assert_eq!(signed(&d, receipt("READ").as_bytes()).await, 200);
-    wait_status(&api, &id, "read").await;
+    api.wait_status(&id, "read").await;
     // Late and repeated receipts do not move it back.
     assert_eq!(signed(&d, receipt("DELIVERED").as_bytes()).await, 200);
     assert_eq!(

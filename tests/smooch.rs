@@ -11,7 +11,6 @@ use common::*;
 use serde_json::{Value, json};
 use sunshine::{Answer, FakeSunshine};
 
-const T: Duration = Duration::from_secs(15);
 const APP_ID: &str = "5ebee0975ac5304b664a12fa";
 const KEY_ID: &str = "app_5ebee0975ac5304b664a12fb";
 const API_SECRET: &str = "sunshine-api-secret-0123456789";
@@ -106,22 +105,6 @@ async fn open_conversation(d: &Daemon, api: &Api) -> String {
     let convs = conversations(api).await;
     assert_eq!(convs[0]["external_id"], CONV);
     convs[0]["id"].as_str().unwrap().to_owned()
-}
-
-async fn reply(api: &Api, conv: &str, body: Value) -> String {
-    let (s, m) = api
-        .post(&format!("/v1/conversations/{conv}/messages"), &body)
-        .await;
-    assert_eq!(s, 202, "{m}");
-    m["id"].as_str().unwrap().to_owned()
-}
-
-async fn wait_status(api: &Api, id: &str, status: &str) -> Value {
-    eventually(T, &format!("message {id} {status}"), || async {
-        let (_, m) = api.get(&format!("/v1/messages/{id}")).await;
-        (m["status"] == status).then_some(m)
-    })
-    .await
 }
 
 fn no_secrets_logged(d: &Daemon) {
@@ -320,13 +303,13 @@ async fn a_reply_reaches_sunshine_in_the_documented_shape() {
     let api = Api::new(&d);
     let conv = open_conversation(&d, &api).await;
 
-    let id = reply(
-        &api,
-        &conv,
-        json!({"text": "Hi Steve", "author": {"type": "agent", "name": "Anna"}}),
-    )
-    .await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let id = api
+        .reply(
+            &conv,
+            json!({"text": "Hi Steve", "author": {"type": "agent", "name": "Anna"}}),
+        )
+        .await;
+    let sent = api.wait_status(&id, "sent").await;
     let calls = sun.calls();
     assert_eq!(calls.len(), 1);
     let c = &calls[0];
@@ -347,16 +330,14 @@ async fn a_reply_reaches_sunshine_in_the_documented_shape() {
     );
 
     // Text with two files: one message per file, the text on the first.
-    let id = reply(
-        &api,
-        &conv,
+    let id = api.reply(&conv,
         json!({"text": "Your documents", "author": {"type": "bot"},
                "attachments": [
                    {"url": "https://files.example.com/scan.png", "content_type": "image/png", "name": "scan.png"},
                    {"url": "https://files.example.com/terms.pdf", "content_type": "application/pdf", "name": "terms.pdf"}]}),
     )
     .await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let sent = api.wait_status(&id, "sent").await;
     let calls = sun.calls();
     assert_eq!(calls.len(), 3);
     assert!(calls.iter().all(|c| c.problems.is_empty()), "{calls:?}");
@@ -410,8 +391,8 @@ async fn a_429_is_retried_after_retry_after_and_a_5xx_with_backoff() {
             json!({"errors": [{"code": "service_unavailable", "title": "Service Unavailable"}]}),
         ),
     ]);
-    let id = reply(&api, &conv, json!({"text": "Patience"})).await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let id = api.reply(&conv, json!({"text": "Patience"})).await;
+    let sent = api.wait_status(&id, "sent").await;
     let calls = sun.calls();
     let statuses: Vec<u16> = calls.iter().map(|c| c.status).collect();
     assert_eq!(statuses, [429, 503, 201]);
@@ -449,15 +430,13 @@ async fn a_retry_after_a_partial_send_sends_only_the_rest() {
             json!({"errors": [{"code": "internal_error", "title": "oops"}]}),
         ),
     ]);
-    let id = reply(
-        &api,
-        &conv,
+    let id = api.reply(&conv,
         json!({"text": "Two files",
                "attachments": [{"url": "https://files.example.com/a.png", "content_type": "image/png"},
                                {"url": "https://files.example.com/b.pdf", "content_type": "application/pdf"}]}),
     )
     .await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let sent = api.wait_status(&id, "sent").await;
     let calls = sun.calls();
     let shape: Vec<(u16, &str)> = calls
         .iter()
@@ -491,8 +470,8 @@ async fn a_permanent_4xx_fails_the_message_with_code_and_title() {
         None,
         json!({"errors": [{"code": "locked", "title": "Message limit of 30000 per conversation reached."}]}),
     )]);
-    let id = reply(&api, &conv, json!({"text": "One too many"})).await;
-    let failed = wait_status(&api, &id, "failed").await;
+    let id = api.reply(&conv, json!({"text": "One too many"})).await;
+    let failed = api.wait_status(&id, "failed").await;
     assert_eq!(
         failed["error"],
         "Sunshine answered HTTP 423: locked: Message limit of 30000 per conversation reached."
@@ -513,8 +492,8 @@ async fn delivery_events_move_the_status_forward_only() {
     let api = Api::new(&d);
     let conv = open_conversation(&d, &api).await;
 
-    let a = reply(&api, &conv, json!({"text": "one"})).await;
-    let a_ext = wait_status(&api, &a, "sent").await["external_id"]
+    let a = api.reply(&conv, json!({"text": "one"})).await;
+    let a_ext = api.wait_status(&a, "sent").await["external_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -531,7 +510,7 @@ async fn delivery_events_move_the_status_forward_only() {
         hook(&d, Some(HOOK_SECRET), &delivery(DELIVERY_USER, &a_ext)).await,
         200
     );
-    wait_status(&api, &a, "delivered").await;
+    api.wait_status(&a, "delivered").await;
     // Late and repeated events do not move it back.
     for late in [DELIVERY_CHANNEL, DELIVERY_FAILURE, DELIVERY_USER] {
         assert_eq!(
@@ -553,8 +532,8 @@ async fn delivery_events_move_the_status_forward_only() {
     assert_eq!(steps, ["sent", "delivered"]);
 
     // A failure event fails a sent message, with Sunshine's code and message.
-    let b = reply(&api, &conv, json!({"text": "two"})).await;
-    let b_ext = wait_status(&api, &b, "sent").await["external_id"]
+    let b = api.reply(&conv, json!({"text": "two"})).await;
+    let b_ext = api.wait_status(&b, "sent").await["external_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -562,15 +541,15 @@ async fn delivery_events_move_the_status_forward_only() {
         hook(&d, Some(HOOK_SECRET), &delivery(DELIVERY_FAILURE, &b_ext)).await,
         200
     );
-    let m = wait_status(&api, &b, "failed").await;
+    let m = api.wait_status(&b, "failed").await;
     assert_eq!(
         m["error"],
         "delivery failed: uncategorized_error: Unsupported message type `form`"
     );
 
     // v1.1 webhooks report deliveries too.
-    let c = reply(&api, &conv, json!({"text": "three"})).await;
-    let c_ext = wait_status(&api, &c, "sent").await["external_id"]
+    let c = api.reply(&conv, json!({"text": "three"})).await;
+    let c_ext = api.wait_status(&c, "sent").await["external_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -578,7 +557,7 @@ async fn delivery_events_move_the_status_forward_only() {
                     "appUser": {"_id": "26508c10541a4b0ff472e5e2"}, "conversation": {"_id": CONV},
                     "destination": {"type": "messenger"}, "message": {"_id": c_ext}, "isFinalEvent": true});
     assert_eq!(hook(&d, Some(HOOK_SECRET), &v1).await, 200);
-    wait_status(&api, &c, "delivered").await;
+    api.wait_status(&c, "delivered").await;
 
     // A receipt for a message we do not know is acknowledged, not an error.
     assert_eq!(

@@ -463,6 +463,28 @@ impl Api {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// Posts an agent's reply into conversation `conversation` (expects 202); its id.
+    pub async fn reply(&self, conversation: &str, body: serde_json::Value) -> String {
+        let (s, m) = self
+            .post(&format!("/v1/conversations/{conversation}/messages"), &body)
+            .await;
+        assert_eq!(s, 202, "{m}");
+        m["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits (at most 15 s) until message `id` has `status`; the message.
+    pub async fn wait_status(&self, id: &str, status: &str) -> serde_json::Value {
+        eventually(
+            Duration::from_secs(15),
+            &format!("message {id} to be {status}"),
+            || async {
+                let (_, m) = self.get(&format!("/v1/messages/{id}")).await;
+                (m["status"] == status).then_some(m)
+            },
+        )
+        .await
+    }
+
     /// Posts an inbound message through the `api` service.
     pub async fn inbound(
         &self,

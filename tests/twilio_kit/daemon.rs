@@ -56,23 +56,14 @@ pub async fn events_of(d: &Daemon, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Posts an agent's reply; its message id.
+/// Posts an agent's reply into a conversation object; its message id.
 pub async fn reply(api: &Api, conversation: &Value, body: Value) -> String {
-    let id = conversation["id"].as_str().unwrap();
-    let (s, m) = api
-        .post(&format!("/v1/conversations/{id}/messages"), &body)
-        .await;
-    assert_eq!(s, 202, "{m}");
-    m["id"].as_str().unwrap().to_owned()
+    api.reply(conversation["id"].as_str().unwrap(), body).await
 }
 
 /// Waits until message `id` has `status`.
 pub async fn wait_status(api: &Api, id: &str, status: &str) -> Value {
-    eventually(T, &format!("message {id} to be {status}"), || async {
-        let (_, m) = api.get(&format!("/v1/messages/{id}")).await;
-        (m["status"] == status).then_some(m)
-    })
-    .await
+    api.wait_status(id, status).await
 }
 
 /// Message `id` as the API shows it now.
