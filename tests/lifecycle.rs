@@ -296,3 +296,42 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
     assert!(d.terminate().success());
     rx.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_services_command_reads_the_live_daemon_then_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = base_config(dir.path())
+        + &api_service("")
+        + "\n[services.later]\ntype = \"api\"\nstatus = \"queued\"\n";
+    let d = Daemon::start(dir.path(), &config);
+    let path = dir.path().join("switchboard.toml");
+    let path = path.to_str().unwrap();
+    // `services` asks the daemon at server.listen; this one listens on a port chosen at
+    // start, so point the command at it.
+    let listen = d.addr.to_string();
+    let env = [("SWITCHBOARD_SERVER__LISTEN", listen.as_str())];
+    let (status, out, err) = run_cli(&["services", "--config", path], &env);
+    assert!(status.success(), "{err}");
+    let api_line = out
+        .lines()
+        .find(|l| l.starts_with("api "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        api_line.contains(" active ") && api_line.contains(" connected "),
+        "{out}"
+    );
+    let later = out.lines().find(|l| l.starts_with("later ")).unwrap();
+    assert!(
+        later.contains(" queued ") && later.contains(" stopped "),
+        "{out}"
+    );
+
+    assert!(d.terminate().success());
+    let (status, out, err) = run_cli(&["services", "--config", path], &env);
+    assert!(status.success(), "{err}");
+    let api_line = out.lines().find(|l| l.starts_with("api ")).unwrap();
+    assert!(
+        api_line.contains("stopped (not running)"),
+        "from storage once the daemon is gone: {out}"
+    );
+}
