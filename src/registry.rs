@@ -36,6 +36,9 @@ pub enum ServiceParams {
     /// `webhook`: signed event delivery.
     #[cfg(feature = "webhook")]
     Webhook(switchboard_webhook::WebhookParams),
+    /// `smartsupp`: an XMPP account.
+    #[cfg(feature = "smartsupp")]
+    Smartsupp(switchboard_smartsupp::SmartsuppParams),
 }
 
 /// The types compiled into this build.
@@ -55,6 +58,8 @@ pub fn secret_params(kind: &str) -> Option<&'static [&'static str]> {
         "api" => switchboard_api::ApiParams::SECRETS,
         #[cfg(feature = "webhook")]
         "webhook" => switchboard_webhook::WebhookParams::SECRETS,
+        #[cfg(feature = "smartsupp")]
+        "smartsupp" => switchboard_smartsupp::SmartsuppParams::SECRETS,
         _ => return None,
     })
 }
@@ -79,6 +84,8 @@ impl ServiceParams {
             "api" => parse_as(value, prefix, issues).map(ServiceParams::Api),
             #[cfg(feature = "webhook")]
             "webhook" => parse_as(value, prefix, issues).map(ServiceParams::Webhook),
+            #[cfg(feature = "smartsupp")]
+            "smartsupp" => parse_as(value, prefix, issues).map(ServiceParams::Smartsupp),
             _ => {
                 issues.push(Issue {
                     path: prefix.trim_end_matches(".params").to_owned() + ".type",
@@ -96,6 +103,8 @@ impl ServiceParams {
             ServiceParams::Api(_) => "api",
             #[cfg(feature = "webhook")]
             ServiceParams::Webhook(_) => "webhook",
+            #[cfg(feature = "smartsupp")]
+            ServiceParams::Smartsupp(_) => "smartsupp",
         }
     }
 
@@ -107,6 +116,10 @@ impl ServiceParams {
             #[cfg(feature = "webhook")]
             ServiceParams::Webhook(p) => {
                 Arc::new(switchboard_webhook::WebhookConnector::new(p.clone())?)
+            }
+            #[cfg(feature = "smartsupp")]
+            ServiceParams::Smartsupp(p) => {
+                Arc::new(switchboard_smartsupp::SmartsuppConnector::new(p.clone())?)
             }
         })
     }
