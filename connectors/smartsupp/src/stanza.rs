@@ -83,11 +83,14 @@ pub fn classify(msg: &Message, own: &BareJid) -> Incoming {
         .get_best_body_cloned(vec![])
         .map(|(_, b)| b)
         .filter(|b| !b.trim().is_empty());
+    // Attachments are links switchboard passes on, so only http(s) ones; clients repeat
+    // the URL in the body anyway (XEP-0066), so nothing is lost by skipping others.
     let attachments: Vec<Attachment> = msg
         .payloads
         .iter()
         .filter(|p| p.is("x", ns::OOB))
         .filter_map(|p| Oob::try_from(p.clone()).ok())
+        .filter(|o| o.url.starts_with("https://") || o.url.starts_with("http://"))
         .map(|o| Attachment {
             url: o.url,
             content_type: None,
