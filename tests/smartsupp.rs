@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use prosody::{Prosody, Security};
 use serde_json::{Value, json};
+use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::parsers::receipts::Received;
 use visitor::Visitor;
 
 const T: Duration = Duration::from_secs(20);
@@ -203,6 +205,13 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
     assert!(got.wants_receipt, "replies ask for XEP-0184 receipts");
     let sent = wait_status(&api, out["id"].as_str().unwrap(), "sent", T).await;
     assert_eq!(sent["external_id"].as_str(), got.id.as_deref());
+
+    // The visitor's client confirms receipt (XEP-0184): the reply becomes `delivered`.
+    let receipt = Message::chat(Some(AGENT_JID.parse().unwrap())).with_payload(Received {
+        id: got.id.clone().unwrap(),
+    });
+    visitor.send_message(receipt).await;
+    wait_status(&api, out["id"].as_str().unwrap(), "delivered", T).await;
 
     visitor.close().await;
     assert!(d.terminate().success());
@@ -507,6 +516,64 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
     );
     assert_eq!(inbound_count(&api, "duplicate").await, 0);
     eprintln!("flood: {runs} runs of {MESSAGES} messages + {REPLIES} replies: {timings:?}");
+    visitor.close().await;
+    assert!(d.terminate().success());
+}
+
+/// Acknowledgements follow commits: the daemon is killed (SIGKILL) in the middle of a
+/// flood, and after it restarts the server re-delivers everything it had not seen
+/// acknowledged, so every message is stored, and none twice.
+#[tokio::test]
+async fn a_crash_mid_flood_loses_nothing() {
+    const MESSAGES: usize = 2_000;
+    let xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
+    let dir = tempfile::tempdir().unwrap();
+    let config = base_config(dir.path()).replace("switchboard=debug", "switchboard=info")
+        + &api_service("")
+        + &plain(xmpp.port);
+    let d = Daemon::start(dir.path(), &config);
+    let api = Api::new(&d);
+    wait_state(&api, "chat", "connected", T).await;
+    let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
+    let batch: Vec<(String, String)> = (0..MESSAGES)
+        .map(|i| (format!("c-{i}"), format!("crash test {i}")))
+        .collect();
+    for chunk in batch.chunks(100) {
+        visitor.send_many(AGENT_JID, chunk).await;
+    }
+    let at_kill = eventually(T, "part of the flood stored", || async {
+        let n = inbound_count(&api, "stored").await;
+        (n >= 100).then_some(n)
+    })
+    .await;
+    d.kill();
+    eprintln!("killed after {at_kill} messages were stored");
+
+    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
+    let api = Api::new(&d);
+    wait_state(&api, "chat", "connected", T).await;
+    let conv = eventually(T, "the conversation", || async {
+        conversation_of(&api, "visitor@localhost").await
+    })
+    .await;
+    let conv_id = conv["id"].as_str().unwrap().to_owned();
+    let texts = eventually(Duration::from_secs(60), "every message stored", || async {
+        let msgs = all_messages(&api, &conv_id).await;
+        (msgs.len() >= MESSAGES).then_some(msgs)
+    })
+    .await;
+    // Give late re-deliveries a moment to show up as duplicates if they were stored twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let msgs = all_messages(&api, &conv_id).await;
+    assert_eq!(msgs.len(), texts.len());
+    let stored: BTreeSet<String> = msgs
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored.len(), MESSAGES, "each message exactly once");
+    for (_, body) in &batch {
+        assert!(stored.contains(body), "{body} is missing");
+    }
     visitor.close().await;
     assert!(d.terminate().success());
 }
