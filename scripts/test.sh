@@ -13,6 +13,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # Debian packages the tests use: real servers and checkers, never mocks of our own code.
 apt_packages=()
 command -v prosody >/dev/null 2>&1 || apt_packages+=(prosody)
+# The smartsupp TLS test makes its CA and server certificate with the openssl CLI.
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)
 if [ ${#apt_packages[@]} -gt 0 ]; then
