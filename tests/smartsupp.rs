@@ -217,6 +217,43 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
     assert!(d.terminate().success());
 }
 
+/// Without XEP-0198 on the server, a reply counts as sent once written.
+#[tokio::test]
+async fn without_stream_management_replies_are_sent_once_written() {
+    let xmpp = Prosody::start_with(Security::Plain, &[AGENT, VISITOR], "debug", false);
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
+    );
+    let api = Api::new(&d);
+    wait_state(&api, "chat", "connected", T).await;
+    eventually(T, "the session log line", || async {
+        d.log_text()
+            .contains("stream_management=false")
+            .then_some(())
+    })
+    .await;
+    let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
+    visitor.say(AGENT_JID, "n-1", "Anyone?").await;
+    let conv = eventually(T, "the conversation", || async {
+        conversation_of(&api, "visitor@localhost").await
+    })
+    .await;
+    let out = reply(&api, conv["id"].as_str().unwrap(), "Yes!", "k-n").await;
+    wait_status(&api, out["id"].as_str().unwrap(), "sent", T).await;
+    eventually(T, "the reply at the visitor", || async {
+        visitor.bodies().contains(&"Yes!".to_owned()).then_some(())
+    })
+    .await;
+    assert!(
+        !xmpp.log().contains("urn:xmpp:sm:3"),
+        "no stream management here"
+    );
+    visitor.close().await;
+    assert!(d.terminate().success());
+}
+
 #[tokio::test]
 async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     let mut xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");

@@ -30,6 +30,7 @@ pub struct Prosody {
     pub ca_file: Option<PathBuf>,
     security: Security,
     log_level: &'static str,
+    smacks: bool,
 }
 
 fn free_port() -> u16 {
@@ -45,6 +46,16 @@ impl Prosody {
     /// `log_level` is Prosody's minimum (`debug` shows stream closes, `info` keeps the
     /// server fast under load).
     pub fn start(security: Security, users: &[(&str, &str)], log_level: &'static str) -> Prosody {
+        Self::start_with(security, users, log_level, true)
+    }
+
+    /// Like [`Prosody::start`], with or without XEP-0198 stream management.
+    pub fn start_with(
+        security: Security,
+        users: &[(&str, &str)],
+        log_level: &'static str,
+        smacks: bool,
+    ) -> Prosody {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         std::fs::create_dir_all(dir.path().join("certs")).unwrap();
@@ -57,6 +68,7 @@ impl Prosody {
             ca_file,
             security,
             log_level,
+            smacks,
         };
         p.write_config();
         for (user, pass) in users {
@@ -105,7 +117,7 @@ interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {port} }}
 c2s_direct_tls_ports = {{ {tls_ports} }}
 s2s_ports = {{ }}
-modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "smacks"; "posix" }}
+modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"{smacks} }}
 modules_disabled = {{ "s2s" }}
 smacks_hibernation_time = 2
 storage = "internal"
@@ -115,6 +127,7 @@ VirtualHost "localhost"
 "#,
             level = self.log_level,
             port = self.port,
+            smacks = if self.smacks { "; \"smacks\"" } else { "" },
         );
         std::fs::write(self.config_path(), config).unwrap();
     }

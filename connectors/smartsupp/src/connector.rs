@@ -43,7 +43,13 @@ impl SmartsuppConnector {
             account: Account {
                 jid,
                 password: params.password,
-                host: params.host.trim().to_owned(),
+                // "[::1]" in config, "::1" for the socket.
+                host: params
+                    .host
+                    .trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
                 port: params.port.0,
                 tls: params.tls,
                 tls_config: tls_config.into(),

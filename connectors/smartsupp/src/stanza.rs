@@ -387,6 +387,86 @@ mod tests {
         );
     }
 
+    fn outbound_fixture(contact: &str, text: Option<&str>, urls: &[&str]) -> OutboundMessage {
+        use switchboard_core::{Author, AuthorType, Contact, Conversation, ConversationStatus};
+        use switchboard_core::{Direction, Message as Msg, MessageStatus};
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        OutboundMessage {
+            message: Msg {
+                id: "7".into(),
+                conversation_id: "3".into(),
+                service_id: "chat".into(),
+                direction: Direction::Outbound,
+                external_id: None,
+                text: text.map(str::to_owned),
+                attachments: urls
+                    .iter()
+                    .map(|u| Attachment {
+                        url: (*u).into(),
+                        content_type: None,
+                        name: None,
+                    })
+                    .collect(),
+                author: Author {
+                    kind: AuthorType::Agent,
+                    name: Some("Anna".into()),
+                },
+                status: MessageStatus::Pending,
+                error: None,
+                created_at: now,
+            },
+            conversation: Conversation {
+                id: "3".into(),
+                service_id: "chat".into(),
+                organization: "default".into(),
+                external_id: None,
+                status: ConversationStatus::Open,
+                contact: Contact {
+                    id: "1".into(),
+                    service_id: "chat".into(),
+                    external_id: contact.into(),
+                    name: None,
+                    email: None,
+                    phone: None,
+                },
+                created_at: now,
+                updated_at: now,
+                last_message_at: None,
+            },
+            attempt: 1,
+            idempotency_key: "chat-7".into(),
+        }
+    }
+
+    #[test]
+    fn replies_become_chat_messages_to_the_bare_jid() {
+        let out = outbound_fixture(
+            "visitor@localhost",
+            Some("Hi"),
+            &["https://x.example/a.pdf"],
+        );
+        let Stanza::Message(m) = outbound(&out, "chat-7").unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.type_, MessageType::Chat);
+        assert_eq!(m.to.as_ref().unwrap().to_string(), "visitor@localhost");
+        assert_eq!(m.id, Some(Id("chat-7".into())));
+        assert_eq!(
+            m.get_best_body_cloned(vec![]).unwrap().1,
+            "Hi\nhttps://x.example/a.pdf"
+        );
+        let has = |name: &str, ns: &str| m.payloads.iter().any(|p| p.is(name, ns));
+        assert!(has("origin-id", ns::SID));
+        assert!(has("request", ns::RECEIPTS));
+        assert!(has("active", ns::CHATSTATES));
+        assert!(has("x", ns::OOB));
+
+        let bad = outbound_fixture("not a jid@@", Some("Hi"), &[]);
+        assert!(outbound(&bad, "x").is_err());
+        let empty = outbound_fixture("visitor@localhost", None, &[]);
+        assert!(outbound(&empty, "x").is_err());
+    }
+
     #[test]
     fn kebab_case_conditions() {
         assert_eq!(kebab("RecipientUnavailable"), "recipient-unavailable");
