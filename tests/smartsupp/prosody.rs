@@ -120,6 +120,10 @@ s2s_ports = {{ }}
 modules_enabled = {{ "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"{smacks} }}
 modules_disabled = {{ "s2s" }}
 smacks_hibernation_time = 2
+-- Prosody keeps this many unacknowledged stanzas per session and silently drops the
+-- oldest beyond it (default 500), so a client that dies during a bigger burst loses
+-- the overflow whatever it does. A server that relays floods needs it raised.
+smacks_max_queue_size = 10000
 storage = "internal"
 authentication = "internal_hashed"
 {security}
