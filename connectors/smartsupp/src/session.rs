@@ -135,6 +135,11 @@ pub async fn drive(
         ping_counter: 0,
     };
     let result = driver.run(replies).await;
+    if result.is_err() {
+        // Storage failed or a write broke: the stream may still be up, so end it
+        // properly. Only committed messages are acknowledged; the server keeps the rest.
+        driver.close(None).await;
+    }
     let reason = match &result {
         Ok(End::Shutdown) => "the session closed",
         _ => "the connection broke",
@@ -148,8 +153,9 @@ struct Driver<'c> {
     own: &'c BareJid,
     stream: XmppStream,
     acks: Acks,
-    /// Messages parsed and waiting for the next commit, with their stanza positions.
-    pending: Vec<(u32, InboundMessage)>,
+    /// Messages parsed and waiting for the next commit (their stanza positions are in
+    /// `acks.uncommitted`).
+    pending: Vec<InboundMessage>,
     ping_counter: u64,
 }
 
@@ -160,7 +166,7 @@ impl<'c> Driver<'c> {
         loop {
             if inflight.is_none() && !self.pending.is_empty() {
                 let n = self.pending.len().min(MAX_BATCH);
-                let batch: Vec<InboundMessage> = self.pending.drain(..n).map(|(_, m)| m).collect();
+                let batch: Vec<InboundMessage> = self.pending.drain(..n).collect();
                 inflight = Some((Box::pin(ctx.ingest(batch)), n));
             }
             self.send_ack_if_due().await?;
@@ -293,7 +299,7 @@ impl<'c> Driver<'c> {
                         self.ctx.typing(&message.contact.external_id, typing);
                     }
                     self.acks.uncommitted.push_back(self.acks.received);
-                    self.pending.push((self.acks.received, message));
+                    self.pending.push(message);
                 }
                 Incoming::Typing { contact, typing } => self.ctx.typing(&contact, typing),
                 Incoming::Receipt { id } => {
@@ -439,11 +445,9 @@ impl<'c> Driver<'c> {
         let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
         if let Some((fut, n)) = inflight {
             match tokio::time::timeout_at(deadline, fut).await {
-                Ok(result) => {
-                    if self.committed(result, n).is_err() {
-                        // Left unacknowledged: the server re-delivers them next time.
-                    }
-                }
+                // A failed commit leaves its stanzas unacknowledged: the server keeps
+                // them and re-delivers them at the next login.
+                Ok(result) => drop(self.committed(result, n)),
                 Err(_) => {
                     tracing::warn!("storing inbound messages did not finish before the close")
                 }
@@ -458,12 +462,16 @@ impl<'c> Driver<'c> {
                     .await;
             }
         }
-        if tokio::time::timeout_at(deadline, self.stream.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("sending the stream footer timed out");
-            return;
+        match tokio::time::timeout_at(deadline, self.stream.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "the stream footer could not be sent");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("sending the stream footer timed out");
+                return;
+            }
         }
         loop {
             match tokio::time::timeout_at(deadline, self.stream.next()).await {
