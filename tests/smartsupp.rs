@@ -405,7 +405,8 @@ async fn tls_with_a_ca_file_starttls_and_direct() {
             "direct",
             xmpp.tls_port,
             &format!("{pw}\ntls = \"direct\"\nca_file = \"{}\"", ca.display()),
-        ) + &smartsupp_service("untrusted", xmpp.port, &format!("{pw}\ntls = \"starttls\""));
+        ) + &smartsupp_service("untrusted", xmpp.port, &format!("{pw}\ntls = \"starttls\""))
+            + &smartsupp_service("cleartext", xmpp.port, &format!("{pw}\ntls = \"none\""));
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(
         dir.path(),
@@ -417,6 +418,10 @@ async fn tls_with_a_ca_file_starttls_and_direct() {
     let failed = wait_state(&api, "untrusted", "failed", T).await;
     let reason = failed["reason"].as_str().unwrap();
     assert!(reason.contains("certificate"), "{reason}");
+    // A server that requires TLS offers no login in clear text; nothing is sent.
+    let failed = wait_state(&api, "cleartext", "failed", T).await;
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(reason.contains("without TLS"), "{reason}");
     let log = xmpp.log();
     assert!(
         log.matches("Stream encrypted").count() >= 2,

@@ -164,7 +164,20 @@ async fn login_inner(account: &Account) -> Result<Session, LoginError> {
         .with_username(username)
         .with_password(account.password.expose())
         .with_channel_binding(ChannelBinding::None);
-    let stream = tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds).await?;
+    // Never ANONYMOUS, which tokio-xmpp would fall back to: that is not our account.
+    let mut mechanisms = features.sasl_mechanisms;
+    mechanisms.remove("ANONYMOUS");
+    if mechanisms.is_empty() {
+        let hint = if account.tls == TlsMode::None {
+            " without TLS; use tls = \"starttls\" or \"direct\""
+        } else {
+            ""
+        };
+        return Err(LoginError::Fatal(format!(
+            "the server offers no way to log in with a password{hint}"
+        )));
+    }
+    let stream = tokio_xmpp::client_login(stream, mechanisms, creds).await?;
     let pending = stream
         .send_header(header(domain))
         .await
