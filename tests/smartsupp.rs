@@ -303,6 +303,13 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
             .then_some(())
     })
     .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let copies = visitor
+        .bodies()
+        .iter()
+        .filter(|b| *b == "Yes, sorry for the wait")
+        .count();
+    assert_eq!(copies, 1, "the reply arrives once");
     // And the conversation goes on over the new session.
     visitor.say(AGENT_JID, "r-2", "Thanks!").await;
     eventually(T, "the visitor's next message", || async {
