@@ -48,6 +48,9 @@ pub enum ServiceParams {
     /// `gbm`: Google Business Messages (shut down by Google on 2024-07-31).
     #[cfg(feature = "gbm")]
     Gbm(switchboard_gbm::GbmParams),
+    /// `smartsupp`: an XMPP account.
+    #[cfg(feature = "smartsupp")]
+    Smartsupp(switchboard_smartsupp::SmartsuppParams),
 }
 
 /// The types compiled into this build.
@@ -75,6 +78,8 @@ pub fn secret_params(kind: &str) -> Option<&'static [&'static str]> {
         "intercom" => switchboard_intercom::IntercomParams::SECRETS,
         #[cfg(feature = "gbm")]
         "gbm" => switchboard_gbm::GbmParams::SECRETS,
+        #[cfg(feature = "smartsupp")]
+        "smartsupp" => switchboard_smartsupp::SmartsuppParams::SECRETS,
         _ => return None,
     })
 }
@@ -113,6 +118,8 @@ impl ServiceParams {
             "intercom" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Intercom),
             #[cfg(feature = "gbm")]
             "gbm" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Gbm),
+            #[cfg(feature = "smartsupp")]
+            "smartsupp" => parse_as(value, prefix, unknown, issues).map(ServiceParams::Smartsupp),
             _ => {
                 issues.push(Issue {
                     path: prefix.trim_end_matches(".params").to_owned() + ".type",
@@ -138,6 +145,8 @@ impl ServiceParams {
             ServiceParams::Intercom(_) => "intercom",
             #[cfg(feature = "gbm")]
             ServiceParams::Gbm(_) => "gbm",
+            #[cfg(feature = "smartsupp")]
+            ServiceParams::Smartsupp(_) => "smartsupp",
         }
     }
 
@@ -164,6 +173,10 @@ impl ServiceParams {
             }
             #[cfg(feature = "gbm")]
             ServiceParams::Gbm(p) => Arc::new(switchboard_gbm::GbmConnector::new(p.clone())?),
+            #[cfg(feature = "smartsupp")]
+            ServiceParams::Smartsupp(p) => {
+                Arc::new(switchboard_smartsupp::SmartsuppConnector::new(p.clone())?)
+            }
         })
     }
 
