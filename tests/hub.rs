@@ -3,6 +3,8 @@
 //! refuses expired ones, serving `GET /services`.
 
 mod common;
+#[path = "smartsupp/prosody.rs"]
+mod prosody;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -356,6 +358,73 @@ async fn clashes_and_unknown_types_are_reported_and_skipped() {
     // Reported once, not at every sync.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(d.log_text().matches("carrier_pigeon").count(), 1);
+    assert!(d.terminate().success());
+    rx.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_xmpp_session_survives_hub_changes_and_reloads() {
+    let xmpp = prosody::Prosody::start(
+        prosody::Security::Plain,
+        &[("agent", "agent-secret-1")],
+        "info",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let hub = FakeHub::start(3600, vec![hook("h1", &rx.url("/h1"), "active")]).await;
+    let chat = format!(
+        "\n[services.chat]\ntype = \"smartsupp\"\n[services.chat.params]\njid = \"agent@localhost\"\npassword = \"agent-secret-1\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+        xmpp.port
+    );
+    let config = hub_config(dir.path(), &hub.url) + &chat;
+    let d = Daemon::start(dir.path(), &config);
+    let api = Api::new(&d);
+    let since = eventually(T, "the XMPP session and h1 up", || async {
+        let l = services(&api).await;
+        let chat = find(&l, "chat").filter(|s| s["state"]["kind"] == "connected")?;
+        find(&l, "h1").filter(|s| s["state"]["kind"] == "connected")?;
+        Some(chat["state"]["since"].clone())
+    })
+    .await;
+    // Count logins, not connections: the harness probes the port before the daemon starts.
+    let logins = || {
+        xmpp.log()
+            .matches("Authenticated as agent@localhost")
+            .count()
+    };
+    assert_eq!(logins(), 1, "{}", xmpp.log());
+
+    // The hub adds, changes and disables services around it.
+    hub.set(vec![
+        hook("h1", &rx.url("/h1-changed"), "active"),
+        hook("h2", &rx.url("/h2"), "disabled"),
+    ]);
+    eventually(T, "the hub change applied", || async {
+        find(&services(&api).await, "h2").map(|_| ())
+    })
+    .await;
+    // A reload adds a configured service.
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        config.clone() + &webhook_service(&rx.url("/cfg"), ""),
+    )
+    .unwrap();
+    d.signal("HUP");
+    eventually(T, "the reload applied", || async {
+        find(&services(&api).await, "hook")
+            .filter(|s| s["state"]["kind"] == "connected")
+            .map(|_| ())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let chat = find(&services(&api).await, "chat").cloned().unwrap();
+    assert_eq!(chat["state"]["kind"], "connected");
+    assert_eq!(
+        chat["state"]["since"], since,
+        "the session was never restarted"
+    );
+    assert_eq!(logins(), 1, "Prosody saw no new login");
     assert!(d.terminate().success());
     rx.stop().await;
 }
