@@ -384,6 +384,17 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
         None,
     );
 
+    growth(plan, &mut rows).await?;
+
+    write_report(out, plan, &rows)?;
+    let csv_path = out.replace(".md", "-latency.csv");
+    std::fs::write(&csv_path, csv).with_context(|| format!("writing {csv_path}"))?;
+    eprintln!("wrote {out} and {csv_path}");
+    Ok(())
+}
+
+/// Ingest rate with a small and with a large database.
+async fn growth(plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     // 6. Ingest cost as the database grows.
     eprintln!("growth …");
     let dir = daemon::Scratch::new("growth")?;
@@ -435,7 +446,7 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
     sb.stop();
     let slowdown = at_small.rate / at_large.rate;
     row(
-        &mut rows,
+        rows,
         format!(
             "Ingest msg/s with {} vs {} messages stored ({} clients)",
             fmt_n(plan.small),
@@ -453,10 +464,6 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
         Some(slowdown <= 1.2),
     );
 
-    write_report(out, plan, &rows)?;
-    let csv_path = out.replace(".md", "-latency.csv");
-    std::fs::write(&csv_path, csv).with_context(|| format!("writing {csv_path}"))?;
-    eprintln!("wrote {out} and {csv_path}");
     Ok(())
 }
 
@@ -598,6 +605,15 @@ fn main() -> anyhow::Result<()> {
             value("--rate", "2000").parse()?,
         )),
         "bare-server" => rt.block_on(servers::bare_server()),
-        other => bail!("unknown command {other:?}; expected all, ingest or bare-server"),
+        "growth" => {
+            let plan = if flag("--quick") { Plan::quick() } else { Plan::full() };
+            let mut rows = Vec::new();
+            rt.block_on(growth(&plan, &mut rows))?;
+            for r in rows {
+                println!("{}: {}", r.what, r.result);
+            }
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}; expected all, ingest, growth or bare-server"),
     }
 }
