@@ -606,7 +606,11 @@ fn main() -> anyhow::Result<()> {
         )),
         "bare-server" => rt.block_on(servers::bare_server()),
         "growth" => {
-            let plan = if flag("--quick") { Plan::quick() } else { Plan::full() };
+            let plan = if flag("--quick") {
+                Plan::quick()
+            } else {
+                Plan::full()
+            };
             let mut rows = Vec::new();
             rt.block_on(growth(&plan, &mut rows))?;
             for r in rows {
