@@ -108,11 +108,12 @@ impl Dispatcher {
                             let next = this.store.read.next_due(&id).await;
                             wake_at = next.as_ref().ok().copied().flatten().filter(|&t| t > now);
                             // No ready row at all: nothing is queued behind one either.
-                            if matches!(next, Ok(None))
-                                && inflight.is_empty()
-                                && !drained_reported
-                                && let Some(f) = &this.on_drained
-                            {
+                            // Re-armed whenever rows appear again, since a reply may
+                            // arrive between the report and the archive decision.
+                            let drained = matches!(next, Ok(None)) && inflight.is_empty();
+                            if !drained {
+                                drained_reported = false;
+                            } else if !drained_reported && let Some(f) = &this.on_drained {
                                 drained_reported = true;
                                 f();
                             }
