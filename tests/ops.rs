@@ -206,3 +206,25 @@ async fn a_live_scrape_passes_promtool_and_counts_what_happened() {
     assert!(d.terminate().success());
     rx.stop().await;
 }
+
+#[test]
+fn a_new_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        base_config(dir.path()) + &api_service(""),
+    )
+    .unwrap();
+    let path = dir.path().join("switchboard.toml");
+    let (status, _, err) = run_cli(&["migrate", "--config", path.to_str().unwrap()], &[]);
+    assert!(status.success(), "{err}");
+    let d = Daemon::start_at(&path, &[]);
+    let mode = std::fs::metadata(dir.path().join("switchboard.db"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    assert!(d.terminate().success());
+}

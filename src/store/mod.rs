@@ -67,6 +67,7 @@ fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
 
 /// Applies pending migrations to the database at `path`, creating it if missing.
 pub async fn migrate(path: &Path, synchronous: Synchronous) -> Result<(), StoreError> {
+    let new = !path.exists();
     let mut conn = options(path, synchronous)
         .connect()
         .await
@@ -77,6 +78,13 @@ pub async fn migrate(path: &Path, synchronous: Synchronous) -> Result<(), StoreE
         .map_err(|e| StoreError::Internal(format!("migrating {}: {e}", path.display())))?;
     use sqlx::Connection;
     conn.close().await.map_err(|e| open_error(path, e))?;
+    if new {
+        // It holds conversations and the hub's service secrets: owner only, whatever the
+        // umask (SQLite gives its -wal and -shm files the same mode).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| open_error(path, e))?;
+    }
     Ok(())
 }
 
