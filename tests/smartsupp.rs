@@ -634,3 +634,108 @@ async fn a_crash_mid_flood_loses_nothing() {
     visitor.close().await;
     assert!(d.terminate().success());
 }
+
+/// Issue 10's outage: the XMPP server restarts repeatedly while visitors write and agents
+/// reply. Every visitor message the server accepted is stored exactly once, and every
+/// reply is sent and reaches the visitor.
+#[tokio::test]
+async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
+    const ROUNDS: usize = 4;
+    const BURST: usize = 40;
+    const REPLIES: usize = 5;
+    let mut xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
+    );
+    let api = Api::new(&d);
+    wait_state(&api, "chat", "connected", T).await;
+    let mut replies: Vec<(String, String)> = Vec::new();
+    let mut received: Vec<String> = Vec::new();
+    let mut conv_id = None;
+    for round in 0..ROUNDS {
+        let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
+        let burst: Vec<(String, String)> = (0..BURST)
+            .map(|i| {
+                (
+                    format!("r{round}-m{i}"),
+                    format!("round {round} message {i}"),
+                )
+            })
+            .collect();
+        visitor.send_many(AGENT_JID, &burst).await;
+        let conv = match &conv_id {
+            Some(c) => c,
+            None => {
+                let c = eventually(T, "the conversation", || async {
+                    conversation_of(&api, "visitor@localhost").await
+                })
+                .await;
+                conv_id.insert(c["id"].as_str().unwrap().to_owned())
+            }
+        };
+        // Replies go out while the burst is still arriving, and while the server is down.
+        for r in 0..REPLIES {
+            let text = format!("round {round} reply {r}");
+            let m = reply(&api, conv, &text, &format!("k-{round}-{r}")).await;
+            replies.push((m["id"].as_str().unwrap().to_owned(), text));
+        }
+        // Let the server read the visitor's burst off its socket, then pull the plug
+        // with messages still on their way to switchboard.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        received.extend(visitor.bodies());
+        visitor.close().await;
+        xmpp.stop();
+        let text = format!("round {round} reply while down");
+        let m = reply(&api, conv, &text, &format!("k-{round}-down")).await;
+        replies.push((m["id"].as_str().unwrap().to_owned(), text));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        xmpp.restart_after_stop();
+        wait_state(&api, "chat", "connected", T).await;
+    }
+    let conv = conv_id.unwrap();
+
+    // Every visitor message: stored exactly once.
+    let stored = eventually(
+        Duration::from_secs(30),
+        "every visitor message stored",
+        || async {
+            let msgs = all_messages(&api, &conv).await;
+            let inbound: Vec<String> = msgs
+                .iter()
+                .filter(|m| m["direction"] == "inbound")
+                .map(|m| m["text"].as_str().unwrap().to_owned())
+                .collect();
+            (inbound.len() >= ROUNDS * BURST).then_some(inbound)
+        },
+    )
+    .await;
+    let unique: BTreeSet<&String> = stored.iter().collect();
+    assert_eq!(stored.len(), ROUNDS * BURST, "no duplicates");
+    assert_eq!(unique.len(), ROUNDS * BURST);
+
+    // Every reply: sent, and at the visitor (who collects what waited offline).
+    for (id, _) in &replies {
+        wait_status(&api, id, "sent", Duration::from_secs(30)).await;
+    }
+    // Replies that found the visitor offline wait in the server's offline storage.
+    let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
+    eventually(
+        Duration::from_secs(30),
+        "every reply at the visitor",
+        || async {
+            let mut got = received.clone();
+            got.extend(visitor.bodies());
+            let missing: Vec<&String> = replies
+                .iter()
+                .map(|(_, t)| t)
+                .filter(|t| !got.contains(t))
+                .collect();
+            missing.is_empty().then_some(())
+        },
+    )
+    .await;
+    visitor.close().await;
+    assert!(d.terminate().success());
+}
