@@ -68,7 +68,11 @@ mod tests {
         );
         let e = json::<T>(b"{\"a\":\"x\"}").unwrap_err();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(e.message.contains(": a: invalid type"), "names the path: {}", e.message);
+        assert!(
+            e.message.contains(": a: invalid type"),
+            "names the path: {}",
+            e.message
+        );
         assert_eq!(
             json::<T>(b"{\"b\":1}").unwrap_err().status,
             StatusCode::UNPROCESSABLE_ENTITY
