@@ -23,6 +23,9 @@ const HOUSEKEEPING: Duration = Duration::from_secs(3600);
 
 /// Runs the daemon until a termination signal; returns once everything has stopped.
 pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives while storage opens or services start must
+    // stop the daemon gracefully, not kill it with the default action.
+    let signals = Signals::install()?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
@@ -106,6 +109,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         state,
         control_rx,
         hub_config,
+        signals,
     )
     .await?;
 
@@ -177,6 +181,29 @@ impl ControlState {
     }
 }
 
+/// The signals the daemon handles.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    xfsz: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            // A write past the file-size limit raises SIGXFSZ, whose default action kills
+            // the process. With a handler installed the write fails with EFBIG instead,
+            // SQLite reports a full disk, and requests get 503 until space returns.
+            xfsz: signal(SignalKind::from_raw(libc::SIGXFSZ))
+                .context("installing the SIGXFSZ handler")?,
+        })
+    }
+}
+
 /// Serializes every change of the running set: signals, reload requests, hub updates,
 /// date-window boundaries and archive completions. Returns on SIGTERM or SIGINT.
 async fn control_loop(
@@ -186,15 +213,14 @@ async fn control_loop(
     mut state: ControlState,
     mut control: mpsc::UnboundedReceiver<Control>,
     hub_config: watch::Sender<Option<crate::hub::HubConfig>>,
+    signals: Signals,
 ) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    // A write past the file-size limit raises SIGXFSZ, whose default action kills the
-    // process. With a handler installed the write fails with EFBIG instead, SQLite
-    // reports a full disk, and requests get 503 until space returns.
-    let mut xfsz =
-        signal(SignalKind::from_raw(libc::SIGXFSZ)).context("installing the SIGXFSZ handler")?;
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+        mut xfsz,
+    } = signals;
     loop {
         // Sleep until the next window boundary by the daemon's clock, not by polling.
         let until_boundary = state.boundary.map(|b| {

@@ -228,3 +228,21 @@ fn a_new_database_is_readable_by_its_owner_only() {
     assert_eq!(mode, 0o600, "{mode:o}");
     assert!(d.terminate().success());
 }
+
+#[test]
+fn sigterm_right_after_start_is_still_a_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        base_config(dir.path()) + &api_service(""),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
+        let status = d.terminate();
+        assert!(
+            status.success(),
+            "a SIGTERM during start-up must not kill the daemon: {status:?}"
+        );
+    }
+}
