@@ -68,7 +68,11 @@ mod tests {
         );
         let e = json::<T>(b"{\"a\":\"x\"}").unwrap_err();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(e.message.starts_with("a: "), "{}", e.message);
+        assert!(
+            e.message.starts_with("not the expected request: a: "),
+            "{}",
+            e.message
+        );
         assert_eq!(
             json::<T>(b"{\"b\":1}").unwrap_err().status,
             StatusCode::UNPROCESSABLE_ENTITY
