@@ -315,6 +315,17 @@ pub fn validate_inbound(m: &InboundMessage) -> Result<(), HostError> {
             "contact.external_id must not be empty".into(),
         ));
     }
+    // A blank thread id is one thread shared by every contact who sends it: their
+    // messages would land in the first sender's conversation.
+    if m.conversation_external_id
+        .as_deref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        return Err(HostError::Invalid(
+            "conversation_external_id must not be blank (omit it to use the contact's open conversation)"
+                .into(),
+        ));
+    }
     let has_text = m.text.as_deref().is_some_and(|t| !t.is_empty());
     if !has_text && m.attachments.is_empty() {
         return Err(HostError::Invalid(
@@ -421,5 +432,31 @@ impl switchboard_core::Host for ServiceHost {
                 body: body.to_string(),
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `api_inbound` fuzz target: `"conversation_external_id": ""` was
+    /// accepted, and the store looks threads up by service and id, so every contact
+    /// sending it shared the first one's conversation.
+    #[test]
+    fn a_blank_thread_id_is_refused() {
+        let m: InboundMessage = serde_json::from_str(
+            r#"{"external_id":"m1","contact":{"external_id":"c1"},"text":"hi","conversation_external_id":" "}"#,
+        )
+        .unwrap();
+        let err = validate_inbound(&m).unwrap_err().to_string();
+        assert!(
+            err.contains("conversation_external_id must not be blank"),
+            "{err}"
+        );
+        let m = InboundMessage {
+            conversation_external_id: None,
+            ..m
+        };
+        assert!(validate_inbound(&m).is_ok());
     }
 }

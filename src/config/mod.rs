@@ -323,6 +323,18 @@ pub fn load_with(
     from_tree(root, credentials_dir)
 }
 
+/// Loads and validates TOML text with an explicit environment: [`load_with`] without
+/// the config file. The filesystem is read only for `*_file` secrets (relative ones
+/// against `credentials_dir`).
+pub fn load_str(
+    text: &str,
+    env: &[(String, String)],
+    credentials_dir: Option<&Path>,
+) -> Result<Config, ConfigErrors> {
+    let root = tree::read_str(text, "config", env).map_err(|i| ConfigErrors(vec![i]))?;
+    from_tree(root, credentials_dir)
+}
+
 /// Types and validates a raw tree, collecting every problem.
 pub fn from_tree(
     mut root: Map<String, Value>,
@@ -688,4 +700,27 @@ fn clean_message(m: &str) -> String {
     let m = m.split(" for key `").next().unwrap_or(m);
     let m = m.split(" in `").next().unwrap_or(m);
     m.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_str_reads_text_env_and_secret_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tok"), "a-t0ken-from-a-file\n").unwrap();
+        let text = "[server]\nmax_body = 4096\n\
+                    [services.api_in]\ntype = \"api\"\n\
+                    [services.api_in.params.tokens.bot]\ntoken_file = \"tok\"\nscopes = [\"ingest\"]\n";
+        let env = vec![("SWITCHBOARD_SERVER__MAX_BODY".into(), "8192".into())];
+        let c = load_str(text, &env, Some(dir.path())).unwrap();
+        assert_eq!(
+            c.server.max_body, 8192,
+            "the environment overrides the text"
+        );
+        assert!(c.services.contains_key("api_in"));
+        let e = load_str("[server\n", &[], None).unwrap_err();
+        assert!(e.to_string().starts_with("config: not valid TOML"), "{e}");
+    }
 }

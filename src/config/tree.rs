@@ -16,12 +16,21 @@ pub fn read(path: &Path, env: &[(String, String)]) -> Result<Map<String, Value>,
         path: path.display().to_string(),
         message: format!("cannot read the config file: {e}"),
     })?;
+    read_str(&text, &path.display().to_string(), env)
+}
+
+/// [`read`] for TOML text already in memory; `origin` names it in messages.
+pub fn read_str(
+    text: &str,
+    origin: &str,
+    env: &[(String, String)],
+) -> Result<Map<String, Value>, Issue> {
     let mut root = config::Config::builder()
-        .add_source(File::from_str(&text, FileFormat::Toml))
+        .add_source(File::from_str(text, FileFormat::Toml))
         .build()
         .and_then(|c| c.try_deserialize::<Map<String, Value>>())
         .map_err(|e| Issue {
-            path: path.display().to_string(),
+            path: origin.to_owned(),
             message: format!("not valid TOML: {e}"),
         })?;
 

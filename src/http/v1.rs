@@ -249,6 +249,45 @@ pub struct ReplyBody {
 /// Longest idempotency key accepted.
 const MAX_KEY: usize = 255;
 
+impl ReplyBody {
+    /// Checks what a reply needs (text or attachments, http(s) URLs, an agent or bot
+    /// author, a sane idempotency key) and makes it the message to store; 422 naming the
+    /// field otherwise.
+    pub fn into_outbound(self) -> Result<NewOutbound, ApiError> {
+        let has_text = self.text.as_deref().is_some_and(|t| !t.trim().is_empty());
+        if !has_text && self.attachments.is_empty() {
+            return Err(ApiError::invalid("a reply needs text or attachments"));
+        }
+        for (i, a) in self.attachments.iter().enumerate() {
+            if !url::Url::parse(&a.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                return Err(ApiError::invalid(format!(
+                    "attachments[{i}].url must be an http(s) URL"
+                )));
+            }
+        }
+        let author = self.author.unwrap_or(Author {
+            kind: AuthorType::Agent,
+            name: None,
+        });
+        if !matches!(author.kind, AuthorType::Agent | AuthorType::Bot) {
+            return Err(ApiError::invalid("author.type: expected agent or bot"));
+        }
+        if let Some(k) = &self.idempotency_key
+            && (k.is_empty() || k.len() > MAX_KEY)
+        {
+            return Err(ApiError::invalid(format!(
+                "idempotency_key: 1-{MAX_KEY} characters"
+            )));
+        }
+        Ok(NewOutbound {
+            text: self.text,
+            attachments: self.attachments,
+            author,
+            idempotency_key: self.idempotency_key,
+        })
+    }
+}
+
 /// `POST /v1/conversations/{id}/messages`: an agent's or bot's message to the contact.
 pub async fn reply(
     State(app): State<Arc<App>>,
@@ -281,43 +320,10 @@ pub async fn reply(
         }
         Some(_) => {}
     }
-    let has_text = req.text.as_deref().is_some_and(|t| !t.trim().is_empty());
-    if !has_text && req.attachments.is_empty() {
-        return Err(ApiError::invalid("a reply needs text or attachments"));
-    }
-    for (i, a) in req.attachments.iter().enumerate() {
-        if !url::Url::parse(&a.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
-            return Err(ApiError::invalid(format!(
-                "attachments[{i}].url must be an http(s) URL"
-            )));
-        }
-    }
-    let author = req.author.unwrap_or(Author {
-        kind: AuthorType::Agent,
-        name: None,
-    });
-    if !matches!(author.kind, AuthorType::Agent | AuthorType::Bot) {
-        return Err(ApiError::invalid("author.type: expected agent or bot"));
-    }
-    if let Some(k) = &req.idempotency_key
-        && (k.is_empty() || k.len() > MAX_KEY)
-    {
-        return Err(ApiError::invalid(format!(
-            "idempotency_key: 1-{MAX_KEY} characters"
-        )));
-    }
+    let new = req.into_outbound()?;
     let (message, _, created) = app
         .store
-        .reply(
-            Some(caller.organization().to_owned()),
-            id,
-            NewOutbound {
-                text: req.text,
-                attachments: req.attachments,
-                author,
-                idempotency_key: req.idempotency_key,
-            },
-        )
+        .reply(Some(caller.organization().to_owned()), id, new)
         .await?;
     let status = if created {
         StatusCode::ACCEPTED
@@ -346,5 +352,39 @@ pub async fn reload(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<R
         )
             .into_response()),
         Err(_) => Err(ApiError::unavailable("shutting down")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbound(body: &str) -> Result<NewOutbound, ApiError> {
+        body::json::<ReplyBody>(body.as_bytes())?.into_outbound()
+    }
+
+    #[test]
+    fn reply_bodies_are_checked_field_by_field() {
+        let ok = outbound(r#"{"text":"hi","idempotency_key":"k1"}"#).unwrap();
+        assert_eq!(ok.author.kind, AuthorType::Agent);
+        assert_eq!(ok.idempotency_key.as_deref(), Some("k1"));
+        let err = |b: &str| outbound(b).unwrap_err().message;
+        assert_eq!(err(r#"{"text":"  "}"#), "a reply needs text or attachments");
+        assert_eq!(
+            err(r#"{"attachments":[{"url":"ftp://x/y"}]}"#),
+            "attachments[0].url must be an http(s) URL"
+        );
+        assert_eq!(
+            err(r#"{"text":"x","author":{"type":"contact"}}"#),
+            "author.type: expected agent or bot"
+        );
+        assert_eq!(
+            err(r#"{"text":"x","idempotency_key":""}"#),
+            "idempotency_key: 1-255 characters"
+        );
+        assert_eq!(
+            outbound(r#"{"text":"x","extra":1}"#).unwrap_err().status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 }

@@ -44,6 +44,7 @@ pub fn html_to_text(html: &str) -> Converted {
     let mut link: Option<(usize, String)> = None;
     let mut skip_until: Option<&'static str> = None;
     let mut pre = 0usize;
+    let mut line = Line::default();
     let mut rest = html;
     while !rest.is_empty() {
         let Some(lt) = rest.find('<') else {
@@ -104,7 +105,7 @@ pub fn html_to_text(html: &str) -> Converted {
                 }
             }
             "li" => {
-                soft_break(&mut out);
+                soft_break(&mut out, &mut line);
                 out.push_str("- ");
             }
             name if BLOCKS.contains(&name) => {
@@ -115,7 +116,7 @@ pub fn html_to_text(html: &str) -> Converted {
                         pre + 1
                     };
                 }
-                soft_break(&mut out);
+                soft_break(&mut out, &mut line);
             }
             _ => {}
         }
@@ -145,10 +146,36 @@ pub fn text_to_html(text: &str) -> String {
 
 /// Ends the current line unless it is already ended: adjacent blocks (`</p><p>`) make
 /// one line break, while each `<br>` makes its own.
-fn soft_break(out: &mut String) {
-    let line = out.rsplit('\n').next().unwrap_or("");
-    if !line.trim().is_empty() {
+fn soft_break(out: &mut String, line: &mut Line) {
+    if line.has_text(out) {
         out.push('\n');
+    }
+}
+
+/// Whether the line being written shows any text, learnt from what was written since
+/// the last look: reading the whole line again at every block tag made a long line of
+/// `&nbsp;` between tags quadratic (a 1 MB body took minutes).
+#[derive(Default)]
+struct Line {
+    /// How much of the output was looked at.
+    seen: usize,
+    /// Whether the current line had text by then.
+    text: bool,
+}
+
+impl Line {
+    fn has_text(&mut self, out: &str) -> bool {
+        let new = &out[self.seen..];
+        let tail = match new.rfind('\n') {
+            Some(i) => {
+                self.text = false;
+                &new[i + 1..]
+            }
+            None => new,
+        };
+        self.text |= tail.chars().any(|c| !c.is_whitespace());
+        self.seen = out.len();
+        self.text
     }
 }
 
@@ -297,7 +324,13 @@ pub fn decode_entities(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let semi = rest[1..].find(';').filter(|&i| i <= 32).map(|i| i + 1);
+        // Entity names are short: looking further for the `;` made a body of many `&`
+        // quadratic.
+        let semi = rest.as_bytes()[1..]
+            .iter()
+            .take(33)
+            .position(|&b| b == b';')
+            .map(|i| i + 1);
         let decoded = semi.and_then(|i| entity(&rest[1..i]).map(|c| (c, i)));
         match decoded {
             Some((c, i)) => {
@@ -416,6 +449,39 @@ mod tests {
         assert_eq!(text("Thanks again :)"), "Thanks again :)");
         assert_eq!(text(""), "");
         assert_eq!(text("<p><i>deleted</i></p>"), "deleted");
+    }
+
+    /// Found while fuzzing `intercom_html`: both took seconds to minutes on a 1 MB
+    /// body (the largest a hook accepts by default), blocking a runtime worker.
+    #[test]
+    fn long_bodies_convert_in_linear_time() {
+        let started = std::time::Instant::now();
+        let nbsp = "<p>&nbsp;".repeat(110_000);
+        assert_eq!(text(&nbsp), "");
+        let amps = "&".repeat(1_000_000);
+        assert_eq!(text(&amps).len(), 1_000_000);
+        let mixed = format!(
+            "{}&amp;{}",
+            "&".repeat(500_000),
+            "<p>x&nbsp;</p>".repeat(50_000)
+        );
+        assert!(text(&mixed).starts_with("&&&"));
+        // Quadratic, these took minutes; linear, well under a second even in debug.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn blank_lines_between_blocks_stay_collapsed() {
+        assert_eq!(
+            text("<p>a</p><p>&nbsp;</p><p>&nbsp; </p><div>b</div>"),
+            "a\nb"
+        );
+        assert_eq!(text("<pre>\u{2003}</pre><p>c</p>"), "\u{2003}c");
+        assert_eq!(text("<li>one<li>two"), "- one\n- two");
     }
 
     #[test]

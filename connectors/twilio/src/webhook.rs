@@ -41,8 +41,14 @@ impl Form {
             .filter(|v| !v.is_empty())
     }
 
+    /// The first value of `name` when it is not blank: ids and addresses, where only
+    /// spaces would be stored as a key the host refuses.
+    fn id(&self, name: &str) -> Option<&str> {
+        self.get(name).filter(|v| !v.trim().is_empty())
+    }
+
     fn require(&self, name: &str) -> Result<&str, HookError> {
-        self.get(name)
+        self.id(name)
             .ok_or_else(|| HookError::Unprocessable(format!("{name} is missing")))
     }
 }
@@ -53,10 +59,12 @@ pub fn conversation_key(contact: &str, ours: &str) -> String {
     format!("{contact}|{ours}")
 }
 
-/// Our address in a conversation key: where the contact wrote to.
+/// Our address in a conversation key: where the contact wrote to. Split at the last
+/// `|`, since our addresses (numbers, `whatsapp:+…`, sender ids) never hold one while a
+/// contact's address is whatever Twilio names the sender.
 pub fn our_address(conversation_key: &str) -> Option<&str> {
     conversation_key
-        .split_once('|')
+        .rsplit_once('|')
         .map(|(_, ours)| ours)
         .filter(|s| !s.is_empty())
 }
@@ -72,8 +80,8 @@ fn phone_number(address: &str) -> Option<String> {
 /// An inbound message webhook (`MessageSid`, `From`, `To`, `Body`, `NumMedia`, …).
 pub fn inbound_message(form: &Form) -> Result<InboundMessage, HookError> {
     let sid = form
-        .get("MessageSid")
-        .or_else(|| form.get("SmsMessageSid"))
+        .id("MessageSid")
+        .or_else(|| form.id("SmsMessageSid"))
         .ok_or_else(|| HookError::Unprocessable("MessageSid is missing".into()))?;
     let from = form.require("From")?;
     let to = form.require("To")?;
@@ -85,15 +93,30 @@ pub fn inbound_message(form: &Form) -> Result<InboundMessage, HookError> {
             .map_err(|_| HookError::Unprocessable(format!("NumMedia is not a number: {n:?}")))?,
     };
     // Twilio sends at most 10 media items; the bound keeps a bad count from spinning.
-    let attachments: Vec<Attachment> = (0..count.min(64))
-        .filter_map(|i| {
-            Some(Attachment {
-                url: form.get(&format!("MediaUrl{i}"))?.to_owned(),
-                content_type: form.get(&format!("MediaContentType{i}")).map(str::to_owned),
-                name: None,
-            })
-        })
-        .collect();
+    let mut attachments = Vec::new();
+    for i in 0..count.min(64) {
+        let Some(url) = form.get(&format!("MediaUrl{i}")) else {
+            continue;
+        };
+        // The host stores only http(s) URLs; saying which field is wrong beats its
+        // generic refusal.
+        if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+            return Err(HookError::Unprocessable(format!(
+                "MediaUrl{i} is not an http(s) URL"
+            )));
+        }
+        attachments.push(Attachment {
+            url: url.to_owned(),
+            content_type: form.get(&format!("MediaContentType{i}")).map(str::to_owned),
+            name: None,
+        });
+    }
+    let text = text(form);
+    if text.is_none() && attachments.is_empty() {
+        return Err(HookError::Unprocessable(
+            "the message has no Body, media, button text or location".into(),
+        ));
+    }
 
     Ok(InboundMessage {
         external_id: sid.to_owned(),
@@ -104,7 +127,7 @@ pub fn inbound_message(form: &Form) -> Result<InboundMessage, HookError> {
             phone: phone_number(from),
         },
         conversation_external_id: Some(conversation_key(from, to)),
-        text: text(form),
+        text,
         attachments,
     })
 }
@@ -153,8 +176,8 @@ pub fn is_status_callback(form: &Form) -> bool {
 /// A status callback (`MessageSid`, `MessageStatus`, `ErrorCode`).
 pub fn status_report(form: &Form) -> Result<StatusReport, HookError> {
     let sid = form
-        .get("MessageSid")
-        .or_else(|| form.get("SmsSid"))
+        .id("MessageSid")
+        .or_else(|| form.id("SmsSid"))
         .ok_or_else(|| HookError::Unprocessable("MessageSid is missing".into()))?;
     let twilio_status = form
         .get("MessageStatus")
@@ -316,6 +339,44 @@ mod tests {
         assert!(is_status_callback(&form(&[("MessageStatus", "delivered")])));
         assert!(!is_status_callback(&form(&[("SmsStatus", "received")])));
         assert!(!is_status_callback(&form(&[("Body", "hi")])));
+    }
+}
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Found by the `twilio_form` fuzz target: each of these parsed into a message the
+    /// host then refused with a generic error, or (the `|`) into a conversation whose
+    /// replies would go out from the wrong address.
+    #[test]
+    fn what_the_host_would_refuse_is_refused_here_by_name() {
+        let f = |body: &str| inbound_message(&Form::parse(body.as_bytes()).unwrap());
+        let err = |body: &str| match f(body) {
+            Err(HookError::Unprocessable(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            err("MessageSid=+&From=%2B1&To=%2B2&Body=x"),
+            "MessageSid is missing"
+        );
+        assert_eq!(
+            err("MessageSid=SM1&From=+&To=%2B2&Body=x"),
+            "From is missing"
+        );
+        assert_eq!(
+            err("MessageSid=SM1&From=%2B1&To=%2B2&NumMedia=1&MediaUrl0=javascript%3Ax"),
+            "MediaUrl0 is not an http(s) URL"
+        );
+        assert_eq!(
+            err("MessageSid=SM1&From=%2B1&To=%2B2&Body=&NumMedia=0"),
+            "the message has no Body, media, button text or location"
+        );
+        let m = f("MessageSid=SM1&From=a%7Cb&To=%2B2&Body=x").unwrap();
+        let key = m.conversation_external_id.unwrap();
+        assert_eq!(our_address(&key), Some("+2"));
+        let r = status_report(&Form::parse(b"MessageSid=+&SmsSid=SM9&MessageStatus=sent").unwrap());
+        assert_eq!(r.unwrap().sid, "SM9");
     }
 }
 

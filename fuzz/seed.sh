@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Writes the seed inputs of every fuzz target into fuzz/seeds/<target>/ (not committed):
+# the provider fixtures as published, plus bodies built from the documented shapes where
+# no fixture exists (Twilio forms, API bodies, configs). `cargo fuzz cmin` then folds
+# them into fuzz/corpus/<target>/ (docs/fuzzing.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+vendor="${VENDOR_FIXTURES:-../shared/vendor/fixtures}"
+[ -d "$vendor" ] || vendor=/work/shared/vendor/fixtures
+out=fuzz/seeds
+rm -rf "$out"
+for t in twilio_form smooch_webhook intercom_notification intercom_html gbm_webhook \
+         api_inbound api_reply config_load; do
+  mkdir -p "$out/$t"
+done
+put() { printf '%s' "$2" >"$out/$1/$3"; }
+
+# Twilio: forms as Twilio posts them (parameter lists from Twilio's webhook docs).
+put twilio_form 'ToCountry=US&ToState=CA&SmsMessageSid=SM11&NumMedia=0&ToCity=SAN+FRANCISCO&FromZip=&SmsSid=SM11&FromState=&SmsStatus=received&FromCity=&Body=Hello+there%21+caf%C3%A9&FromCountry=NL&To=%2B14155550100&ToZip=94105&NumSegments=1&MessageSid=SM11&AccountSid=AC00000000000000000000000000000000&From=%2B31612345678&ApiVersion=2010-04-01' sms
+put twilio_form 'SmsMessageSid=MM22&NumMedia=2&ProfileName=Mary&MessageType=image&SmsSid=MM22&WaId=31687654321&SmsStatus=received&Body=&To=whatsapp%3A%2B14155238886&NumSegments=1&ReferralNumMedia=0&MessageSid=MM22&AccountSid=AC00000000000000000000000000000000&From=whatsapp%3A%2B31687654321&ApiVersion=2010-04-01&MediaContentType0=image%2Fjpeg&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2F2010-04-01%2FAccounts%2FAC0%2FMessages%2FMM22%2FMedia%2FME0&MediaContentType1=application%2Fpdf&MediaUrl1=https%3A%2F%2Fapi.twilio.com%2Fm%2F1' whatsapp_media
+put twilio_form 'MessageSid=SM33&From=whatsapp%3A%2B1555&To=whatsapp%3A%2B1666&ButtonText=Yes+please&ButtonPayload=yes&MessageType=button' whatsapp_button
+put twilio_form 'MessageSid=SM44&From=whatsapp%3A%2B1555&To=whatsapp%3A%2B1666&Latitude=52.37&Longitude=4.89&Label=Dam&Address=Amsterdam&MessageType=location' whatsapp_location
+put twilio_form 'SmsSid=SM55&SmsStatus=undelivered&MessageStatus=undelivered&To=whatsapp%3A%2B31687654321&MessageSid=SM55&AccountSid=AC0&From=whatsapp%3A%2B14155238886&ApiVersion=2010-04-01&ErrorCode=30003&ErrorMessage=Unreachable' status_failed
+put twilio_form 'MessageSid=SM66&MessageStatus=delivered&ChannelToAddress=%2B1555' status_delivered
+
+# Smooch / Sunshine: the fixtures as published.
+cp connectors/smooch/fixtures/*.json "$out/smooch_webhook/"
+cp "$vendor"/sunshine/*.json "$out/smooch_webhook/"
+
+# Intercom: the envelope, the conversation object (bare, as catch-up reads it, and in a
+# conversation.user.replied envelope, as a notification carries it).
+cp connectors/intercom/fixtures/*.json "$out/intercom_notification/"
+cp "$vendor"/intercom/*.json "$out/intercom_notification/"
+conv="$vendor/intercom/spec_2.14_conversation_object_user_reply_example.json"
+{ printf '{"type":"notification_event","app_id":"abc123","id":"notif_1","topic":"conversation.user.replied","created_at":1700000000,"data":{"type":"notification_event_data","item":'
+  cat "$conv"; printf '}}'; } >"$out/intercom_notification/envelope_user_replied.json"
+
+# Intercom HTML bodies: the fixtures' bodies and the shapes the converter's tests use.
+put intercom_html '<p>this is the message body</p>' p
+put intercom_html '<p>Hi</p><p>How are you?</p><p>one<br>two<br/>three</p>' paragraphs
+put intercom_html '<p>Tom &amp; Jerry &lt;3 &quot;caf&eacute;&quot; &#8364;5 &#x1F600;&nbsp;x</p> AT&T &unknown; a < b > c' entities
+put intercom_html '<html><head><title>x</title><style>p{}</style></head><body><h2>List</h2><ul><li>Coffee</li><li>Tea</li></ul><p>See <a href="https://example.com/doc?a=1&amp;b=2">the doc</a> or <a href='"'"'https://example.com'"'"'>https://example.com</a></p><div class="intercom-container"><img src="https://downloads.intercomcdn.com/i/o/1/a.png" alt=""></div><script>alert(1)</script><!-- hidden --></body></html>' page
+put intercom_html '<pre>  keep
+  this </pre><p>Thanks again :)</p>' pre
+
+# Google Business Messages: the fixtures, the setup request, a typing signal, receipts.
+cp connectors/gbm/fixtures/*.json "$out/gbm_webhook/"
+put gbm_webhook '{"clientToken":"ct","secret":"s3"}' handshake
+put gbm_webhook '{"agent":"brands/b/agents/a","conversationId":"c1","requestId":"r","userStatus":{"isTyping":true,"createTime":"2021-05-04T10:00:00Z"},"sendTime":"x"}' typing
+put gbm_webhook '{"agent":"brands/b/agents/a","conversationId":"c1","sendTime":"x","receipts":{"receipts":[{"message":"conversations/c1/messages/m-1","receiptType":"DELIVERED"},{"message":"conversations/c1/messages/m-2","receiptType":"READ"}],"createTime":"x"}}' receipts
+put gbm_webhook '{"conversationId":"c1","userStatus":{"requestedLiveAgent":true}}' live_agent
+put gbm_webhook '{"conversationId":"c1","surveyResponse":{"survey":"s"}}' survey
+
+# The API's inbound message and reply bodies (CONTRACT.md).
+put api_inbound '{"external_id":"crm-1","contact":{"external_id":"cust-9","name":"Mary","email":"mary@example.com","phone":"+31612345678"},"conversation_external_id":"case-4","text":"Hello","attachments":[{"url":"https://files.example.com/a.pdf","content_type":"application/pdf","name":"a.pdf"}]}' full
+put api_inbound '{"external_id":"m2","contact":{"external_id":"c"},"text":"hi"}' minimal
+put api_reply '{"text":"Hi Mary","author":{"type":"agent","name":"Ann"},"idempotency_key":"reply-1"}' text
+put api_reply '{"attachments":[{"url":"https://files.example.com/a.png","content_type":"image/png"}],"author":{"type":"bot"}}' attachment
+
+# The config: the example (commented blocks uncommented too), the packaged config, and
+# one service of each type with an environment override after a NUL byte.
+cp config.example.toml "$out/config_load/example.toml"
+cp packaging/switchboard.toml "$out/config_load/packaged.toml"
+sed -E 's/^# (\[|[a-z_A-Z]+ = )/\1/' config.example.toml >"$out/config_load/example_uncommented.toml"
+{ printf '[server]\nlisten = "127.0.0.1:8080"\nmax_body = 4096\n[services.remote]\ntype = "api"\n[services.remote.params.tokens.bot]\ntoken_file = "token"\nscopes = ["ingest"]\n'
+  printf '\0SERVER__LISTEN=127.0.0.1:9\nSERVICES__REMOTE__PARAMS__CALLBACK_TIMEOUT=5s\n'; } >"$out/config_load/env_override"
+echo "seeds written to $out"
