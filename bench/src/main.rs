@@ -111,6 +111,34 @@ fn curve(csv: &mut String, series: &str, sorted: &[Duration]) {
     }
 }
 
+/// One warm-up second, a closed loop and an open loop against `url`.
+async fn load_phases(
+    url: &str,
+    clients: usize,
+    rate: u64,
+    secs: Duration,
+) -> (load::Closed, load::Open) {
+    let next = Counter::default();
+    load::closed_loop(url, clients, Duration::from_secs(1), None, 1000, &next).await;
+    let closed = load::closed_loop(url, clients, secs, None, 1000, &next).await;
+    let open = load::open_loop(url, rate, secs, 1000, &next).await;
+    (closed, open)
+}
+
+/// [`load_phases`] against a fresh switchboard with `storage.synchronous = synchronous`.
+async fn switchboard_phases(
+    synchronous: &str,
+    clients: usize,
+    rate: u64,
+    secs: Duration,
+) -> anyhow::Result<(load::Closed, load::Open)> {
+    let dir = daemon::Scratch::new(&format!("ingest-{synchronous}"))?;
+    let sb = daemon::switchboard(&dir.0, &daemon::config_with(&dir.0, synchronous, ""))?;
+    let result = load_phases(&ingest_url(&sb.base), clients, rate, secs).await;
+    sb.stop();
+    Ok(result)
+}
+
 async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut csv = String::from("series,quantile,latency_ms\n");
@@ -120,38 +148,12 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
     eprintln!("ceiling …");
     let bare = daemon::bare()?;
     let url = format!("{}/v1/services/bench/messages", bare.base);
-    let next = Counter::default();
-    load::closed_loop(
-        &url,
-        plan.clients,
-        Duration::from_secs(1),
-        None,
-        1000,
-        &next,
-    )
-    .await;
-    let ceiling = load::closed_loop(&url, plan.clients, secs, None, 1000, &next).await;
-    let ceiling_open = load::open_loop(&url, plan.rate, secs, 1000, &next).await;
+    let (ceiling, ceiling_open) = load_phases(&url, plan.clients, plan.rate, secs).await;
     drop(bare);
 
     // 2. switchboard ingest, durable.
     eprintln!("ingest …");
-    let dir = daemon::Scratch::new("ingest")?;
-    let sb = daemon::switchboard(&dir.0, &daemon::config(&dir.0, ""))?;
-    let url = ingest_url(&sb.base);
-    let next = Counter::default();
-    load::closed_loop(
-        &url,
-        plan.clients,
-        Duration::from_secs(1),
-        None,
-        1000,
-        &next,
-    )
-    .await;
-    let ingest = load::closed_loop(&url, plan.clients, secs, None, 1000, &next).await;
-    let ingest_open = load::open_loop(&url, plan.rate, secs, 1000, &next).await;
-    sb.stop();
+    let (ingest, ingest_open) = switchboard_phases("full", plan.clients, plan.rate, secs).await?;
     let ratio = ingest.rate / ceiling.rate;
     row(
         &mut rows,
@@ -208,22 +210,7 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
 
     // 2b. The same with `synchronous = "normal"`: commits survive kill -9, not power loss.
     eprintln!("ingest, synchronous = normal …");
-    let dir = daemon::Scratch::new("ingest-normal")?;
-    let sb = daemon::switchboard(&dir.0, &daemon::config_with(&dir.0, "normal", ""))?;
-    let url = ingest_url(&sb.base);
-    let next = Counter::default();
-    load::closed_loop(
-        &url,
-        plan.clients,
-        Duration::from_secs(1),
-        None,
-        1000,
-        &next,
-    )
-    .await;
-    let normal = load::closed_loop(&url, plan.clients, secs, None, 1000, &next).await;
-    let normal_open = load::open_loop(&url, plan.rate, secs, 1000, &next).await;
-    sb.stop();
+    let (normal, normal_open) = switchboard_phases("normal", plan.clients, plan.rate, secs).await?;
     row(
         &mut rows,
         format!(
@@ -557,13 +544,7 @@ fn jiff_like_now() -> String {
 }
 
 async fn ingest_only(secs: u64, clients: usize, rate: u64) -> anyhow::Result<()> {
-    let dir = daemon::Scratch::new("ingest")?;
-    let sb = daemon::switchboard(&dir.0, &daemon::config(&dir.0, ""))?;
-    let url = ingest_url(&sb.base);
-    let next = Counter::default();
-    load::closed_loop(&url, clients, Duration::from_secs(1), None, 1000, &next).await;
-    let c = load::closed_loop(&url, clients, Duration::from_secs(secs), None, 1000, &next).await;
-    let o = load::open_loop(&url, rate, Duration::from_secs(secs), 1000, &next).await;
+    let (c, o) = switchboard_phases("full", clients, rate, Duration::from_secs(secs)).await?;
     println!(
         "closed loop, {clients} clients: {:.0} msg/s acknowledged ({} acked, {} errors)",
         c.rate, c.acked, c.errors
