@@ -25,6 +25,9 @@ pub struct Metrics {
     http_latency: HistogramVec,
     writer_batch: Histogram,
     writer_failures: IntCounter,
+    /// Held while the outbox gauges are replaced and while encoding, so a scrape never
+    /// sees them half-replaced.
+    outbox_swap: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -155,6 +158,7 @@ impl Metrics {
             ),
             writer_batch,
             writer_failures,
+            outbox_swap: std::sync::Mutex::new(()),
             registry: r,
         }
     }
@@ -162,6 +166,7 @@ impl Metrics {
     /// The text exposition.
     pub fn encode(&self) -> String {
         let mut out = Vec::new();
+        let _swap = self.outbox_swap.lock().unwrap_or_else(|e| e.into_inner());
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
             .expect("writing to memory cannot fail");
@@ -196,14 +201,17 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets a service's outbox gauges.
-    pub fn outbox(&self, service: &str, service_type: &str, live: i64, dead: i64) {
-        self.outbox_depth
-            .with_label_values(&[service, service_type])
-            .set(live);
-        self.outbox_dead
-            .with_label_values(&[service, service_type])
-            .set(dead);
+    /// Replaces the outbox gauges with `rows` (service, type, live, dead): a service that
+    /// is not listed any more has no series rather than its last value.
+    pub fn set_outbox(&self, rows: &[(String, String, i64, i64)]) {
+        let _swap = self.outbox_swap.lock().unwrap_or_else(|e| e.into_inner());
+        self.outbox_depth.reset();
+        self.outbox_dead.reset();
+        for (service, service_type, live, dead) in rows {
+            let labels = [service.as_str(), service_type.as_str()];
+            self.outbox_depth.with_label_values(&labels).set(*live);
+            self.outbox_dead.with_label_values(&labels).set(*dead);
+        }
     }
 
     /// Sets a service's connection state gauge.

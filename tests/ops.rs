@@ -198,11 +198,28 @@ async fn a_live_scrape_passes_promtool_and_counts_what_happened() {
         r#"switchboard_http_requests_total{method="POST",route="/v1/services/{service_id}/messages",status="201"} 1"#,
         "switchboard_ingest_latency_seconds_count",
         "switchboard_delivery_latency_seconds_bucket",
-        r#"switchboard_outbox_depth{service="hook",service_type="webhook"}"#,
+        r#"switchboard_outbox_depth{service="api",service_type="api"} 0"#,
         "process_resident_memory_bytes",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+    // Delivered rows are deleted: once the webhook has everything, its outbox gauge reads
+    // 0 rather than the last depth a scrape saw.
+    eventually(
+        Duration::from_secs(10),
+        "a drained outbox reading 0",
+        || async {
+            let text = reqwest::get(d.url("/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.contains(r#"switchboard_outbox_depth{service="hook",service_type="webhook"} 0"#)
+                .then_some(())
+        },
+    )
+    .await;
     assert!(d.terminate().success());
     rx.stop().await;
 }

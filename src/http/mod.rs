@@ -73,18 +73,29 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     resp
 }
 
-/// Refreshes the gauges read from storage (outbox depth) before a scrape.
+/// Refreshes the gauges read from storage (outbox depth) before a scrape. Every
+/// configured service gets a series, 0 when its outbox is empty (delivered rows are
+/// deleted, so a drained outbox has no rows to count); a service no longer configured
+/// keeps one only while it still has rows (dead deliveries an operator may look for).
 pub async fn refresh_gauges(app: &App) {
-    let Ok(rows) = app.store.read.outbox_depth().await else {
+    let Ok(counted) = app.store.read.outbox_depth().await else {
         return;
     };
     let config = app.config();
-    for (service, live, dead) in rows {
-        let service_type = config
-            .services
-            .get(&service)
-            .map(|s| s.type_name().to_owned())
-            .unwrap_or_else(|| "unknown".into());
-        app.metrics.outbox(&service, &service_type, live, dead);
+    let mut by_service: std::collections::BTreeMap<String, (String, i64, i64)> = config
+        .services
+        .iter()
+        .map(|(id, s)| (id.clone(), (s.type_name().to_owned(), 0, 0)))
+        .collect();
+    for (service, live, dead) in counted {
+        let row = by_service
+            .entry(service)
+            .or_insert_with(|| ("unknown".into(), 0, 0));
+        (row.1, row.2) = (live, dead);
     }
+    let rows: Vec<_> = by_service
+        .into_iter()
+        .map(|(service, (service_type, live, dead))| (service, service_type, live, dead))
+        .collect();
+    app.metrics.set_outbox(&rows);
 }
