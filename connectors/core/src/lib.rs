@@ -12,6 +12,7 @@
 //! - [`secret`] — [`Secret`], a string that never prints.
 //! - [`signing`] — Standard Webhooks signatures.
 //! - [`backoff`] — capped exponential backoff with full jitter; `Retry-After` parsing.
+//! - `testkit` (feature `testkit`) — a recording host and a fixed clock for unit tests.
 
 pub mod backoff;
 pub mod connector;
@@ -21,6 +22,8 @@ pub mod model;
 pub mod params;
 pub mod secret;
 pub mod signing;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use backoff::Backoff;
 pub use connector::{

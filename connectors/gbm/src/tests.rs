@@ -2,21 +2,18 @@
 //! anything is stored, the setup request, welcome and out-of-hours messages, typing and
 //! receipts.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, Method, StatusCode};
-use jiff::Timestamp;
 use serde_json::json;
 use sha2::Sha512;
+use switchboard_core::testkit::{FixedClock, RecordingHost};
 use switchboard_core::{
-    Author, AuthorType, Clock, ConnState, Connector, Contact, Conversation, ConversationStatus,
-    Direction, HookError, HookRequest, Host, HostError, InboundMessage, Ingested, Message,
-    MessageStatus, ServiceContext, StatusChange, SystemMessage,
+    AuthorType, Connector, HookError, HookRequest, MessageStatus, ServiceContext,
 };
 
 use crate::auth::tests::{TestKey, service_account_json};
@@ -25,134 +22,8 @@ use crate::{GbmConnector, GbmParams};
 const TEXT: &[u8] = include_bytes!("../fixtures/text-message.json");
 const CLIENT_TOKEN: &str = "partner-client-token";
 
-#[derive(Debug)]
-struct FixedClock(Timestamp);
-
-impl Clock for FixedClock {
-    fn now(&self) -> Timestamp {
-        self.0
-    }
-}
-
-#[derive(Default)]
-struct Recorded {
-    ingests: Vec<InboundMessage>,
-    system: Vec<(String, String)>,
-    statuses: Vec<(String, MessageStatus)>,
-    typing: Vec<(String, bool)>,
-}
-
-/// Stores nothing; answers ingests as new messages, in a new conversation unless the
-/// external id was seen.
-#[derive(Default)]
-struct FakeHost(Mutex<Recorded>);
-
-fn conversation(external: Option<String>) -> Conversation {
-    Conversation {
-        id: "41".into(),
-        service_id: "g".into(),
-        organization: "default".into(),
-        external_id: external.clone(),
-        status: ConversationStatus::Open,
-        contact: Contact {
-            id: "9".into(),
-            service_id: "g".into(),
-            external_id: external.unwrap_or_default(),
-            name: None,
-            email: None,
-            phone: None,
-        },
-        created_at: Timestamp::UNIX_EPOCH,
-        updated_at: Timestamp::UNIX_EPOCH,
-        last_message_at: None,
-    }
-}
-
-fn stored(m: &InboundMessage) -> Message {
-    Message {
-        id: "1".into(),
-        conversation_id: "41".into(),
-        service_id: "g".into(),
-        direction: Direction::Inbound,
-        external_id: Some(m.external_id.clone()),
-        text: m.text.clone(),
-        attachments: m.attachments.clone(),
-        author: Author {
-            kind: AuthorType::Contact,
-            name: None,
-        },
-        status: MessageStatus::Received,
-        error: None,
-        created_at: Timestamp::UNIX_EPOCH,
-    }
-}
-
-#[async_trait]
-impl Host for FakeHost {
-    async fn ingest(
-        &self,
-        _: &str,
-        messages: Vec<InboundMessage>,
-    ) -> Result<Vec<Ingested>, HostError> {
-        let mut rec = self.0.lock().unwrap();
-        let mut out = Vec::new();
-        for m in messages {
-            let seen = rec.ingests.iter().any(|i| i.external_id == m.external_id);
-            let first_in_conversation = !rec
-                .ingests
-                .iter()
-                .any(|i| i.conversation_external_id == m.conversation_external_id);
-            out.push(Ingested {
-                message: stored(&m),
-                conversation: conversation(m.conversation_external_id.clone()),
-                created: !seen,
-                conversation_created: first_in_conversation,
-            });
-            if !seen {
-                rec.ingests.push(m);
-            }
-        }
-        Ok(out)
-    }
-    async fn update_status(
-        &self,
-        _: &str,
-        external_id: &str,
-        status: MessageStatus,
-        _: Option<String>,
-    ) -> Result<StatusChange, HostError> {
-        self.0
-            .lock()
-            .unwrap()
-            .statuses
-            .push((external_id.into(), status));
-        Ok(StatusChange::Updated)
-    }
-    async fn send_system(&self, msg: SystemMessage) -> Result<Message, HostError> {
-        assert_eq!(msg.author.kind, AuthorType::System);
-        self.0
-            .lock()
-            .unwrap()
-            .system
-            .push((msg.idempotency_key.clone(), msg.text.clone()));
-        Err(HostError::Invalid(
-            "the handler does not read the answer".into(),
-        ))
-    }
-    async fn kv_get(&self, _: &str, _: &str) -> Result<Option<String>, HostError> {
-        Ok(None)
-    }
-    async fn kv_put(&self, _: &str, _: &str, _: &str) -> Result<(), HostError> {
-        Ok(())
-    }
-    fn set_state(&self, _: &str, _: ConnState) {}
-    fn typing(&self, _: &str, contact: &str, typing: bool) {
-        self.0.lock().unwrap().typing.push((contact.into(), typing));
-    }
-}
-
 /// A connector open Monday to Friday, 09:00–17:00 in Amsterdam, and its context at `now`.
-fn setup(now: &str) -> (GbmConnector, ServiceContext, Arc<FakeHost>) {
+fn setup(now: &str) -> (GbmConnector, ServiceContext, Arc<RecordingHost>) {
     let key = TestKey::get();
     let params: GbmParams = serde_json::from_value(json!({
         "location": "loc", "welcomeMessage": "Welcome!", "starter": "Hi",
@@ -161,18 +32,9 @@ fn setup(now: &str) -> (GbmConnector, ServiceContext, Arc<FakeHost>) {
         "service_account": service_account_json(&key.pem, None),
     }))
     .unwrap();
-    let host = Arc::new(FakeHost::default());
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let ctx = ServiceContext::new(
-        "g",
-        "gbm",
-        "default",
-        "http://127.0.0.1:1",
-        reqwest::Client::new(),
-        tokio_util::sync::CancellationToken::new(),
-        Arc::new(FixedClock(now.parse().unwrap())),
-        host.clone(),
-    );
+    let (ctx, host) =
+        RecordingHost::context("g", "gbm", Some(Arc::new(FixedClock(now.parse().unwrap()))));
     (GbmConnector::new(params).unwrap(), ctx, host)
 }
 
@@ -234,8 +96,7 @@ async fn unsigned_or_badly_signed_requests_store_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
-    let rec = host.0.lock().unwrap();
-    assert!(rec.ingests.is_empty() && rec.system.is_empty());
+    assert!(host.recorded().wrote_nothing());
 }
 
 #[tokio::test]
@@ -254,7 +115,7 @@ async fn the_setup_request_echoes_the_secret_for_the_right_client_token() {
         .await
         .unwrap_err();
     assert!(matches!(err, HookError::Unauthorized(_)));
-    assert!(host.0.lock().unwrap().ingests.is_empty());
+    assert!(host.recorded().ingests.is_empty());
 }
 
 #[tokio::test]
@@ -275,9 +136,12 @@ async fn inside_hours_a_new_conversation_is_welcomed_once() {
     c.handle_webhook(&ctx, signed(second.as_bytes()))
         .await
         .unwrap();
-    let rec = host.0.lock().unwrap();
-    assert_eq!(rec.ingests.len(), 2);
-    assert_eq!(rec.system, [("welcome".to_owned(), "Welcome!".to_owned())]);
+    let rec = host.recorded();
+    assert_eq!(rec.stored().len(), 2);
+    assert_eq!(rec.system.len(), 1);
+    assert_eq!(rec.system[0].idempotency_key, "welcome");
+    assert_eq!(rec.system[0].text, "Welcome!");
+    assert_eq!(rec.system[0].author.kind, AuthorType::System);
 }
 
 #[tokio::test]
@@ -291,11 +155,15 @@ async fn outside_hours_every_new_message_asks_for_the_offline_answer() {
     c.handle_webhook(&ctx, signed(second.as_bytes()))
         .await
         .unwrap();
-    let rec = host.0.lock().unwrap();
+    let rec = host.recorded();
     // The host keeps one per conversation and key; the duplicate asked for nothing.
-    let keys: Vec<&str> = rec.system.iter().map(|(k, _)| k.as_str()).collect();
+    let keys: Vec<&str> = rec
+        .system
+        .iter()
+        .map(|m| m.idempotency_key.as_str())
+        .collect();
     assert_eq!(keys, ["welcome", "offline", "offline"]);
-    assert_eq!(rec.system[1].1, "We are closed.");
+    assert_eq!(rec.system[1].text, "We are closed.");
 }
 
 #[tokio::test]
@@ -313,13 +181,14 @@ async fn typing_and_receipts_reach_the_host() {
     c.handle_webhook(&ctx, signed(receipts.as_bytes()))
         .await
         .unwrap();
-    let rec = host.0.lock().unwrap();
+    let rec = host.recorded();
     assert_eq!(rec.typing, [("CONV".to_owned(), false)]);
     assert_eq!(
         rec.statuses,
         [(
             "5c3e7cf6-0b19-5a6e-8c2d-3f1b2a4c5d6e".to_owned(),
-            MessageStatus::Read
+            MessageStatus::Read,
+            None
         )]
     );
     assert!(rec.ingests.is_empty());

@@ -1,16 +1,13 @@
 //! Webhook parsing against the fixtures, and the webhook handler against a recording
 //! host: authentication before anything is stored, one ingest per request, receipts.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
-use switchboard_core::{
-    ConnState, Connector, HookError, HookRequest, Host, HostError, InboundMessage, Ingested,
-    Message, MessageStatus, ServiceContext, StatusChange, SystemClock, SystemMessage,
-};
+use switchboard_core::testkit::RecordingHost;
+use switchboard_core::{Connector, HookError, HookRequest, MessageStatus, ServiceContext};
 
 use crate::webhook::{Receipt, parse};
 use crate::{SmoochConnector, SmoochParams};
@@ -219,69 +216,13 @@ fn bad_bodies_are_named() {
 
 // ---- the handler against a recording host ----
 
-#[derive(Default)]
-struct Recorded {
-    ingests: Vec<Vec<InboundMessage>>,
-    statuses: Vec<(String, MessageStatus, Option<String>)>,
-}
-
-#[derive(Default)]
-struct FakeHost(Mutex<Recorded>);
-
-#[async_trait]
-impl Host for FakeHost {
-    async fn ingest(
-        &self,
-        _: &str,
-        messages: Vec<InboundMessage>,
-    ) -> Result<Vec<Ingested>, HostError> {
-        self.0.lock().unwrap().ingests.push(messages);
-        // The handler only counts results; an empty answer is enough here.
-        Ok(vec![])
-    }
-    async fn update_status(
-        &self,
-        _: &str,
-        external_id: &str,
-        status: MessageStatus,
-        error: Option<String>,
-    ) -> Result<StatusChange, HostError> {
-        self.0
-            .lock()
-            .unwrap()
-            .statuses
-            .push((external_id.into(), status, error));
-        Ok(StatusChange::Updated)
-    }
-    async fn send_system(&self, _: SystemMessage) -> Result<Message, HostError> {
-        Err(HostError::Invalid("unused".into()))
-    }
-    async fn kv_get(&self, _: &str, _: &str) -> Result<Option<String>, HostError> {
-        Ok(None)
-    }
-    async fn kv_put(&self, _: &str, _: &str, _: &str) -> Result<(), HostError> {
-        Ok(())
-    }
-    fn set_state(&self, _: &str, _: ConnState) {}
-}
-
-fn setup() -> (SmoochConnector, ServiceContext, Arc<FakeHost>) {
+fn setup() -> (SmoochConnector, ServiceContext, Arc<RecordingHost>) {
     let params: SmoochParams = serde_json::from_value(json!({
         "appId": "app1", "keyId": "app_key", "secret": "api-secret", "webhook_secret": "hook-secret"
     }))
     .unwrap();
-    let host = Arc::new(FakeHost::default());
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let ctx = ServiceContext::new(
-        "sun",
-        "smooch",
-        "default",
-        "http://127.0.0.1:1",
-        reqwest::Client::new(),
-        tokio_util::sync::CancellationToken::new(),
-        Arc::new(SystemClock::default()),
-        host.clone(),
-    );
+    let (ctx, host) = RecordingHost::context("sun", "smooch", None);
     (SmoochConnector::new(params).unwrap(), ctx, host)
 }
 
@@ -318,8 +259,7 @@ async fn wrong_or_missing_key_stores_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
-    let rec = host.0.lock().unwrap();
-    assert!(rec.ingests.is_empty() && rec.statuses.is_empty());
+    assert!(host.recorded().wrote_nothing());
 }
 
 #[tokio::test]
@@ -337,7 +277,7 @@ async fn one_request_is_one_ingest() {
         .await
         .unwrap();
     assert_eq!(resp.status, StatusCode::OK);
-    let rec = host.0.lock().unwrap();
+    let rec = host.recorded();
     assert_eq!(rec.ingests.len(), 1, "one ingest call: one transaction");
     let texts: Vec<_> = rec.ingests[0]
         .iter()
@@ -369,5 +309,5 @@ async fn only_post_to_the_root() {
         c.handle_webhook(&ctx, req).await.unwrap_err(),
         HookError::NotFound
     );
-    assert!(host.0.lock().unwrap().ingests.is_empty());
+    assert!(host.recorded().ingests.is_empty());
 }
