@@ -485,6 +485,49 @@ async fn a_permanent_4xx_fails_the_message_with_code_and_title() {
 }
 
 #[tokio::test]
+async fn replies_wait_while_sunshine_refuses_the_key_and_go_out_once_it_accepts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
+    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
+    let api = Api::new(&d);
+    let conv = open_conversation(&d, &api).await;
+    api.wait_state("sun", "connected").await;
+
+    // The key was revoked at Sunshine: sends get 401 until the operator fixes it.
+    let unauthorized =
+        json!({"errors": [{"code": "unauthorized", "title": "Authorization Required"}]});
+    sun.script(&[
+        Answer::Error(401, None, unauthorized.clone()),
+        Answer::Error(401, None, unauthorized.clone()),
+        Answer::Error(403, None, unauthorized),
+    ]);
+    let id = api.reply(&conv, json!({"text": "Are you there?"})).await;
+    let state = api.wait_state("sun", "failed").await;
+    assert!(
+        state["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Sunshine rejected keyId/secret"),
+        "{state}"
+    );
+    assert!(!state.to_string().contains(API_SECRET));
+    let m = api.get(&format!("/v1/messages/{id}")).await.1;
+    assert_eq!(m["status"], "pending", "the reply waits, not failed: {m}");
+
+    // The script is spent: the key works again.
+    let sent = api.wait_status(&id, "sent").await;
+    let calls = sun.calls();
+    let statuses: Vec<u16> = calls.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [401, 401, 403, 201], "sent once");
+    assert_eq!(sent["external_id"], json!(calls[3].id));
+    api.wait_state("sun", "connected").await;
+    no_secrets_logged(&d);
+
+    assert!(d.terminate().success());
+    sun.stop().await;
+}
+
+#[tokio::test]
 async fn delivery_events_move_the_status_forward_only() {
     let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;

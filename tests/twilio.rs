@@ -621,7 +621,7 @@ async fn a_wrong_auth_token_fails_the_service() {
     let d = start(dir.path(), PUBLIC, &service);
     let api = Api::new(&d);
 
-    let state = wait_state(&api, "sms", "failed").await;
+    let state = api.wait_state("sms", "failed").await;
     let reason = state["reason"].as_str().unwrap();
     assert!(reason.contains("20003"), "{reason}");
     assert!(!reason.contains("an-old-rotated-auth-token"));
@@ -651,7 +651,7 @@ async fn replies_wait_while_twilio_refuses_the_credentials_and_go_out_once_it_ac
         &twilio_service("sms", &fake, FROM_PARAM),
     );
     let api = Api::new(&d);
-    wait_state(&api, "sms", "connected").await;
+    api.wait_state("sms", "connected").await;
     let p = sms_params(
         "SM000000000000000000000000000000a1",
         SMS_CONTACT,
@@ -669,7 +669,7 @@ async fn replies_wait_while_twilio_refuses_the_credentials_and_go_out_once_it_ac
     // The token was rotated at Twilio: sends get 401 / 20003.
     fake.revoke_credentials(true);
     let id = reply(&api, &conv, json!({"text": "Are you there?"})).await;
-    let state = wait_state(&api, "sms", "failed").await;
+    let state = api.wait_state("sms", "failed").await;
     assert!(
         state["reason"].as_str().unwrap().contains("rejected"),
         "{state}"
@@ -694,7 +694,7 @@ async fn replies_wait_while_twilio_refuses_the_credentials_and_go_out_once_it_ac
         .collect();
     assert_eq!(created.len(), 1);
     assert_eq!(sent["external_id"], created[0].sid.clone().unwrap());
-    wait_state(&api, "sms", "connected").await;
+    api.wait_state("sms", "connected").await;
 
     assert!(d.terminate().success());
     fake.stop().await;

@@ -485,6 +485,21 @@ impl Api {
         .await
     }
 
+    /// Waits (at most 15 s) until service `id` is in connection state `kind` as
+    /// `GET /v1/services` shows it; that state.
+    pub async fn wait_state(&self, id: &str, kind: &str) -> serde_json::Value {
+        eventually(
+            Duration::from_secs(15),
+            &format!("service {id} to be {kind}"),
+            || async {
+                let (_, list) = self.get("/v1/services").await;
+                let svc = list["data"].as_array()?.iter().find(|s| s["id"] == id)?;
+                (svc["state"]["kind"] == kind).then(|| svc["state"].clone())
+            },
+        )
+        .await
+    }
+
     /// Posts an inbound message through the `api` service.
     pub async fn inbound(
         &self,

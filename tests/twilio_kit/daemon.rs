@@ -70,17 +70,3 @@ pub async fn wait_status(api: &Api, id: &str, status: &str) -> Value {
 pub async fn status_of(api: &Api, id: &str) -> Value {
     api.get(&format!("/v1/messages/{id}")).await.1
 }
-
-/// The state of service `id` as `GET /v1/services` shows it, once `kind` is reached.
-pub async fn wait_state(api: &Api, id: &str, kind: &str) -> Value {
-    eventually(T, &format!("service {id} to be {kind}"), || async {
-        let (_, list) = api.get("/v1/services").await;
-        let svc = list["data"]
-            .as_array()?
-            .iter()
-            .find(|s| s["id"] == id)?
-            .clone();
-        (svc["state"]["kind"] == kind).then_some(svc["state"].clone())
-    })
-    .await
-}

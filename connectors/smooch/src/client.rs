@@ -100,8 +100,9 @@ pub fn created_id(body: &[u8]) -> Option<String> {
 }
 
 /// Classifies a non-2xx answer as the spec describes it: 429 (rate limit, to be retried
-/// with backoff) and 5xx are transient, other 4xx (400 bad request, 401/403 credentials,
-/// 404 unknown conversation, 423 conversation full) permanent. The reason carries the
+/// with backoff) and 5xx are transient, other 4xx (400 bad request, 404 unknown
+/// conversation, 423 conversation full) permanent; the connector keeps 401/403 (our
+/// credentials) transient and fails the service instead. The reason carries the
 /// spec's `errors[0].code` and `title`.
 pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> DeliveryError {
     let first = serde_json::from_slice::<Value>(body)

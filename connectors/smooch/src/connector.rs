@@ -8,9 +8,10 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 use switchboard_core::backoff::retry_after;
 use switchboard_core::{
-    Connector, Delivered, DeliveryError, HookError, HookRequest, HookResponse, OutboundMessage,
-    ServiceContext,
+    ConnState, Connector, ConnectorError, Delivered, DeliveryError, HookError, HookRequest,
+    HookResponse, OutboundMessage, ServiceContext,
 };
+use tokio::sync::Notify;
 
 use crate::client;
 use crate::config::SmoochParams;
@@ -23,6 +24,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct SmoochConnector {
     params: SmoochParams,
+    /// Fired when Sunshine refuses our key on a send: the service, not the message, is
+    /// broken, and `run` reports it `failed`.
+    auth_rejected: Notify,
 }
 
 impl SmoochConnector {
@@ -30,7 +34,10 @@ impl SmoochConnector {
     pub fn new(params: SmoochParams) -> Result<Self, String> {
         // Fails here, at load, rather than on the first reply.
         client::messages_url(&params.api_base, &params.app_id, "x")?;
-        Ok(SmoochConnector { params })
+        Ok(SmoochConnector {
+            params,
+            auth_rejected: Notify::new(),
+        })
     }
 
     /// Posts one message body; the id Sunshine gave it.
@@ -55,6 +62,16 @@ impl SmoochConnector {
             .bytes()
             .await
             .map_err(|e| DeliveryError::from_reqwest(&e))?;
+        if status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN {
+            // Our keyId/secret, not the message, are wrong (revoked or rotated key): keep
+            // the reply queued, to go out once the key is fixed, and mark the service
+            // failed, instead of failing every reply until then.
+            self.auth_rejected.notify_waiters();
+            return Err(DeliveryError::Transient {
+                reason: client::classify(status, None, &bytes).to_string(),
+                retry_after: hint,
+            });
+        }
         if !status.is_success() {
             return Err(client::classify(status, hint, &bytes));
         }
@@ -87,6 +104,16 @@ fn progress_key(conversation_id: &str) -> String {
 
 #[async_trait]
 impl Connector for SmoochConnector {
+    async fn run(&self, ctx: &ServiceContext) -> Result<(), ConnectorError> {
+        ctx.set_state(ConnState::Connected);
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => Ok(()),
+            _ = self.auth_rejected.notified() => Err(ConnectorError::Auth(
+                "Sunshine rejected keyId/secret when sending a message".into(),
+            )),
+        }
+    }
+
     async fn handle_webhook(
         &self,
         ctx: &ServiceContext,
