@@ -291,3 +291,32 @@ impl ServiceContext {
         }
     }
 }
+
+/// For HTTP connectors, whose only "connection" is their credentials: a send that finds
+/// them refused calls [`rejected`](Self::rejected), and `run` — parked in
+/// [`connected_until_rejected`](Self::connected_until_rejected) — returns
+/// [`ConnectorError::Auth`], so the service shows `failed` while its replies wait in the
+/// outbox (the send itself answers with a transient error) instead of each reply failing.
+#[derive(Debug, Default)]
+pub struct CredentialWatch(tokio::sync::Notify);
+
+impl CredentialWatch {
+    /// A send found the credentials refused.
+    pub fn rejected(&self) {
+        self.0.notify_waiters();
+    }
+
+    /// Reports `connected`, then waits: `Ok` on shutdown, `Err(Auth(reason))` once a send
+    /// reports the credentials refused.
+    pub async fn connected_until_rejected(
+        &self,
+        ctx: &ServiceContext,
+        reason: &str,
+    ) -> Result<(), crate::ConnectorError> {
+        ctx.set_state(ConnState::Connected);
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => Ok(()),
+            _ = self.0.notified() => Err(crate::ConnectorError::Auth(reason.to_owned())),
+        }
+    }
+}

@@ -31,8 +31,8 @@ pub use connector::{
     parse_json,
 };
 pub use context::{
-    Clock, ConnState, ContactInfo, Host, InboundMessage, Ingested, ServiceContext, StatusChange,
-    SystemClock, SystemMessage,
+    Clock, ConnState, ContactInfo, CredentialWatch, Host, InboundMessage, Ingested, ServiceContext,
+    StatusChange, SystemClock, SystemMessage,
 };
 pub use error::{ConnectorError, DeliveryError, HookError, HostError};
 pub use model::{

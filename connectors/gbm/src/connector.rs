@@ -8,10 +8,10 @@ use http::{Method, StatusCode};
 use jiff::tz::TimeZone;
 use switchboard_core::backoff::retry_after;
 use switchboard_core::{
-    Author, AuthorType, ConnState, Connector, ConnectorError, Delivered, DeliveryError, HookError,
-    HookRequest, HookResponse, InboundMessage, OutboundMessage, ServiceContext, SystemMessage,
+    Author, AuthorType, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError,
+    HookError, HookRequest, HookResponse, InboundMessage, OutboundMessage, ServiceContext,
+    SystemMessage,
 };
-use tokio::sync::Notify;
 
 use crate::auth::{ServiceAccount, TokenError, TokenSource};
 use crate::client::{self, Part};
@@ -29,9 +29,9 @@ pub struct GbmConnector {
     window: Window,
     tz: TimeZone,
     tokens: TokenSource,
-    /// Wakes `run` when Google refused our credentials during a send, so the service
+    /// Tells `run` when Google refused our credentials during a send, so the service
     /// shows `failed` while replies wait.
-    auth_rejected: Notify,
+    credentials: CredentialWatch,
 }
 
 impl GbmConnector {
@@ -45,7 +45,7 @@ impl GbmConnector {
             tz: params.time_zone()?,
             tokens: TokenSource::new(account, token_url),
             params,
-            auth_rejected: Notify::new(),
+            credentials: CredentialWatch::default(),
         })
     }
 
@@ -148,7 +148,7 @@ impl GbmConnector {
                     retried = true;
                     continue;
                 }
-                self.auth_rejected.notify_waiters();
+                self.credentials.rejected();
                 return Err(DeliveryError::Transient {
                     reason: format!(
                         "a fresh access token was refused: {}",
@@ -170,7 +170,7 @@ impl GbmConnector {
     /// once they are fixed) and show the service as failed.
     fn token_error(&self, e: TokenError) -> DeliveryError {
         if let TokenError::Rejected(_) = &e {
-            self.auth_rejected.notify_waiters();
+            self.credentials.rejected();
         }
         DeliveryError::transient(e.to_string())
     }
@@ -195,13 +195,12 @@ impl Connector for GbmConnector {
             Err(TokenError::Rejected(m)) => return Err(ConnectorError::Auth(m)),
             Err(TokenError::Transient(m)) => return Err(ConnectorError::Transient(m)),
         }
-        ctx.set_state(ConnState::Connected);
-        tokio::select! {
-            _ = ctx.shutdown.cancelled() => Ok(()),
-            _ = self.auth_rejected.notified() => Err(ConnectorError::Auth(
-                "Google refused the service-account credentials when sending a message".into(),
-            )),
-        }
+        self.credentials
+            .connected_until_rejected(
+                ctx,
+                "Google refused the service-account credentials when sending a message",
+            )
+            .await
     }
 
     async fn handle_webhook(

@@ -8,10 +8,9 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 use switchboard_core::backoff::retry_after;
 use switchboard_core::{
-    ConnState, Connector, ConnectorError, Delivered, DeliveryError, HookError, HookRequest,
+    Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError, HookRequest,
     HookResponse, OutboundMessage, ServiceContext,
 };
-use tokio::sync::Notify;
 
 use crate::client;
 use crate::config::SmoochParams;
@@ -24,9 +23,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct SmoochConnector {
     params: SmoochParams,
-    /// Fired when Sunshine refuses our key on a send: the service, not the message, is
+    /// Told when Sunshine refuses our key on a send: the service, not the message, is
     /// broken, and `run` reports it `failed`.
-    auth_rejected: Notify,
+    credentials: CredentialWatch,
 }
 
 impl SmoochConnector {
@@ -36,7 +35,7 @@ impl SmoochConnector {
         client::messages_url(&params.api_base, &params.app_id, "x")?;
         Ok(SmoochConnector {
             params,
-            auth_rejected: Notify::new(),
+            credentials: CredentialWatch::default(),
         })
     }
 
@@ -66,7 +65,7 @@ impl SmoochConnector {
             // Our keyId/secret, not the message, are wrong (revoked or rotated key): keep
             // the reply queued, to go out once the key is fixed, and mark the service
             // failed, instead of failing every reply until then.
-            self.auth_rejected.notify_waiters();
+            self.credentials.rejected();
             return Err(DeliveryError::Transient {
                 reason: client::classify(status, None, &bytes).to_string(),
                 retry_after: hint,
@@ -105,13 +104,9 @@ fn progress_key(conversation_id: &str) -> String {
 #[async_trait]
 impl Connector for SmoochConnector {
     async fn run(&self, ctx: &ServiceContext) -> Result<(), ConnectorError> {
-        ctx.set_state(ConnState::Connected);
-        tokio::select! {
-            _ = ctx.shutdown.cancelled() => Ok(()),
-            _ = self.auth_rejected.notified() => Err(ConnectorError::Auth(
-                "Sunshine rejected keyId/secret when sending a message".into(),
-            )),
-        }
+        self.credentials
+            .connected_until_rejected(ctx, "Sunshine rejected keyId/secret when sending a message")
+            .await
     }
 
     async fn handle_webhook(

@@ -5,10 +5,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use switchboard_core::{
-    ConnState, Connector, ConnectorError, Delivered, DeliveryError, HookError, HookRequest,
+    Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError, HookRequest,
     HookResponse, OutboundMessage, ServiceContext, StatusChange,
 };
-use tokio::sync::Notify;
 
 use crate::client::Client;
 use crate::config::TwilioParams;
@@ -23,9 +22,9 @@ pub const KEY_PARAM: &str = "idempotency_key";
 pub struct TwilioConnector {
     params: TwilioParams,
     client: Client,
-    /// Wakes `run` when a send found the credentials rejected, so the service shows
+    /// Tells `run` when a send found the credentials rejected, so the service shows
     /// `failed` instead of `connected` while replies wait.
-    auth_rejected: Notify,
+    credentials: CredentialWatch,
 }
 
 impl TwilioConnector {
@@ -34,7 +33,7 @@ impl TwilioConnector {
         Ok(TwilioConnector {
             client: Client::new(&params),
             params,
-            auth_rejected: Notify::new(),
+            credentials: CredentialWatch::default(),
         })
     }
 
@@ -145,13 +144,12 @@ impl Connector for TwilioConnector {
             checked = self.client.check_account(&ctx.http) => checked?,
             _ = ctx.shutdown.cancelled() => return Ok(()),
         }
-        ctx.set_state(ConnState::Connected);
-        tokio::select! {
-            _ = ctx.shutdown.cancelled() => Ok(()),
-            _ = self.auth_rejected.notified() => Err(ConnectorError::Auth(
-                "Twilio rejected account_sid/auth_token when sending a message".into(),
-            )),
-        }
+        self.credentials
+            .connected_until_rejected(
+                ctx,
+                "Twilio rejected account_sid/auth_token when sending a message",
+            )
+            .await
     }
 
     async fn handle_webhook(
@@ -234,7 +232,7 @@ impl Connector for TwilioConnector {
             }
             Err(failure) => {
                 if failure.auth_rejected {
-                    self.auth_rejected.notify_waiters();
+                    self.credentials.rejected();
                 }
                 Err(failure.error)
             }
