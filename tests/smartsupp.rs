@@ -55,14 +55,6 @@ async fn state(api: &Api, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-async fn wait_state(api: &Api, id: &str, kind: &str, limit: Duration) -> Value {
-    eventually(limit, &format!("service {id} {kind}"), || async {
-        let s = state(api, id).await;
-        (s["kind"] == kind).then_some(s)
-    })
-    .await
-}
-
 /// All messages of a conversation, through the API's paging.
 async fn all_messages(api: &Api, conv: &str) -> Vec<Value> {
     let mut out = Vec::new();
@@ -142,7 +134,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
     );
     let api = Api::new(&d);
-    wait_state(&api, "chat", "connected", T).await;
+    api.wait_state_within("chat", "connected", T).await;
 
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor
@@ -227,7 +219,7 @@ async fn without_stream_management_replies_are_sent_once_written() {
         &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
     );
     let api = Api::new(&d);
-    wait_state(&api, "chat", "connected", T).await;
+    api.wait_state_within("chat", "connected", T).await;
     eventually(T, "the session log line", || async {
         d.log_text()
             .contains("stream_management=false")
@@ -263,7 +255,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
         &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
     );
     let api = Api::new(&d);
-    wait_state(&api, "chat", "connected", T).await;
+    api.wait_state_within("chat", "connected", T).await;
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor.say(AGENT_JID, "r-1", "Are you there?").await;
     let conv = eventually(T, "the conversation", || async {
@@ -292,7 +284,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     assert_eq!(m["error"], Value::Null, "waiting is not an error: {m}");
 
     xmpp.restart_after_stop();
-    wait_state(&api, "chat", "connected", T).await;
+    api.wait_state_within("chat", "connected", T).await;
     wait_status(&api, &out_id, "sent", T).await;
     // The visitor was offline too: the server kept the reply and hands it over now.
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
@@ -335,7 +327,7 @@ async fn a_wrong_password_is_reported_as_failed_and_retried_slowly() {
         &(base_config(dir.path()) + &api_service("") + &svc),
     );
     let api = Api::new(&d);
-    let failed = wait_state(&api, "chat", "failed", T).await;
+    let failed = api.wait_state_within("chat", "failed", T).await;
     let reason = failed["reason"].as_str().unwrap();
     assert!(reason.contains("authentication failed"), "{reason}");
     assert!(reason.contains("not-authorized"), "{reason}");
@@ -369,7 +361,7 @@ async fn sigterm_closes_the_xmpp_stream_cleanly() {
         &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
     );
     let api = Api::new(&d);
-    wait_state(&api, "chat", "connected", T).await;
+    api.wait_state_within("chat", "connected", T).await;
     let log = xmpp.log();
     // Prosody prefixes each session's lines with its session id.
     let session = log
@@ -420,13 +412,13 @@ async fn tls_with_a_ca_file_starttls_and_direct() {
         &(base_config(dir.path()) + &api_service("") + &services),
     );
     let api = Api::new(&d);
-    wait_state(&api, "chat", "connected", T).await;
-    wait_state(&api, "direct", "connected", T).await;
-    let failed = wait_state(&api, "untrusted", "failed", T).await;
+    api.wait_state_within("chat", "connected", T).await;
+    api.wait_state_within("direct", "connected", T).await;
+    let failed = api.wait_state_within("untrusted", "failed", T).await;
     let reason = failed["reason"].as_str().unwrap();
     assert!(reason.contains("certificate"), "{reason}");
     // A server that requires TLS offers no login in clear text; nothing is sent.
-    let failed = wait_state(&api, "cleartext", "failed", T).await;
+    let failed = api.wait_state_within("cleartext", "failed", T).await;
     let reason = failed["reason"].as_str().unwrap();
     assert!(reason.contains("without TLS"), "{reason}");
     let log = xmpp.log();
@@ -471,7 +463,7 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
             + &plain(xmpp.port)),
     );
     let api = Api::new(&d);
-    wait_state(&api, "chat", "connected", T).await;
+    api.wait_state_within("chat", "connected", T).await;
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor.say(AGENT_JID, "open", "hello").await;
     let conv = eventually(T, "the conversation", || async {
@@ -582,7 +574,7 @@ async fn a_crash_mid_flood_loses_nothing() {
         + &plain(xmpp.port);
     let d = Daemon::start(dir.path(), &config);
     let api = Api::new(&d);
-    wait_state(&api, "chat", "connected", T).await;
+    api.wait_state_within("chat", "connected", T).await;
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     let batch: Vec<(String, String)> = (0..MESSAGES)
         .map(|i| (format!("c-{i}"), format!("crash test {i}")))
@@ -600,7 +592,7 @@ async fn a_crash_mid_flood_loses_nothing() {
 
     let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
     let api = Api::new(&d);
-    wait_state(&api, "chat", "connected", T).await;
+    api.wait_state_within("chat", "connected", T).await;
     let conv = eventually(T, "the conversation", || async {
         conversation_of(&api, "visitor@localhost").await
     })
@@ -650,7 +642,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
         &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
     );
     let api = Api::new(&d);
-    wait_state(&api, "chat", "connected", T).await;
+    api.wait_state_within("chat", "connected", T).await;
     let mut replies: Vec<(String, String)> = Vec::new();
     let mut received: Vec<String> = Vec::new();
     let mut conv_id = None;
@@ -692,7 +684,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
         replies.push((m["id"].as_str().unwrap().to_owned(), text));
         tokio::time::sleep(Duration::from_millis(300)).await;
         xmpp.restart_after_stop();
-        wait_state(&api, "chat", "connected", T).await;
+        api.wait_state_within("chat", "connected", T).await;
     }
     let conv = conv_id.unwrap();
 

@@ -488,15 +488,22 @@ impl Api {
     /// Waits (at most 15 s) until service `id` is in connection state `kind` as
     /// `GET /v1/services` shows it; that state.
     pub async fn wait_state(&self, id: &str, kind: &str) -> serde_json::Value {
-        eventually(
-            Duration::from_secs(15),
-            &format!("service {id} to be {kind}"),
-            || async {
-                let (_, list) = self.get("/v1/services").await;
-                let svc = list["data"].as_array()?.iter().find(|s| s["id"] == id)?;
-                (svc["state"]["kind"] == kind).then(|| svc["state"].clone())
-            },
-        )
+        self.wait_state_within(id, kind, Duration::from_secs(15))
+            .await
+    }
+
+    /// [`Api::wait_state`] with its own limit (XMPP logins against Prosody take longer).
+    pub async fn wait_state_within(
+        &self,
+        id: &str,
+        kind: &str,
+        limit: Duration,
+    ) -> serde_json::Value {
+        eventually(limit, &format!("service {id} to be {kind}"), || async {
+            let (_, list) = self.get("/v1/services").await;
+            let svc = list["data"].as_array()?.iter().find(|s| s["id"] == id)?;
+            (svc["state"]["kind"] == kind).then(|| svc["state"].clone())
+        })
         .await
     }
 
