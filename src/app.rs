@@ -20,7 +20,7 @@ use crate::store::{NewOutbound, ServiceInfo, ServiceRef, Store};
 /// What a bearer token may do, and for whom.
 #[derive(Debug, Clone)]
 pub struct TokenInfo {
-    /// The api service that owns the token.
+    /// The service that grants the token.
     pub service_id: String,
     /// That service's organization: the token sees nothing else.
     pub organization: String,
@@ -35,23 +35,18 @@ pub struct TokenInfo {
 pub struct TokenTable(HashMap<[u8; 32], TokenInfo>);
 
 impl TokenTable {
-    /// Builds the table from every api service in the config.
+    /// Builds the table from the tokens every configured service grants.
     pub fn from_config(config: &Config) -> Self {
-        #[allow(unused_mut)]
         let mut map = HashMap::new();
-        #[cfg(feature = "api")]
         for svc in config.services.values() {
-            let Some(api) = svc.params.as_api() else {
-                continue;
-            };
-            for (name, t) in &api.tokens {
+            for t in svc.params.tokens() {
                 map.insert(
                     digest(t.token.expose().as_bytes()),
                     TokenInfo {
                         service_id: svc.id.clone(),
                         organization: svc.organization.clone(),
-                        name: name.clone(),
-                        scopes: t.scopes.clone(),
+                        name: t.name,
+                        scopes: t.scopes,
                     },
                 );
             }

@@ -212,7 +212,7 @@ async fn control_loop(
     config_path: &Path,
     mut state: ControlState,
     mut control: mpsc::UnboundedReceiver<Control>,
-    hub_config: watch::Sender<Option<crate::hub::HubConfig>>,
+    hub_config: watch::Sender<Option<crate::config::HubConfig>>,
     signals: Signals,
 ) -> anyhow::Result<()> {
     let Signals {
@@ -273,7 +273,7 @@ async fn reload(
     state: &mut ControlState,
     supervisor: &Supervisor,
     config_path: &Path,
-    hub_config: &watch::Sender<Option<crate::hub::HubConfig>>,
+    hub_config: &watch::Sender<Option<crate::config::HubConfig>>,
 ) -> Result<(), Vec<String>> {
     let new = config::load(config_path)
         .map_err(|e| e.0.iter().map(|i| i.to_string()).collect::<Vec<_>>())?;
@@ -316,7 +316,7 @@ async fn stored_hub_list(store: &Store) -> Vec<serde_json::Value> {
 
 /// Fetches the hub's services every `sync_interval`; a changed list is stored, then
 /// handed to the control loop. A failed sync changes nothing.
-async fn hub_task(app: Arc<App>, mut config: watch::Receiver<Option<crate::hub::HubConfig>>) {
+async fn hub_task(app: Arc<App>, mut config: watch::Receiver<Option<crate::config::HubConfig>>) {
     let mut client = crate::hub::HubClient::new(app.http.clone());
     // What the control loop already has (from storage), so an unchanged list is not
     // stored and applied again.

@@ -45,15 +45,13 @@ fn field(v: &Value, path: &[&str]) -> String {
 async fn from_api(config: &Config) -> Option<Vec<[String; 6]>> {
     let mut tokens: Vec<(String, String)> = Vec::new();
     for svc in config.services.values() {
-        let Some(api) = svc.params.as_api() else {
-            continue;
-        };
         if tokens.iter().any(|(org, _)| *org == svc.organization) {
             continue;
         }
-        if let Some(t) = api
-            .tokens
-            .values()
+        if let Some(t) = svc
+            .params
+            .tokens()
+            .into_iter()
             .find(|t| t.scopes.contains(&Scope::Read))
         {
             tokens.push((svc.organization.clone(), t.token.expose().to_owned()));

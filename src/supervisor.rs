@@ -266,7 +266,7 @@ async fn stop(h: Handle, grace: Duration) {
     }
 }
 
-/// The webhook subscriptions of the services that will run.
+/// The event subscriptions of the services that will run.
 pub fn routes(config: &Config, status: &BTreeMap<String, &'static str>) -> Routes {
     Routes {
         webhooks: config
@@ -274,11 +274,11 @@ pub fn routes(config: &Config, status: &BTreeMap<String, &'static str>) -> Route
             .values()
             .filter(|s| status.get(&s.id).is_some_and(|st| runs(st)))
             .filter_map(|s| {
-                let p = s.params.as_webhook()?;
+                let subscription = s.params.subscription()?;
                 Some(WebhookRoute {
                     service_id: s.id.clone(),
                     organization: s.organization.clone(),
-                    events: p.events.clone(),
+                    events: subscription.types,
                 })
             })
             .collect(),

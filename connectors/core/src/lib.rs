@@ -10,6 +10,8 @@
 //! - [`error`] — connector, delivery, webhook and host errors, each saying what to do next.
 //! - [`params`] — config value types and the validation report.
 //! - [`secret`] — [`Secret`], a string that never prints.
+//! - [`service_type`] — [`ServiceType`]: a type's name, params, factory and declared
+//!   capabilities (tokens, event subscription, desk), and their type-erased form.
 //! - [`signing`] — Standard Webhooks signatures.
 //! - [`backoff`] — capped exponential backoff with full jitter; `Retry-After` parsing.
 //! - `testkit` (feature `testkit`) — a recording host and a fixed clock for unit tests.
@@ -21,6 +23,7 @@ pub mod error;
 pub mod model;
 pub mod params;
 pub mod secret;
+pub mod service_type;
 pub mod signing;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -41,3 +44,4 @@ pub use model::{
 };
 pub use params::{DurationParam, IdString, Issue, Params, Port, Validator};
 pub use secret::Secret;
+pub use service_type::{AnyParams, EventSubscription, GrantedToken, Registered, ServiceType};

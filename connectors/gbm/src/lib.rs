@@ -29,3 +29,17 @@ mod tests;
 
 pub use config::GbmParams;
 pub use connector::GbmConnector;
+
+/// The `gbm` service type.
+pub struct Gbm;
+
+impl switchboard_core::ServiceType for Gbm {
+    const NAME: &'static str = "gbm";
+    type Params = GbmParams;
+
+    fn build(
+        params: &GbmParams,
+    ) -> Result<std::sync::Arc<dyn switchboard_core::Connector>, String> {
+        Ok(std::sync::Arc::new(GbmConnector::new(params.clone())?))
+    }
+}

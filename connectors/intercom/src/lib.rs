@@ -26,3 +26,17 @@ pub mod webhook;
 
 pub use config::IntercomParams;
 pub use connector::IntercomConnector;
+
+/// The `intercom` service type.
+pub struct Intercom;
+
+impl switchboard_core::ServiceType for Intercom {
+    const NAME: &'static str = "intercom";
+    type Params = IntercomParams;
+
+    fn build(
+        params: &IntercomParams,
+    ) -> Result<std::sync::Arc<dyn switchboard_core::Connector>, String> {
+        Ok(std::sync::Arc::new(IntercomConnector::new(params.clone())?))
+    }
+}

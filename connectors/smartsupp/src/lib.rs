@@ -19,3 +19,19 @@ pub mod tls;
 
 pub use config::{SmartsuppParams, TlsMode};
 pub use connector::SmartsuppConnector;
+
+/// The `smartsupp` service type.
+pub struct Smartsupp;
+
+impl switchboard_core::ServiceType for Smartsupp {
+    const NAME: &'static str = "smartsupp";
+    type Params = SmartsuppParams;
+
+    fn build(
+        params: &SmartsuppParams,
+    ) -> Result<std::sync::Arc<dyn switchboard_core::Connector>, String> {
+        Ok(std::sync::Arc::new(SmartsuppConnector::new(
+            params.clone(),
+        )?))
+    }
+}

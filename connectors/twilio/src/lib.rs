@@ -16,3 +16,17 @@ pub mod webhook;
 
 pub use config::TwilioParams;
 pub use connector::TwilioConnector;
+
+/// The `twilio` service type.
+pub struct Twilio;
+
+impl switchboard_core::ServiceType for Twilio {
+    const NAME: &'static str = "twilio";
+    type Params = TwilioParams;
+
+    fn build(
+        params: &TwilioParams,
+    ) -> Result<std::sync::Arc<dyn switchboard_core::Connector>, String> {
+        Ok(std::sync::Arc::new(TwilioConnector::new(params.clone())?))
+    }
+}

@@ -9,3 +9,23 @@ pub mod connector;
 
 pub use config::WebhookParams;
 pub use connector::WebhookConnector;
+
+use std::sync::Arc;
+
+use switchboard_core::{Connector, EventSubscription, ServiceType};
+
+/// The `webhook` service type. It subscribes to its organization's events.
+pub struct Webhook;
+
+impl ServiceType for Webhook {
+    const NAME: &'static str = "webhook";
+    type Params = WebhookParams;
+
+    fn build(params: &WebhookParams) -> Result<Arc<dyn Connector>, String> {
+        Ok(Arc::new(WebhookConnector::new(params.clone())?))
+    }
+
+    fn subscription(params: &WebhookParams) -> Option<EventSubscription> {
+        Some(EventSubscription::types(params.events.clone()))
+    }
+}
