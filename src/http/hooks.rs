@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use switchboard_core::HookRequest;
+use switchboard_core::{HookHead, HookRequest};
 
 use super::body;
 use super::error::ApiError;
@@ -50,8 +50,7 @@ async fn handle(
         .service(&service_id)
         .filter(|s| s.accepts_hooks())
         .ok_or_else(|| ApiError::not_found("service"))?;
-    let bytes = body::read(&headers, body, app.config().server.max_body).await?;
-    let req = HookRequest {
+    let head = HookHead {
         method,
         subpath: subpath.trim_matches('/').to_owned(),
         path_and_query: uri
@@ -60,8 +59,11 @@ async fn handle(
             .unwrap_or_default(),
         query: uri.query().map(str::to_owned),
         headers,
-        body: bytes,
     };
+    // Credentials in the head are checked before the body is read.
+    svc.connector.authorize_hook(&svc.ctx, &head)?;
+    let body = body::read(&head.headers, body, app.config().server.max_body).await?;
+    let req = HookRequest { head, body };
     let resp = svc.connector.handle_webhook(&svc.ctx, req).await?;
     Ok((
         resp.status,

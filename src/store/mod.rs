@@ -4,12 +4,14 @@
 //! - [`ops`] — the write operations (ingest, reply, delivery results, receipts, state).
 //! - [`read`] — reads on a pool of query-only connections.
 //! - [`rows`] — rows and their conversion into the contract's objects.
+//! - [`links`] — desk links: which desk conversation answers which of ours.
 //! - [`routes`] — what the writer shares (event routes, outbox wake-ups, the event head).
 //! - [`error`] — [`StoreError`].
 //!
 //! Migrations (in `migrations/`) are applied with sqlx when the store opens.
 
 pub mod error;
+pub mod links;
 pub mod ops;
 pub mod read;
 pub mod routes;
@@ -23,7 +25,8 @@ use std::time::Duration;
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use switchboard_core::{
-    ConnState, Conversation, InboundMessage, Ingested, Message, MessageStatus, StatusChange,
+    ConnState, Conversation, DeskLink, InboundMessage, Ingested, Message, MessageStatus,
+    StatusChange,
 };
 use tokio::sync::{Notify, watch};
 
@@ -204,6 +207,32 @@ impl Store {
     pub async fn kv_put(&self, service_id: &str, key: &str, value: &str) -> Result<(), StoreError> {
         let (s, k, v) = (service_id.to_owned(), key.to_owned(), value.to_owned());
         self.writer.run(move |cx| ops::kv_put(cx, &s, &k, &v)).await
+    }
+
+    /// See [`links::put`].
+    pub async fn link_put(&self, desk_id: &str, link: DeskLink) -> Result<(), StoreError> {
+        let desk = desk_id.to_owned();
+        self.writer
+            .run(move |cx| links::put(cx, &desk, &link))
+            .await
+    }
+
+    /// See [`links::get`].
+    pub async fn link_get(
+        &self,
+        desk_id: &str,
+        conversation_id: &str,
+    ) -> Result<Option<DeskLink>, StoreError> {
+        links::get(self.read.pool(), desk_id, conversation_id).await
+    }
+
+    /// See [`links::lookup`].
+    pub async fn link_lookup(
+        &self,
+        desk_id: &str,
+        desk_conversation_id: &str,
+    ) -> Result<Option<DeskLink>, StoreError> {
+        links::lookup(self.read.pool(), desk_id, desk_conversation_id).await
     }
 
     /// Records a service's state (and a `service.state` event when `event`), without

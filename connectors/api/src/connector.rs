@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use serde_json::json;
 use switchboard_core::backoff::retry_after;
 use switchboard_core::signing::WebhookKey;
-use switchboard_core::{Connector, Delivered, DeliveryError, OutboundMessage, ServiceContext};
+use switchboard_core::{
+    Channel, Connector, Delivered, DeliveryError, OutboundMessage, ServiceContext,
+};
 
 use crate::config::ApiParams;
 
@@ -29,6 +31,13 @@ impl ApiConnector {
 
 #[async_trait]
 impl Connector for ApiConnector {
+    fn channel(&self) -> Option<&dyn Channel> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Channel for ApiConnector {
     async fn deliver_message(
         &self,
         ctx: &ServiceContext,

@@ -1,5 +1,5 @@
-//! The objects of the external contract (CONTRACT.md "Objects"), shared by the API, the
-//! event stream, webhooks and the connectors that read them.
+//! The objects switchboard shows its clients (`/v1`, the event stream, webhooks), shared
+//! with the connectors that read them.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -233,21 +233,6 @@ pub struct Conversation {
     pub updated_at: Timestamp,
     /// When its last message was stored.
     pub last_message_at: Option<Timestamp>,
-}
-
-/// An event as the stream and webhooks carry it: `{"type","timestamp","seq","data"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    /// `contact.created`, `conversation.created`, `message.created`, `message.status`,
-    /// `service.state`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// When it happened.
-    pub timestamp: Timestamp,
-    /// Position in the event log; strictly increasing.
-    pub seq: i64,
-    /// The objects the event is about.
-    pub data: serde_json::Value,
 }
 
 /// What an API token may do.

@@ -8,9 +8,9 @@ use http::{Method, StatusCode};
 use jiff::tz::TimeZone;
 use switchboard_core::backoff::retry_after;
 use switchboard_core::{
-    Author, AuthorType, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError,
-    HookError, HookRequest, HookResponse, InboundMessage, OutboundMessage, ServiceContext,
-    SystemMessage,
+    Author, AuthorType, Channel, Connector, ConnectorError, CredentialWatch, Delivered,
+    DeliveryError, HookError, HookRequest, HookResponse, Hooks, InboundMessage, OutboundMessage,
+    ServiceContext, SystemMessage,
 };
 
 use crate::auth::{ServiceAccount, TokenError, TokenSource};
@@ -203,6 +203,17 @@ impl Connector for GbmConnector {
             .await
     }
 
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        Some(self)
+    }
+
+    fn channel(&self) -> Option<&dyn Channel> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Hooks for GbmConnector {
     async fn handle_webhook(
         &self,
         ctx: &ServiceContext,
@@ -259,7 +270,10 @@ impl Connector for GbmConnector {
             }
         }
     }
+}
 
+#[async_trait]
+impl Channel for GbmConnector {
     async fn deliver_message(
         &self,
         ctx: &ServiceContext,

@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::Sha512;
 use switchboard_core::testkit::{FixedClock, RecordingHost};
 use switchboard_core::{
-    AuthorType, Connector, HookError, HookRequest, MessageStatus, ServiceContext,
+    AuthorType, HookError, HookHead, HookRequest, Hooks, MessageStatus, ServiceContext,
 };
 
 use crate::auth::tests::{TestKey, service_account_json};
@@ -51,11 +51,13 @@ fn request(signature: Option<&str>, body: &[u8]) -> HookRequest {
         headers.insert("x-goog-signature", s.parse().unwrap());
     }
     HookRequest {
-        method: Method::POST,
-        subpath: String::new(),
-        path_and_query: "/hooks/g".into(),
-        query: None,
-        headers,
+        head: HookHead {
+            method: Method::POST,
+            subpath: String::new(),
+            path_and_query: "/hooks/g".into(),
+            query: None,
+            headers,
+        },
         body: Bytes::copy_from_slice(body),
     }
 }

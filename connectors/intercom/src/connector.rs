@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use switchboard_core::{
-    ConnState, Connector, ConnectorError, Delivered, DeliveryError, HookError, HookRequest,
-    HookResponse, OutboundMessage, ServiceContext,
+    Channel, ConnState, Connector, ConnectorError, Delivered, DeliveryError, HookError,
+    HookRequest, HookResponse, Hooks, OutboundMessage, ServiceContext,
 };
 
 use crate::catchup::{self, Seen};
@@ -55,6 +55,17 @@ impl Connector for IntercomConnector {
         }
     }
 
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        Some(self)
+    }
+
+    fn channel(&self) -> Option<&dyn Channel> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Hooks for IntercomConnector {
     async fn handle_webhook(
         &self,
         ctx: &ServiceContext,
@@ -62,7 +73,10 @@ impl Connector for IntercomConnector {
     ) -> Result<HookResponse, HookError> {
         crate::webhook::handle(&self.params, ctx, req).await
     }
+}
 
+#[async_trait]
+impl Channel for IntercomConnector {
     async fn deliver_message(
         &self,
         ctx: &ServiceContext,

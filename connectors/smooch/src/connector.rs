@@ -8,8 +8,8 @@ use http::Method;
 use serde::{Deserialize, Serialize};
 use switchboard_core::backoff::retry_after;
 use switchboard_core::{
-    Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError, HookRequest,
-    HookResponse, OutboundMessage, ServiceContext,
+    Channel, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError,
+    HookRequest, HookResponse, Hooks, OutboundMessage, ServiceContext,
 };
 
 use crate::client;
@@ -109,6 +109,17 @@ impl Connector for SmoochConnector {
             .await
     }
 
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        Some(self)
+    }
+
+    fn channel(&self) -> Option<&dyn Channel> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Hooks for SmoochConnector {
     async fn handle_webhook(
         &self,
         ctx: &ServiceContext,
@@ -158,7 +169,10 @@ impl Connector for SmoochConnector {
         );
         Ok(HookResponse::ok())
     }
+}
 
+#[async_trait]
+impl Channel for SmoochConnector {
     async fn deliver_message(
         &self,
         ctx: &ServiceContext,

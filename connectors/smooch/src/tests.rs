@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_core::testkit::RecordingHost;
-use switchboard_core::{Connector, HookError, HookRequest, MessageStatus, ServiceContext};
+use switchboard_core::{HookError, HookHead, HookRequest, Hooks, MessageStatus, ServiceContext};
 
 use crate::webhook::{Receipt, parse};
 use crate::{SmoochConnector, SmoochParams};
@@ -233,11 +233,13 @@ fn request(key: Option<&str>, body: &Value) -> HookRequest {
         headers.insert("x-api-key", k.parse().unwrap());
     }
     HookRequest {
-        method: Method::POST,
-        subpath: String::new(),
-        path_and_query: "/hooks/sun".into(),
-        query: None,
-        headers,
+        head: HookHead {
+            method: Method::POST,
+            subpath: String::new(),
+            path_and_query: "/hooks/sun".into(),
+            query: None,
+            headers,
+        },
         body: Bytes::from(body.to_string()),
     }
 }

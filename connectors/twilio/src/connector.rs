@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use switchboard_core::{
-    Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError, HookRequest,
-    HookResponse, OutboundMessage, ServiceContext, StatusChange,
+    Channel, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError,
+    HookRequest, HookResponse, Hooks, OutboundMessage, ServiceContext, StatusChange,
 };
 
 use crate::client::Client;
@@ -152,6 +152,17 @@ impl Connector for TwilioConnector {
             .await
     }
 
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        Some(self)
+    }
+
+    fn channel(&self) -> Option<&dyn Channel> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Hooks for TwilioConnector {
     async fn handle_webhook(
         &self,
         ctx: &ServiceContext,
@@ -173,7 +184,10 @@ impl Connector for TwilioConnector {
             self.inbound(ctx, &form).await
         }
     }
+}
 
+#[async_trait]
+impl Channel for TwilioConnector {
     async fn deliver_message(
         &self,
         ctx: &ServiceContext,

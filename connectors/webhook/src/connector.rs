@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use switchboard_core::backoff::retry_after;
 use switchboard_core::signing::WebhookKey;
-use switchboard_core::{Connector, DeliveryError, EventDelivery, RetryLimits, ServiceContext};
+use switchboard_core::{
+    Connector, DeliveryError, EventDelivery, EventSink, RetryLimits, ServiceContext,
+};
 
 use crate::config::WebhookParams;
 
@@ -24,6 +26,20 @@ impl WebhookConnector {
 
 #[async_trait]
 impl Connector for WebhookConnector {
+    fn retry_limits(&self) -> Option<RetryLimits> {
+        Some(RetryLimits {
+            max_attempts: self.params.max_attempts,
+            max_age: self.params.max_age.0,
+        })
+    }
+
+    fn events(&self) -> Option<&dyn EventSink> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl EventSink for WebhookConnector {
     async fn deliver_event(
         &self,
         ctx: &ServiceContext,
@@ -51,13 +67,6 @@ impl Connector for WebhookConnector {
         Err(DeliveryError::Transient {
             reason: format!("webhook target answered HTTP {}", status.as_u16()),
             retry_after: retry_after(resp.headers()),
-        })
-    }
-
-    fn retry_limits(&self) -> Option<RetryLimits> {
-        Some(RetryLimits {
-            max_attempts: self.params.max_attempts,
-            max_age: self.params.max_age.0,
         })
     }
 }
