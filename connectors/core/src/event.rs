@@ -26,6 +26,10 @@ pub struct Event {
 
 /// An event's objects, by event type.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per delivery, never kept in bulk: boxing would only add noise"
+)]
 pub enum EventData {
     /// `contact.created`: a contact reached us for the first time.
     ContactCreated {
