@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(m.text.is_some() || !m.attachments.is_empty());
     }
     for r in &parsed.receipts {
-        assert!(!r.message_id.trim().is_empty(), "{r:?}");
+        assert!(!r.external_id.trim().is_empty(), "{r:?}");
         assert_eq!(
             r.error.is_some(),
             r.status == MessageStatus::Failed,

@@ -209,16 +209,32 @@ impl ServiceContext {
 /// A refusal while `run` is not waiting (mid-poll, between restarts) is kept until it is.
 #[derive(Debug, Default)]
 pub struct CredentialWatch {
-    refused: std::sync::atomic::AtomicBool,
+    /// A refusal not yet seen by `until_rejected`.
+    pending: std::sync::atomic::AtomicBool,
     wake: tokio::sync::Notify,
 }
 
 impl CredentialWatch {
     /// A send found the credentials refused.
     pub fn rejected(&self) {
-        self.refused
+        self.pending
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.wake.notify_waiters();
+    }
+
+    /// A send was answered 401 or 403 (see [`refuses_credentials`]): marks the
+    /// credentials refused and returns the transient error that keeps the message queued
+    /// until they are fixed.
+    pub fn refused(
+        &self,
+        reason: impl Into<String>,
+        retry_after: Option<std::time::Duration>,
+    ) -> crate::DeliveryError {
+        self.rejected();
+        crate::DeliveryError::Transient {
+            reason: reason.into(),
+            retry_after,
+        }
     }
 
     /// Resolves once a send has found the credentials refused (at once if one did since
@@ -229,26 +245,42 @@ impl CredentialWatch {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            if self.refused.swap(false, Ordering::SeqCst) {
+            if self.pending.swap(false, Ordering::SeqCst) {
                 return;
             }
             woken.await;
         }
     }
 
+    /// Forgets a refusal not yet seen: `run` starts over and takes the credentials as
+    /// working until a send of its own finds them refused.
+    pub fn reset(&self) {
+        self.pending
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Reports `connected`, then waits: `Ok` on shutdown, `Err(Auth(reason))` once a send
-    /// reports the credentials refused.
+    /// reports the credentials refused. A refusal from before this call is forgotten
+    /// ([`reset`](Self::reset)).
     pub async fn connected_until_rejected(
         &self,
         ctx: &ServiceContext,
         reason: &str,
     ) -> Result<(), crate::ConnectorError> {
+        self.reset();
         ctx.set_state(ConnState::Connected);
         tokio::select! {
             _ = ctx.shutdown.cancelled() => Ok(()),
             _ = self.until_rejected() => Err(crate::ConnectorError::Auth(reason.to_owned())),
         }
     }
+}
+
+/// Whether an answer to a send says that the provider refuses our credentials or this
+/// account's access (401, 403) rather than the message: every later send would fail the
+/// same way, so the service is broken, not the message.
+pub fn refuses_credentials(status: http::StatusCode) -> bool {
+    status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN
 }
 
 #[cfg(test)]

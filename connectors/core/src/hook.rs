@@ -100,7 +100,7 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Re
 }
 
 /// The answer to a provider.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookResponse {
     /// Status code; 2xx tells the provider not to retry.
     pub status: StatusCode,

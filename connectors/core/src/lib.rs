@@ -14,6 +14,9 @@
 //!   state) and what they take and give.
 //! - [`model`] — the objects clients see (message, conversation, contact).
 //! - [`event`] — events with their data typed by event type.
+//! - [`webhook_channel`] — the webhook-channel helper: a channel supplies `verify` and
+//!   `parse`, the helper does the rest of a provider webhook.
+//! - [`progress`] — multi-part sends that a retry resumes instead of repeating.
 //! - [`error`] — connector, delivery, webhook and host errors, each saying what to do next.
 //! - [`params`] — config value types and the validation report.
 //! - [`secret`] — [`Secret`], a string that never prints.
@@ -30,17 +33,21 @@ pub mod hook;
 pub mod host;
 pub mod model;
 pub mod params;
+pub mod progress;
 pub mod secret;
 pub mod service_type;
 pub mod signing;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod webhook_channel;
 
 pub use backoff::Backoff;
 pub use connector::{
     Channel, Connector, Delivered, EventDelivery, EventSink, Hooks, OutboundMessage, RetryLimits,
 };
-pub use context::{Clock, ConnState, CredentialWatch, ServiceContext, SystemClock};
+pub use context::{
+    Clock, ConnState, CredentialWatch, ServiceContext, SystemClock, refuses_credentials,
+};
 pub use error::{ConnectorError, DeliveryError, HookError, HostError};
 pub use event::{Event, EventData};
 pub use hook::{HookHead, HookRequest, HookResponse, parse_json};
@@ -55,3 +62,4 @@ pub use model::{
 pub use params::{DurationParam, IdString, Issue, Params, Port, Validator};
 pub use secret::Secret;
 pub use service_type::{AnyParams, EventSubscription, GrantedToken, Registered, ServiceType};
+pub use webhook_channel::{Intake, Receipt, Stored, WebhookChannel};

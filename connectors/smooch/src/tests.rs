@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use switchboard_core::testkit::RecordingHost;
 use switchboard_core::{HookError, HookHead, HookRequest, Hooks, MessageStatus, ServiceContext};
 
-use crate::webhook::{Receipt, parse};
+use crate::webhook::parse;
 use crate::{SmoochConnector, SmoochParams};
+use switchboard_core::Receipt;
 
 const V2: &str = include_str!("../fixtures/v2_conversation_message.json");
 const V1: &str = include_str!("../fixtures/v1_message_appUser_text.json");
@@ -154,7 +155,7 @@ fn delivery_events_map_forward() {
     assert_eq!(
         r(DELIVERY_USER),
         [Receipt {
-            message_id: "5f74b82c56be263abf0ffd50".into(),
+            external_id: "5f74b82c56be263abf0ffd50".into(),
             status: MessageStatus::Delivered,
             error: None
         }]
@@ -163,7 +164,7 @@ fn delivery_events_map_forward() {
     assert_eq!(
         r(DELIVERY_FAILURE),
         [Receipt {
-            message_id: "5f74be6256be263abf0ffd5f".into(),
+            external_id: "5f74be6256be263abf0ffd5f".into(),
             status: MessageStatus::Failed,
             error: Some(
                 "delivery failed: uncategorized_error: Unsupported message type `form`".into()
@@ -176,7 +177,7 @@ fn delivery_events_map_forward() {
     assert_eq!(
         parse_json(&v1).unwrap().receipts[0],
         Receipt {
-            message_id: "m-9".into(),
+            external_id: "m-9".into(),
             status: MessageStatus::Delivered,
             error: None
         }

@@ -4,15 +4,19 @@
 //!
 //! - [`config`] — params (account, auth token, sender, API base).
 //! - [`signature`] — `X-Twilio-Signature` (HMAC-SHA1 over URL and sorted form fields).
-//! - [`webhook`] — inbound messages and status callbacks, parsed.
+//! - [`webhook`] — inbound messages and status callbacks, parsed; the TwiML answer.
 //! - [`client`] — the REST API: create a message, check the credentials, read errors.
 //! - [`connector`] — the running service.
+//! - `tests` — unit tests.
 
 pub mod client;
 pub mod config;
 pub mod connector;
 pub mod signature;
 pub mod webhook;
+
+#[cfg(test)]
+mod tests;
 
 pub use config::TwilioParams;
 pub use connector::TwilioConnector;
