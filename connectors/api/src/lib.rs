@@ -4,10 +4,16 @@
 //! `callback_url`, signed like webhooks — a full two-way channel.
 //!
 //! - [`config`] — params (tokens with scopes, callback).
-//! - [`connector`] — callback delivery.
+//! - [`client`] — the signed callback and its answer.
+//! - [`connector`] — the running service.
+//! - `tests` — the compliance suite and the callback's signature.
 
+pub mod client;
 pub mod config;
 pub mod connector;
+
+#[cfg(test)]
+mod tests;
 
 pub use config::{ApiParams, TokenConfig};
 pub use connector::ApiConnector;

@@ -9,6 +9,7 @@
 //! - [`stanza`] — chat messages to and from switchboard's messages.
 //! - [`session`] — the one task that owns a live stream: reads, writes, acknowledgements.
 //! - [`connector`] — the reconnect loop and deliveries.
+//! - `tests` — the compliance suite's config checks.
 
 pub mod config;
 pub mod connector;
@@ -16,6 +17,9 @@ pub mod login;
 pub mod session;
 pub mod stanza;
 pub mod tls;
+
+#[cfg(test)]
+mod tests;
 
 pub use config::{SmartsuppParams, TlsMode};
 pub use connector::SmartsuppConnector;

@@ -2,10 +2,16 @@
 //! POSTed to `url` through the durable outbox and signed per the Standard Webhooks spec.
 //!
 //! - [`config`] — params.
-//! - [`connector`] — delivery.
+//! - [`client`] — the signed POST and its answer.
+//! - [`connector`] — the running service.
+//! - `tests` — config, signature and retry classification.
 
+pub mod client;
 pub mod config;
 pub mod connector;
+
+#[cfg(test)]
+mod tests;
 
 pub use config::WebhookParams;
 pub use connector::WebhookConnector;

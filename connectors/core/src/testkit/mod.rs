@@ -1,5 +1,10 @@
-//! A recording [`Host`] and a fixed clock for connectors' unit tests (feature `testkit`,
-//! enabled only from connectors' `[dev-dependencies]`).
+//! What connectors' tests share (feature `testkit`, enabled only from
+//! `[dev-dependencies]`):
+//!
+//! - this file: a recording [`Host`] and a fixed clock;
+//! - [`fake`] — fake HTTP servers: any router, or a recording provider with scripted
+//!   failures;
+//! - [`compliance`] — the suite every connector runs with a small fixture.
 //!
 //! The host stores nothing durable: it records every call so a test can assert what a
 //! handler asked the daemon to do (and, as important, that a refused request asked for
@@ -7,6 +12,9 @@
 //! an external id seen before comes back `created: false`, the first message of a
 //! conversation `conversation_created: true`. End-to-end behaviour against real storage
 //! is tested in the binary's integration tests.
+
+pub mod compliance;
+pub mod fake;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -89,7 +97,7 @@ impl RecordingHost {
             service_type,
             "default",
             "http://127.0.0.1:1",
-            reqwest::Client::new(),
+            test_http(),
             CancellationToken::new(),
             clock.unwrap_or_else(|| Arc::new(SystemClock::default())),
             host.clone(),
@@ -296,4 +304,14 @@ impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
         self.0
     }
+}
+
+/// An HTTP client as the daemon builds one: no redirects followed, bounded in time.
+pub fn test_http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
 }
