@@ -9,6 +9,7 @@
 //! `CRASH_KILLS=50 CRASH_CLIENTS=32 cargo test --release --test crash -- --nocapture`
 
 mod common;
+#[path = "fakes/twilio/mod.rs"]
 mod twilio_kit;
 
 use std::collections::{BTreeMap, BTreeSet};

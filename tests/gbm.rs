@@ -3,6 +3,7 @@
 //! endpoint and Business Messages API that check every request (see `gbm_kit`).
 
 mod common;
+#[path = "fakes/gbm.rs"]
 mod gbm_kit;
 
 use std::path::Path;

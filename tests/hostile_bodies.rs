@@ -3,6 +3,7 @@
 //! store nothing.
 
 mod common;
+#[path = "fakes/gbm.rs"]
 mod gbm_kit;
 
 use std::time::Duration;

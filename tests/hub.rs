@@ -3,7 +3,7 @@
 //! refuses expired ones, serving `GET /services`.
 
 mod common;
-#[path = "smartsupp/prosody.rs"]
+#[path = "fakes/smartsupp/prosody.rs"]
 mod prosody;
 
 use std::sync::{Arc, Mutex};

@@ -5,6 +5,7 @@
 #![cfg(feature = "intercom")]
 
 mod common;
+#[path = "fakes/intercom.rs"]
 mod intercom_fake;
 
 use std::time::Duration;

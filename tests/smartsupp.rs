@@ -2,9 +2,9 @@
 //! on loopback, with a visitor client written for the tests.
 
 mod common;
-#[path = "smartsupp/prosody.rs"]
+#[path = "fakes/smartsupp/prosody.rs"]
 mod prosody;
-#[path = "smartsupp/visitor.rs"]
+#[path = "fakes/smartsupp/visitor.rs"]
 mod visitor;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -10,9 +10,9 @@
 //! `BENCH_BURST` (8000 messages).
 
 mod common;
-#[path = "smartsupp/prosody.rs"]
+#[path = "fakes/smartsupp/prosody.rs"]
 mod prosody;
-#[path = "smartsupp/visitor.rs"]
+#[path = "fakes/smartsupp/visitor.rs"]
 mod visitor;
 
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 //! every Post Message request the way the v2 spec describes it.
 
 mod common;
+#[path = "fakes/smooch.rs"]
 mod sunshine;
 
 use std::time::Duration;

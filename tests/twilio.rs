@@ -3,6 +3,7 @@
 //! signed here with our own HMAC-SHA1 code.
 
 mod common;
+#[path = "fakes/twilio/mod.rs"]
 mod twilio_kit;
 
 use std::time::Duration;
@@ -13,14 +14,9 @@ use twilio_kit::*;
 
 #[tokio::test]
 async fn signed_sms_and_whatsapp_messages_are_stored_with_their_media() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     let url = format!("{PUBLIC}/hooks/sms");
 
     // SMS, text only.
@@ -113,20 +109,15 @@ async fn signed_sms_and_whatsapp_messages_are_stored_with_their_media() {
     );
     assert_eq!(events_of(&d, "message.created").await.len(), 4);
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn bad_or_missing_signatures_are_refused_and_nothing_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     let url = format!("{PUBLIC}/hooks/sms");
     let params = sms_params(
         "SM00000000000000000000000000000011",
@@ -178,7 +169,7 @@ async fn bad_or_missing_signatures_are_refused_and_nothing_is_stored() {
     assert_eq!(conversations(&api, "sms").await.len(), 1);
     assert!(fake.requests().is_empty(), "nothing was sent to Twilio");
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
@@ -188,9 +179,8 @@ async fn the_url_is_accepted_with_the_default_port_added_or_removed_as_twilio_do
     let service = twilio_service("sms", &fake, FROM_PARAM);
 
     // public_url without a port: Twilio may sign with ":443" added.
-    let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path(), "https://sb.example.com", &service);
-    let api = Api::new(&d);
+    let h = start("https://sb.example.com", &service);
+    let (d, api) = (&h.daemon, &h.api);
     let p = sms_params(
         "SM00000000000000000000000000000021",
         SMS_CONTACT,
@@ -213,12 +203,11 @@ async fn the_url_is_accepted_with_the_default_port_added_or_removed_as_twilio_do
     );
     let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
     assert_eq!(messages(&api, &conv).await.len(), 2);
-    assert!(d.terminate().success());
+    h.finish();
 
     // public_url with the default ":80": Twilio may sign without it.
-    let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path(), "http://sb.example.com:80", &service);
-    let api = Api::new(&d);
+    let h = start("http://sb.example.com:80", &service);
+    let (d, api) = (&h.daemon, &h.api);
     let p = sms_params(
         "SM00000000000000000000000000000023",
         SMS_CONTACT,
@@ -263,20 +252,15 @@ async fn the_url_is_accepted_with_the_default_port_added_or_removed_as_twilio_do
         .map(|m| m["text"].clone())
         .collect();
     assert_eq!(texts, [json!("without :80"), json!("with :80")]);
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_repeated_message_sid_is_acknowledged_and_stored_once() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     let url = format!("{PUBLIC}/hooks/sms");
     let p = whatsapp_params("SM00000000000000000000000000000031", "Hello once", &[]);
     for attempt in 0..3 {
@@ -293,20 +277,15 @@ async fn a_repeated_message_sid_is_acknowledged_and_stored_once() {
     assert_eq!(msgs[0]["external_id"], "SM00000000000000000000000000000031");
     assert_eq!(events_of(&d, "message.created").await.len(), 1);
     assert_eq!(events_of(&d, "conversation.created").await.len(), 1);
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_reply_goes_out_with_twilios_form_fields_and_status_callbacks_only_move_it_forward() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     let p = whatsapp_params(
         "SM00000000000000000000000000000041",
         "Where is my order?",
@@ -396,16 +375,14 @@ async fn a_reply_goes_out_with_twilios_form_fields_and_status_callbacks_only_mov
     assert_eq!(status_of(&api, &id).await["error"], Value::Null);
     assert_eq!(fake.requests().len(), 1, "one reply, one send");
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_messaging_service_sends_without_from_and_undelivered_fails_with_the_error_code() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
+    let h = start(
         PUBLIC,
         &twilio_service(
             "pool",
@@ -413,7 +390,7 @@ async fn a_messaging_service_sends_without_from_and_undelivered_fails_with_the_e
             &format!("messaging_service_sid = \"{MESSAGING_SERVICE}\""),
         ),
     );
-    let api = Api::new(&d);
+    let (d, api) = (&h.daemon, &h.api);
     let p = sms_params(
         "SM00000000000000000000000000000051",
         SMS_CONTACT,
@@ -457,33 +434,15 @@ async fn a_messaging_service_sends_without_from_and_undelivered_fails_with_the_e
     assert_eq!(post_signed(&d, &callback, &delivered).await.status, 200);
     assert_eq!(status_of(&api, &id).await["status"], "failed");
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_rate_limited_send_waits_for_retry_after_and_is_sent_once() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
-    let p = sms_params(
-        "SM00000000000000000000000000000061",
-        SMS_CONTACT,
-        SMS_NUMBER,
-        "Hi",
-    );
-    assert_eq!(
-        post_signed(&d, &format!("{PUBLIC}/hooks/sms"), &p)
-            .await
-            .status,
-        200
-    );
-    let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let (h, conv) = sms_conversation(&fake, "SM00000000000000000000000000000061", "Hi").await;
+    let api = &h.api;
 
     fake.script(Scripted::Error {
         status: 429,
@@ -520,33 +479,15 @@ async fn a_rate_limited_send_waits_for_retry_after_and_is_sent_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.requests().len(), 2, "nothing after success");
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_permanent_error_fails_the_message_with_twilios_code_and_message() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
-    let p = sms_params(
-        "SM00000000000000000000000000000071",
-        SMS_CONTACT,
-        SMS_NUMBER,
-        "Hi",
-    );
-    assert_eq!(
-        post_signed(&d, &format!("{PUBLIC}/hooks/sms"), &p)
-            .await
-            .status,
-        200
-    );
-    let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let (h, conv) = sms_conversation(&fake, "SM00000000000000000000000000000071", "Hi").await;
+    let (d, api) = (&h.daemon, &h.api);
 
     fake.script(Scripted::Error {
         status: 400,
@@ -569,33 +510,15 @@ async fn a_permanent_error_fails_the_message_with_twilios_code_and_message() {
         "the auth token leaked into the logs"
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_send_whose_answer_was_lost_is_not_repeated_once_a_status_callback_named_it() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
-    let p = sms_params(
-        "SM00000000000000000000000000000081",
-        SMS_CONTACT,
-        SMS_NUMBER,
-        "Hi",
-    );
-    assert_eq!(
-        post_signed(&d, &format!("{PUBLIC}/hooks/sms"), &p)
-            .await
-            .status,
-        200
-    );
-    let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let (h, conv) = sms_conversation(&fake, "SM00000000000000000000000000000081", "Hi").await;
+    let (d, api) = (&h.daemon, &h.api);
 
     // Twilio creates the message and calls back, but its answer to us is a 503.
     fake.script(Scripted::CreatedButAnswerLost { daemon: d.addr });
@@ -608,18 +531,17 @@ async fn a_send_whose_answer_was_lost_is_not_repeated_once_a_status_callback_nam
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.requests().len(), 1);
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_wrong_auth_token_fails_the_service() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
     let service =
         twilio_service("sms", &fake, FROM_PARAM).replace(AUTH_TOKEN, "an-old-rotated-auth-token");
-    let d = start(dir.path(), PUBLIC, &service);
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &service);
+    let (d, api) = (&h.daemon, &h.api);
 
     let state = api.wait_state("sms", "failed").await;
     let reason = state["reason"].as_str().unwrap();
@@ -637,20 +559,15 @@ async fn a_wrong_auth_token_fails_the_service() {
     assert_eq!(r.status, 401);
     assert!(!d.log_text().contains("an-old-rotated-auth-token"));
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn replies_wait_while_twilio_refuses_the_credentials_and_go_out_once_it_accepts_them() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     api.wait_state("sms", "connected").await;
     let p = sms_params(
         "SM000000000000000000000000000000a1",
@@ -696,7 +613,7 @@ async fn replies_wait_while_twilio_refuses_the_credentials_and_go_out_once_it_ac
     assert_eq!(sent["external_id"], created[0].sid.clone().unwrap());
     api.wait_state("sms", "connected").await;
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 

@@ -1,0 +1,55 @@
+//! A daemon in its own temporary directory with a client for its API, which is what
+//! nearly every end-to-end test starts from, and the conversations a test opens on it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Api, Daemon, eventually};
+
+/// A running daemon, its API client and the directory that holds its config and
+/// database (removed when the harness is dropped, after the daemon).
+pub struct Harness {
+    /// The daemon.
+    pub daemon: Daemon,
+    /// A client with the full-scope test token.
+    pub api: Api,
+    /// Config, database and whatever files the config names.
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Starts a daemon on `config(dir)` in a new temporary directory.
+    pub fn start(config: impl FnOnce(&Path) -> String) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let text = config(dir.path());
+        let daemon = Daemon::start(dir.path(), &text);
+        let api = Api::new(&daemon);
+        Harness { daemon, api, dir }
+    }
+
+    /// The conversation of `service` with this provider id, once it is stored (waits up
+    /// to 15 s): open one by posting the provider's message first.
+    pub async fn conversation(&self, service: &str, external_id: &str) -> Value {
+        eventually(
+            Duration::from_secs(15),
+            &format!("conversation {external_id:?} on {service}"),
+            || async {
+                self.api
+                    .conversations(service)
+                    .await
+                    .into_iter()
+                    .find(|c| c["external_id"] == external_id)
+            },
+        )
+        .await
+    }
+
+    /// SIGTERM, and a clean exit within the deadline.
+    pub fn finish(self) {
+        let Harness { daemon, dir, .. } = self;
+        assert!(daemon.terminate().success(), "switchboard did not exit 0");
+        drop(dir);
+    }
+}
