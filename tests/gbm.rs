@@ -52,14 +52,24 @@ api_base = "{}"
         )
 }
 
-/// Starts a daemon whose clock starts at `clock` (RFC 3339), or the real one.
-fn start(dir: &Path, config: &str, clock: Option<&str>) -> Daemon {
-    let path = dir.join("switchboard.toml");
-    std::fs::write(&path, config).unwrap();
-    match clock {
-        Some(at) => Daemon::start_at(&path, &[("SWITCHBOARD_CLOCK_START", at)]),
-        None => Daemon::start_at(&path, &[]),
-    }
+/// A daemon on [`config`] whose clock starts at `clock` (RFC 3339), or the real one.
+fn start(google: &FakeGoogle, hours: &str, clock: Option<&str>) -> Harness {
+    let env: Vec<(&str, &str)> = clock
+        .map(|at| ("SWITCHBOARD_CLOCK_START", at))
+        .into_iter()
+        .collect();
+    Harness::start_with_env(|dir| config(dir, google, hours), &env)
+}
+
+/// A daemon on [`config`] with the conversation Google's sample `body` opened: its id.
+async fn opened(google: &FakeGoogle, body: &[u8]) -> (Harness, String) {
+    let h = start(google, "", None);
+    assert_eq!(signed(&h.daemon, body).await, 200);
+    let conv = h.conversation("g", CONV).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (h, conv)
 }
 
 /// POSTs `body` to the service's hook as Google does, signed unless told otherwise;
@@ -97,26 +107,18 @@ fn text_message(message_id: &str, conversation: &str, text: &str) -> Vec<u8> {
 }
 
 async fn conversations(api: &Api) -> Vec<Value> {
-    let (s, list) = api.get("/v1/conversations?service_id=g").await;
-    assert_eq!(s, 200, "{list}");
-    list["data"].as_array().unwrap().clone()
+    api.conversations("g").await
 }
 
 async fn conversation_id(api: &Api, external: &str) -> String {
-    conversations(api)
-        .await
-        .iter()
-        .find(|c| c["external_id"] == external)
-        .unwrap_or_else(|| panic!("no conversation {external}"))["id"]
+    api.conversation("g", external).await["id"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
 async fn messages(api: &Api, conv: &str) -> Vec<Value> {
-    let (s, list) = api.get(&format!("/v1/conversations/{conv}/messages")).await;
-    assert_eq!(s, 200, "{list}");
-    list["data"].as_array().unwrap().clone()
+    api.messages(conv).await
 }
 
 /// `(author type, text)` of a conversation's outbound messages, oldest first.
@@ -154,21 +156,17 @@ async fn event_count(d: &Daemon) -> usize {
 }
 
 fn no_secrets_logged(d: &Daemon) {
-    let logs = d.log_text();
     let key_body = key_pair().private_pem.lines().nth(1).unwrap().to_owned();
-    assert!(!logs.contains(CLIENT_TOKEN), "client token logged");
-    assert!(!logs.contains(&key_body), "private key logged");
-    assert!(!logs.contains("ya29."), "access token logged");
+    d.assert_never_logged(&[CLIENT_TOKEN, &key_body, "ya29."]);
 }
 
 // ---- inbound ----
 
 #[tokio::test]
 async fn signed_samples_become_messages_and_duplicates_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
+    let h = start(&google, "", None);
+    let (d, api) = (&h.daemon, &h.api);
 
     assert_eq!(signed(&d, TEXT).await, 200);
     assert_eq!(signed(&d, SUGGESTION).await, 200);
@@ -228,19 +226,15 @@ async fn signed_samples_become_messages_and_duplicates_change_nothing() {
     assert_eq!(google.calls().len(), 1, "no second welcome");
 
     no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn an_image_arrives_as_an_attachment() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-
-    assert_eq!(signed(&d, IMAGE).await, 200);
-    let conv = conversation_id(&api, CONV).await;
+    let (h, conv) = opened(&google, IMAGE).await;
+    let api = &h.api;
     let got = messages(&api, &conv).await;
     let sample: Value = serde_json::from_slice(IMAGE).unwrap();
     assert_eq!(got[0]["external_id"], "MESSAGE_ID");
@@ -251,19 +245,16 @@ async fn an_image_arrives_as_an_attachment() {
         "the signed storage URL, JSON escapes decoded"
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn typing_reaches_the_event_stream_live_and_is_not_stored() {
     use futures_util::StreamExt;
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-    assert_eq!(signed(&d, TEXT).await, 200);
-    let conv = conversation_id(&api, CONV).await;
+    let (h, conv) = opened(&google, TEXT).await;
+    let d = &h.daemon;
     let stored = event_count(&d).await;
 
     let url = format!("ws://{}/v1/events?access_token={TOKEN}", d.addr);
@@ -291,16 +282,15 @@ async fn typing_reaches_the_event_stream_live_and_is_not_stored() {
     assert_eq!(frame["data"]["typing"], true);
     assert!(frame.get("seq").is_none(), "ephemeral: no sequence number");
     assert_eq!(event_count(&d).await, stored, "typing is not stored");
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn bad_or_missing_signatures_are_401_and_store_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
+    let h = start(&google, "", None);
+    let (d, api) = (&h.daemon, &h.api);
     let before = event_count(&d).await;
 
     let other_key = goog_signature("another-partners-token", TEXT);
@@ -332,16 +322,15 @@ async fn bad_or_missing_signatures_are_401_and_store_nothing() {
     assert_eq!(conversations(&api).await.len(), 1);
 
     no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn the_webhook_setup_request_gets_its_secret_back() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
+    let h = start(&google, "", None);
+    let (d, api) = (&h.daemon, &h.api);
 
     let setup = json!({"clientToken": CLIENT_TOKEN, "secret": "8472019375"}).to_string();
     let resp = reqwest::Client::new()
@@ -377,7 +366,7 @@ async fn the_webhook_setup_request_gets_its_secret_back() {
     assert!(conversations(&api).await.is_empty());
 
     no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
@@ -391,15 +380,10 @@ timezone = "Europe/Amsterdam""#;
 
 #[tokio::test]
 async fn inside_opening_hours_there_is_no_offline_message() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
     // Wednesday 2026-03-04, 10:30 in Amsterdam.
-    let d = start(
-        dir.path(),
-        &config(dir.path(), &google, OFFICE_HOURS),
-        Some("2026-03-04T09:30:00Z"),
-    );
-    let api = Api::new(&d);
+    let h = start(&google, OFFICE_HOURS, Some("2026-03-04T09:30:00Z"));
+    let (d, api) = (&h.daemon, &h.api);
 
     assert_eq!(
         signed(&d, &text_message("m-1", "conv-a", "Hello?")).await,
@@ -417,21 +401,16 @@ async fn inside_opening_hours_there_is_no_offline_message() {
     );
     wait_created(&google, 1).await;
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn outside_opening_hours_each_conversation_gets_one_offline_message() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
     // Saturday 2026-03-07, 13:00 in Amsterdam.
-    let d = start(
-        dir.path(),
-        &config(dir.path(), &google, OFFICE_HOURS),
-        Some("2026-03-07T12:00:00Z"),
-    );
-    let api = Api::new(&d);
+    let h = start(&google, OFFICE_HOURS, Some("2026-03-07T12:00:00Z"));
+    let (d, api) = (&h.daemon, &h.api);
 
     for (id, text) in [
         ("a-1", "Hello?"),
@@ -473,7 +452,7 @@ async fn outside_opening_hours_each_conversation_gets_one_offline_message() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(google.calls().len(), 4);
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
@@ -481,12 +460,9 @@ async fn outside_opening_hours_each_conversation_gets_one_offline_message() {
 
 #[tokio::test]
 async fn replies_have_the_documented_shape_and_share_one_token_until_it_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-    assert_eq!(signed(&d, TEXT).await, 200);
-    let conv = conversation_id(&api, CONV).await;
+    let (h, conv) = opened(&google, TEXT).await;
+    let (d, api) = (&h.daemon, &h.api);
     wait_created(&google, 1).await;
 
     let id = api
@@ -565,18 +541,15 @@ async fn replies_have_the_documented_shape_and_share_one_token_until_it_is_refus
     );
 
     no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn retries_reuse_the_message_id_and_google_errors_are_classified() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-    assert_eq!(signed(&d, TEXT).await, 200);
-    let conv = conversation_id(&api, CONV).await;
+    let (h, conv) = opened(&google, TEXT).await;
+    let api = &h.api;
     wait_created(&google, 1).await;
     let base = google.calls().len();
 
@@ -642,18 +615,15 @@ async fn retries_reuse_the_message_id_and_google_errors_are_classified() {
                "fallback": "scan.png: https://files.example.com/scan.png"})
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn receipts_move_replies_forward() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-    assert_eq!(signed(&d, TEXT).await, 200);
-    let conv = conversation_id(&api, CONV).await;
+    let (h, conv) = opened(&google, TEXT).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let id = api.reply(&conv, json!({"text": "Here you go"})).await;
     let ext = api.wait_status(&id, "sent").await["external_id"]
@@ -680,7 +650,7 @@ async fn receipts_move_replies_forward() {
         "read"
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 

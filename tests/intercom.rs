@@ -46,6 +46,13 @@ poll_interval = "1s"
         )
 }
 
+/// A daemon on [`config`] with `token`, once service `ic` is connected.
+async fn connected(fake: &FakeIntercom, token: &str) -> Harness {
+    let h = Harness::start(|dir| config(dir, fake, token));
+    wait_connected(&h.api).await;
+    h
+}
+
 /// `sha1=<hex HMAC-SHA1(secret, body)>`, as Intercom computes it.
 fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).unwrap();
@@ -164,11 +171,9 @@ fn user_started(conv_id: &str, source_id: &str, body: &str) -> Value {
 
 #[tokio::test]
 async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIntercom::start(0).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let html = "<p>Hello &amp; good morning!</p><p>My order #42 &lt;urgent&gt;<br>is late</p>\
                 <div class=\"intercom-container\"><img src=\"https://downloads.intercomcdn.com/i/o/1/photo.png\"></div>";
@@ -234,17 +239,15 @@ async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
         .count();
     assert_eq!(created, 2, "one message.created per stored part");
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIntercom::start(0).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let item = user_started("702", "403918401", "<p>hi</p>");
     let body = notification("conversation.user.created", APP_ID, &item);
@@ -305,7 +308,7 @@ async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
     let (status, _) = notify(&d, "conversation.user.created", &item).await;
     assert_eq!(status, 200);
     assert_eq!(inbound_ids(&api).await, ["403918401"]);
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
@@ -332,7 +335,6 @@ async fn message_when(api: &Api, id: &str, what: &str, done: impl Fn(&Value) -> 
 
 #[tokio::test]
 async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIntercom::start(0).await;
     let now = fake.state.now();
     fake.add_conversation(
@@ -341,9 +343,8 @@ async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
         "<p>Where is my parcel?</p>",
         now,
     );
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let (d, api) = (&h.daemon, &h.api);
     let conv = ingest_from_fake(&d, &api, &fake, "801").await;
 
     let (status, msg) = api
@@ -393,7 +394,7 @@ async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
         .collect();
     assert_eq!(directions, ["inbound", "outbound"]);
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
@@ -408,7 +409,6 @@ fn spent_window(reset: i64) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIntercom::start(0).await;
     fake.add_conversation(
         "901",
@@ -416,9 +416,8 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
         "<p>Hello?</p>",
         fake.state.now(),
     );
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let (d, api) = (&h.daemon, &h.api);
     let conv = ingest_from_fake(&d, &api, &fake, "901").await;
 
     // Rate limited, with only X-RateLimit-Reset to say when (two seconds on).
@@ -514,7 +513,7 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
         "a 404 is not retried"
     );
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
@@ -531,7 +530,6 @@ fn admin_parts(fake: &FakeIntercom, conv: &str, text: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_reply_whose_answer_was_lost_is_not_posted_twice() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIntercom::start(0).await;
     fake.add_conversation(
         "902",
@@ -539,9 +537,8 @@ async fn a_reply_whose_answer_was_lost_is_not_posted_twice() {
         "<p>Refund?</p>",
         fake.state.now(),
     );
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let (d, api) = (&h.daemon, &h.api);
     let conv = ingest_from_fake(&d, &api, &fake, "902").await;
     let bad_gateway = || {
         Some((
@@ -593,7 +590,7 @@ async fn a_reply_whose_answer_was_lost_is_not_posted_twice() {
     assert_eq!(first["external_id"], oks[0]["id"]);
     assert_eq!(second["external_id"], oks[1]["id"]);
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
@@ -756,13 +753,9 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
 
 #[tokio::test]
 async fn a_rejected_token_is_reported_as_failed_without_the_token() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIntercom::start(0).await;
-    let d = Daemon::start(
-        dir.path(),
-        &config(dir.path(), &fake, "revoked-token-value"),
-    );
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| config(dir, &fake, "revoked-token-value"));
+    let (d, api) = (&h.daemon, &h.api);
     let s = eventually(T, "the service failed", || async {
         let s = state(&api).await;
         (s["kind"] == "failed").then_some(s)
@@ -777,6 +770,6 @@ async fn a_rejected_token_is_reported_as_failed_without_the_token() {
     assert!(!d.log_text().contains("revoked-token-value"));
     let r = reqwest::get(d.url("/readyz")).await.unwrap();
     assert_eq!(r.status().as_u16(), 503);
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }

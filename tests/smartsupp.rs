@@ -36,6 +36,19 @@ port = {port}
     )
 }
 
+/// A daemon with an api service and `services`.
+fn start(services: &str) -> Harness {
+    Harness::start(|dir| base_config(dir) + &api_service("") + services)
+}
+
+/// A daemon whose service `chat` logs in to Prosody on `port` in clear text, once it
+/// is connected.
+async fn connected(port: u16) -> Harness {
+    let h = start(&plain(port));
+    h.api.wait_state_within("chat", "connected", T).await;
+    h
+}
+
 fn plain(port: u16) -> String {
     smartsupp_service(
         "chat",
@@ -128,13 +141,8 @@ async fn inbound_count(api: &Api, outcome: &str) -> u64 {
 #[tokio::test]
 async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visitor() {
     let xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
+    let api = &h.api;
 
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor
@@ -206,20 +214,15 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
     wait_status(&api, out["id"].as_str().unwrap(), "delivered", T).await;
 
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// Without XEP-0198 on the server, a reply counts as sent once written.
 #[tokio::test]
 async fn without_stream_management_replies_are_sent_once_written() {
     let xmpp = Prosody::start_with(Security::Plain, &[AGENT, VISITOR], "debug", false);
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
+    let (d, api) = (&h.daemon, &h.api);
     eventually(T, "the session log line", || async {
         d.log_text()
             .contains("stream_management=false")
@@ -243,19 +246,14 @@ async fn without_stream_management_replies_are_sent_once_written() {
         "no stream management here"
     );
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 #[tokio::test]
 async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     let mut xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
+    let api = &h.api;
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor.say(AGENT_JID, "r-1", "Are you there?").await;
     let conv = eventually(T, "the conversation", || async {
@@ -310,23 +308,19 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     })
     .await;
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_reported_as_failed_and_retried_slowly() {
     let xmpp = Prosody::start(Security::Plain, &[AGENT], "info");
-    let dir = tempfile::tempdir().unwrap();
     let svc = smartsupp_service(
         "chat",
         xmpp.port,
         "password = \"not-the-password\"\ntls = \"none\"",
     );
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &svc),
-    );
-    let api = Api::new(&d);
+    let h = start(&svc);
+    let (d, api) = (&h.daemon, &h.api);
     let failed = api.wait_state_within("chat", "failed", T).await;
     let reason = failed["reason"].as_str().unwrap();
     assert!(reason.contains("authentication failed"), "{reason}");
@@ -349,19 +343,13 @@ async fn a_wrong_password_is_reported_as_failed_and_retried_slowly() {
     let r = api.http.get(d.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503, "a failed service is not ready");
     assert_eq!(state(&api, "chat").await["kind"], "failed");
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 #[tokio::test]
 async fn sigterm_closes_the_xmpp_stream_cleanly() {
     let xmpp = Prosody::start(Security::Plain, &[AGENT], "debug");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
     let log = xmpp.log();
     // Prosody prefixes each session's lines with its session id.
     let session = log
@@ -370,7 +358,7 @@ async fn sigterm_closes_the_xmpp_stream_cleanly() {
         .and_then(|l| l.split_whitespace().nth(3))
         .expect("the agent's session in Prosody's log")
         .to_owned();
-    assert!(d.terminate().success());
+    h.finish();
     let closed = format!("{session}\tdebug\tReceived </stream:stream>");
     let log = eventually(
         Duration::from_secs(5),
@@ -406,12 +394,8 @@ async fn tls_with_a_ca_file_starttls_and_direct() {
             &format!("{pw}\ntls = \"direct\"\nca_file = \"{}\"", ca.display()),
         ) + &smartsupp_service("untrusted", xmpp.port, &format!("{pw}\ntls = \"starttls\""))
             + &smartsupp_service("cleartext", xmpp.port, &format!("{pw}\ntls = \"none\""));
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &services),
-    );
-    let api = Api::new(&d);
+    let h = start(&services);
+    let api = &h.api;
     api.wait_state_within("chat", "connected", T).await;
     api.wait_state_within("direct", "connected", T).await;
     let failed = api.wait_state_within("untrusted", "failed", T).await;
@@ -426,9 +410,10 @@ async fn tls_with_a_ca_file_starttls_and_direct() {
         log.matches("Stream encrypted").count() >= 2,
         "both sessions are encrypted:\n{log}"
     );
-    assert!(d.terminate().success());
+    h.finish();
 
     // Cleartext to a host that is not loopback is refused before anything starts.
+    let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(
         &cfg,
@@ -636,13 +621,8 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
     const BURST: usize = 40;
     const REPLIES: usize = 5;
     let mut xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
+    let api = &h.api;
     let mut replies: Vec<(String, String)> = Vec::new();
     let mut received: Vec<String> = Vec::new();
     let mut conv_id = None;
@@ -729,5 +709,5 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
     )
     .await;
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }

@@ -89,38 +89,40 @@ async fn hook(d: &Daemon, key: Option<&str>, body: &Value) -> u16 {
 }
 
 async fn conversations(api: &Api) -> Vec<Value> {
-    let (s, list) = api.get("/v1/conversations?service_id=sun").await;
-    assert_eq!(s, 200, "{list}");
-    list["data"].as_array().unwrap().clone()
+    api.conversations("sun").await
 }
 
 async fn messages(api: &Api, conv: &str) -> Vec<Value> {
-    let (s, list) = api.get(&format!("/v1/conversations/{conv}/messages")).await;
-    assert_eq!(s, 200, "{list}");
-    list["data"].as_array().unwrap().clone()
+    api.messages(conv).await
 }
 
-/// Ingests the v2 fixture and returns its conversation's id.
-async fn open_conversation(d: &Daemon, api: &Api) -> String {
-    assert_eq!(hook(d, Some(HOOK_SECRET), &fixture(V2)).await, 200);
-    let convs = conversations(api).await;
-    assert_eq!(convs[0]["external_id"], CONV);
-    convs[0]["id"].as_str().unwrap().to_owned()
+/// A daemon with smooch service `sun` on `sun`.
+fn start(sun: &FakeSunshine) -> Harness {
+    Harness::start(|dir| config(dir, &sun.url()))
+}
+
+/// [`start`], with the v2 fixture ingested: its conversation's id.
+async fn opened(sun: &FakeSunshine) -> (Harness, String) {
+    let h = start(sun);
+    assert_eq!(hook(&h.daemon, Some(HOOK_SECRET), &fixture(V2)).await, 200);
+    let conv = h.conversation("sun", CONV).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (h, conv)
 }
 
 fn no_secrets_logged(d: &Daemon) {
-    let logs = d.log_text();
-    assert!(!logs.contains(API_SECRET) && !logs.contains(HOOK_SECRET));
+    d.assert_never_logged(&[API_SECRET, HOOK_SECRET]);
 }
 
 // ---- inbound ----
 
 #[tokio::test]
 async fn v2_and_v1_inbound_become_contacts_conversations_and_messages() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
+    let h = start(&sun);
+    let (d, api) = (&h.daemon, &h.api);
 
     assert_eq!(hook(&d, Some(HOOK_SECRET), &fixture(V2)).await, 200);
     assert_eq!(hook(&d, Some(HOOK_SECRET), &fixture(V1)).await, 200);
@@ -150,16 +152,15 @@ async fn v2_and_v1_inbound_become_contacts_conversations_and_messages() {
 
     assert!(sun.calls().is_empty());
     no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_wrong_or_missing_key_is_401_and_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
+    let h = start(&sun);
+    let (d, api) = (&h.daemon, &h.api);
     let events_before = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
 
     let same_length = HOOK_SECRET.replace('a', "b");
@@ -213,16 +214,15 @@ async fn a_wrong_or_missing_key_is_401_and_stores_nothing() {
     );
 
     no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_multi_event_body_is_stored_whole_without_echoes_or_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
+    let h = start(&sun);
+    let (d, api) = (&h.daemon, &h.api);
 
     let mut body = v2_messages(
         "multi",
@@ -290,7 +290,7 @@ async fn a_multi_event_body_is_stored_whole_without_echoes_or_duplicates() {
         .collect();
     assert_eq!(ids, ["multi-0", "multi-1", "multi-2", "later-0"]);
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
@@ -298,11 +298,9 @@ async fn a_multi_event_body_is_stored_whole_without_echoes_or_duplicates() {
 
 #[tokio::test]
 async fn a_reply_reaches_sunshine_in_the_documented_shape() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let id = api
         .reply(
@@ -368,17 +366,15 @@ async fn a_reply_reaches_sunshine_in_the_documented_shape() {
     );
 
     no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_429_is_retried_after_retry_after_and_a_5xx_with_backoff() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let api = &h.api;
 
     sun.script(&[
         Answer::Error(
@@ -411,17 +407,15 @@ async fn a_429_is_retried_after_retry_after_and_a_5xx_with_backoff() {
     assert_eq!(sent["external_id"], json!(calls[2].id));
     assert_eq!(sent["error"], Value::Null);
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_retry_after_a_partial_send_sends_only_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let api = &h.api;
 
     sun.script(&[
         Answer::Created,
@@ -454,17 +448,15 @@ async fn a_retry_after_a_partial_send_sends_only_the_rest() {
     );
     assert_eq!(sent["external_id"], json!(calls[0].id));
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_permanent_4xx_fails_the_message_with_code_and_title() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let api = &h.api;
 
     sun.script(&[Answer::Error(
         423,
@@ -481,17 +473,15 @@ async fn a_permanent_4xx_fails_the_message_with_code_and_title() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(sun.calls().len(), 1);
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn replies_wait_while_sunshine_refuses_the_key_and_go_out_once_it_accepts_it() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let (d, api) = (&h.daemon, &h.api);
     api.wait_state("sun", "connected").await;
 
     // The key was revoked at Sunshine: sends get 401 until the operator fixes it.
@@ -524,17 +514,15 @@ async fn replies_wait_while_sunshine_refuses_the_key_and_go_out_once_it_accepts_
     api.wait_state("sun", "connected").await;
     no_secrets_logged(&d);
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn delivery_events_move_the_status_forward_only() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let a = api.reply(&conv, json!({"text": "one"})).await;
     let a_ext = api.wait_status(&a, "sent").await["external_id"]
@@ -614,7 +602,7 @@ async fn delivery_events_move_the_status_forward_only() {
         200
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 

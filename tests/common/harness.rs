@@ -22,9 +22,15 @@ pub struct Harness {
 impl Harness {
     /// Starts a daemon on `config(dir)` in a new temporary directory.
     pub fn start(config: impl FnOnce(&Path) -> String) -> Harness {
+        Self::start_with_env(config, &[])
+    }
+
+    /// [`Harness::start`] with extra environment.
+    pub fn start_with_env(config: impl FnOnce(&Path) -> String, env: &[(&str, &str)]) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let text = config(dir.path());
-        let daemon = Daemon::start(dir.path(), &text);
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, config(dir.path())).unwrap();
+        let daemon = Daemon::start_at(&path, env);
         let api = Api::new(&daemon);
         Harness { daemon, api, dir }
     }
