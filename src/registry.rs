@@ -1,5 +1,5 @@
-//! The service types compiled into this build: one line per connector in [`connectors!`]
-//! below, each behind its Cargo feature. Everything the daemon needs of a type (its
+//! The service types compiled into this build: one line per connector in
+//! `src/connectors.rs`, each behind its Cargo feature, expanded here by `connectors!`. Everything the daemon needs of a type (its
 //! name, secret params, parsing, building, tokens, event subscription, whether it can be
 //! a desk) comes through [`switchboard_core::ServiceType`] from that line; no other file
 //! of the daemon names a connector type.
@@ -57,9 +57,10 @@ impl TypeEntry {
     }
 }
 
-/// The list: `#[cfg(feature = "…")] crate::Type` per connector. It makes [`TYPES`], and
-/// [`crates`] re-exports each connector crate so that the fuzz targets reach their
-/// parsers through this list instead of a second one.
+/// Expands the list (`#[cfg(feature = "…")] crate::Type` per connector) into [`TYPES`],
+/// and [`crates`], which re-exports each connector crate so that the fuzz targets reach
+/// their parsers through the list instead of a second one. Tests that must cover every
+/// type (`tests/hostile_bodies.rs`) expand the same file with a macro of their own.
 macro_rules! connectors {
     ($( #[$cfg:meta] $krate:ident :: $ty:ident ),* $(,)?) => {
         /// The service types compiled into this build.
@@ -72,15 +73,7 @@ macro_rules! connectors {
     };
 }
 
-connectors! {
-    #[cfg(feature = "api")] switchboard_api::Api,
-    #[cfg(feature = "webhook")] switchboard_webhook::Webhook,
-    #[cfg(feature = "smooch")] switchboard_smooch::Smooch,
-    #[cfg(feature = "twilio")] switchboard_twilio::Twilio,
-    #[cfg(feature = "intercom")] switchboard_intercom::Intercom,
-    #[cfg(feature = "gbm")] switchboard_gbm::Gbm,
-    #[cfg(feature = "smartsupp")] switchboard_smartsupp::Smartsupp,
-}
+include!("connectors.rs");
 
 /// The compiled-in type named `kind`.
 pub fn entry(kind: &str) -> Option<&'static TypeEntry> {

@@ -1,5 +1,6 @@
 //! Bad input gets a clear error and stores nothing: bad config exits 2 before anything
 //! starts, naming each key; bad requests get the contract's JSON errors.
+#![cfg(all(feature = "api", feature = "webhook"))]
 
 mod common;
 

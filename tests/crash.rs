@@ -7,6 +7,7 @@
 //!
 //! Small by default, for CI. A long soak:
 //! `CRASH_KILLS=50 CRASH_CLIENTS=32 cargo test --release --test crash -- --nocapture`
+#![cfg(all(feature = "api", feature = "twilio", feature = "webhook"))]
 
 mod common;
 #[path = "fakes/twilio/mod.rs"]

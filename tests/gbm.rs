@@ -1,6 +1,7 @@
 //! End-to-end tests of the `gbm` service type: the real binary and SQLite, Google's own
 //! sample webhooks signed here and posted over loopback, and fakes of Google's token
 //! endpoint and Business Messages API that check every request (see `gbm_kit`).
+#![cfg(all(feature = "gbm", feature = "api"))]
 
 mod common;
 #[path = "fakes/gbm.rs"]

@@ -1,6 +1,7 @@
 //! Services from a Web1on1 hub: a fake hub on 127.0.0.1:0 that issues expiring tokens
 //! the way the seed documents (`POST /auth/token`, `GET /auth/token?refreshToken=`) and
 //! refuses expired ones, serving `GET /services`.
+#![cfg(all(feature = "api", feature = "webhook", feature = "smartsupp"))]
 
 mod common;
 #[path = "fakes/smartsupp/prosody.rs"]

@@ -1,7 +1,7 @@
 //! End-to-end tests of the `intercom` service type: the real binary and SQLite, signed
 //! notifications computed here (own HMAC-SHA1, independent of the connector), and a
 //! fake Intercom API on loopback that checks every request against the 2.14 spec.
-
+#![cfg(all(feature = "intercom", feature = "api"))]
 #![cfg(feature = "intercom")]
 
 mod common;

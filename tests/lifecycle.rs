@@ -1,5 +1,6 @@
 //! Service lifecycle: statuses with meaning, date windows on a controlled clock,
 //! pendingArchive draining into archived, and reload (SIGHUP and the admin endpoint).
+#![cfg(all(feature = "api", feature = "webhook"))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Operations: systemd notifications on a socket the test provides, JSON logs with span
 //! fields, and no secret in any log line of a full run.
+#![cfg(all(feature = "api", feature = "webhook"))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Outages: a full disk (the daemon's file-size limit lowered under it), and a provider
 //! that answers 429 and 503 with Retry-After for a while.
+#![cfg(feature = "api")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! End-to-end for the `smartsupp` service type: the real binary against a real Prosody
 //! on loopback, with a visitor client written for the tests.
+#![cfg(all(feature = "smartsupp", feature = "api"))]
 
 mod common;
 #[path = "fakes/smartsupp/prosody.rs"]

@@ -8,6 +8,7 @@
 //! ```
 //! Knobs: `BENCH_VISITORS` (8), `BENCH_PACED` (2000 messages), `BENCH_RATE` (200/s),
 //! `BENCH_BURST` (8000 messages).
+#![cfg(all(feature = "smartsupp", feature = "api", feature = "webhook"))]
 
 mod common;
 #[path = "fakes/smartsupp/prosody.rs"]

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `smooch` service type: the real binary and SQLite, Sunshine
 //! webhooks posted over loopback, and a fake Sunshine API on 127.0.0.1:0 that checks
 //! every Post Message request the way the v2 spec describes it.
+#![cfg(all(feature = "smooch", feature = "api"))]
 
 mod common;
 #[path = "fakes/smooch.rs"]

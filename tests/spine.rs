@@ -1,4 +1,5 @@
 //! End-to-end: the real binary, a real SQLite file, real HTTP over loopback.
+#![cfg(all(feature = "api", feature = "webhook"))]
 
 mod common;
 

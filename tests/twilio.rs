@@ -1,6 +1,7 @@
 //! End-to-end: the `twilio` service type against the real binary, with a fake Twilio API
 //! on 127.0.0.1:0 that checks requests as Twilio documents them, and inbound requests
 //! signed here with our own HMAC-SHA1 code.
+#![cfg(all(feature = "twilio", feature = "api"))]
 
 mod common;
 #[path = "fakes/twilio/mod.rs"]

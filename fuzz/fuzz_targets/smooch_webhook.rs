@@ -4,6 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+// Through the registration, which names every connector crate once.
+use switchboard::registry::crates::switchboard_smooch;
 use switchboard_core::MessageStatus;
 
 fuzz_target!(|data: &[u8]| {
