@@ -597,7 +597,8 @@ fn fingerprint(value: &Value) -> String {
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
-#[cfg(test)]
+// The sample config uses the api type.
+#[cfg(all(test, feature = "api"))]
 mod tests {
     use super::*;
 
