@@ -169,16 +169,16 @@ async fn signed_samples_become_messages_and_duplicates_change_nothing() {
     let h = start(&google, "", None);
     let (d, api) = (&h.daemon, &h.api);
 
-    assert_eq!(signed(&d, TEXT).await, 200);
-    assert_eq!(signed(&d, SUGGESTION).await, 200);
+    assert_eq!(signed(d, TEXT).await, 200);
+    assert_eq!(signed(d, SUGGESTION).await, 200);
 
-    let convs = conversations(&api).await;
+    let convs = conversations(api).await;
     assert_eq!(convs.len(), 1, "{convs:#?}");
     assert_eq!(convs[0]["external_id"], CONV);
     assert_eq!(convs[0]["contact"]["external_id"], CONV);
     assert_eq!(convs[0]["contact"]["name"], "USER_NAME");
     let conv = convs[0]["id"].as_str().unwrap().to_owned();
-    let got = messages(&api, &conv).await;
+    let got = messages(api, &conv).await;
     let inbound: Vec<(&str, &str)> = got
         .iter()
         .filter(|m| m["direction"] == "inbound")
@@ -202,7 +202,7 @@ async fn signed_samples_become_messages_and_duplicates_change_nothing() {
     );
     // The new conversation was greeted, once, as a bot at Google.
     assert_eq!(
-        outbound(&api, &conv).await,
+        outbound(api, &conv).await,
         [("system".into(), WELCOME.into())]
     );
     let created = wait_created(&google, 1).await;
@@ -214,19 +214,15 @@ async fn signed_samples_become_messages_and_duplicates_change_nothing() {
     assert_eq!(created[0].body["text"], WELCOME);
 
     // Google retries for days until it gets a 2xx: a retry is acknowledged, nothing new.
-    let before = event_count(&d).await;
-    assert_eq!(signed(&d, TEXT).await, 200);
-    assert_eq!(signed(&d, SUGGESTION).await, 200);
-    assert_eq!(
-        event_count(&d).await,
-        before,
-        "a duplicate writes no events"
-    );
-    assert_eq!(messages(&api, &conv).await.len(), 3);
+    let before = event_count(d).await;
+    assert_eq!(signed(d, TEXT).await, 200);
+    assert_eq!(signed(d, SUGGESTION).await, 200);
+    assert_eq!(event_count(d).await, before, "a duplicate writes no events");
+    assert_eq!(messages(api, &conv).await.len(), 3);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(google.calls().len(), 1, "no second welcome");
 
-    no_secrets_logged(&d);
+    no_secrets_logged(d);
     h.finish();
     google.stop().await;
 }
@@ -236,7 +232,7 @@ async fn an_image_arrives_as_an_attachment() {
     let google = FakeGoogle::start().await;
     let (h, conv) = opened(&google, IMAGE).await;
     let api = &h.api;
-    let got = messages(&api, &conv).await;
+    let got = messages(api, &conv).await;
     let sample: Value = serde_json::from_slice(IMAGE).unwrap();
     assert_eq!(got[0]["external_id"], "MESSAGE_ID");
     assert_eq!(got[0]["text"], Value::Null);
@@ -256,7 +252,7 @@ async fn typing_reaches_the_event_stream_live_and_is_not_stored() {
     let google = FakeGoogle::start().await;
     let (h, conv) = opened(&google, TEXT).await;
     let d = &h.daemon;
-    let stored = event_count(&d).await;
+    let stored = event_count(d).await;
 
     let url = format!("ws://{}/v1/events?access_token={TOKEN}", d.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -266,7 +262,7 @@ async fn typing_reaches_the_event_stream_live_and_is_not_stored() {
                         "userStatus": {"isTyping": true, "createTime": "2021-05-04T10:00:00Z"},
                         "sendTime": "2021-05-04T10:00:00Z"})
         .to_string();
-    assert_eq!(signed(&d, typing.as_bytes()).await, 200);
+    assert_eq!(signed(d, typing.as_bytes()).await, 200);
     let frame = tokio::time::timeout(T, async {
         loop {
             if let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) = ws.next().await {
@@ -282,7 +278,7 @@ async fn typing_reaches_the_event_stream_live_and_is_not_stored() {
     assert_eq!(frame["data"]["conversation_id"], json!(conv));
     assert_eq!(frame["data"]["typing"], true);
     assert!(frame.get("seq").is_none(), "ephemeral: no sequence number");
-    assert_eq!(event_count(&d).await, stored, "typing is not stored");
+    assert_eq!(event_count(d).await, stored, "typing is not stored");
     h.finish();
     google.stop().await;
 }
@@ -292,7 +288,7 @@ async fn bad_or_missing_signatures_are_401_and_store_nothing() {
     let google = FakeGoogle::start().await;
     let h = start(&google, "", None);
     let (d, api) = (&h.daemon, &h.api);
-    let before = event_count(&d).await;
+    let before = event_count(d).await;
 
     let other_key = goog_signature("another-partners-token", TEXT);
     let other_body = goog_signature(CLIENT_TOKEN, SUGGESTION);
@@ -303,7 +299,7 @@ async fn bad_or_missing_signatures_are_401_and_store_nothing() {
         Some("not base64 at all"),
         Some(""),
     ] {
-        let (status, body) = hook(&d, TEXT, sig).await;
+        let (status, body) = hook(d, TEXT, sig).await;
         assert_eq!(status, 401, "{sig:?}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error"]["code"], "unauthorized", "{body}");
@@ -311,18 +307,18 @@ async fn bad_or_missing_signatures_are_401_and_store_nothing() {
     // A body changed after signing (one byte appended) is refused.
     let mut tampered = TEXT.to_vec();
     tampered.push(b' ');
-    let (status, _) = hook(&d, &tampered, Some(&goog_signature(CLIENT_TOKEN, TEXT))).await;
+    let (status, _) = hook(d, &tampered, Some(&goog_signature(CLIENT_TOKEN, TEXT))).await;
     assert_eq!(status, 401);
 
-    assert!(conversations(&api).await.is_empty());
-    assert_eq!(event_count(&d).await, before, "no events written");
+    assert!(conversations(api).await.is_empty());
+    assert_eq!(event_count(d).await, before, "no events written");
     assert!(google.calls().is_empty());
 
     // The same body signed with the client token is taken: it was the signature.
-    assert_eq!(signed(&d, TEXT).await, 200);
-    assert_eq!(conversations(&api).await.len(), 1);
+    assert_eq!(signed(d, TEXT).await, 200);
+    assert_eq!(conversations(api).await.len(), 1);
 
-    no_secrets_logged(&d);
+    no_secrets_logged(d);
     h.finish();
     google.stop().await;
 }
@@ -352,7 +348,7 @@ async fn the_webhook_setup_request_gets_its_secret_back() {
     // Signed, it is answered the same way.
     assert_eq!(
         hook(
-            &d,
+            d,
             setup.as_bytes(),
             Some(&goog_signature(CLIENT_TOKEN, setup.as_bytes()))
         )
@@ -361,12 +357,12 @@ async fn the_webhook_setup_request_gets_its_secret_back() {
     );
     // Someone else's client token gets no echo.
     let wrong = json!({"clientToken": "someone-elses-token", "secret": "8472019375"}).to_string();
-    let (status, body) = hook(&d, wrong.as_bytes(), None).await;
+    let (status, body) = hook(d, wrong.as_bytes(), None).await;
     assert_eq!(status, 401);
     assert!(!body.contains("8472019375"), "{body}");
-    assert!(conversations(&api).await.is_empty());
+    assert!(conversations(api).await.is_empty());
 
-    no_secrets_logged(&d);
+    no_secrets_logged(d);
     h.finish();
     google.stop().await;
 }
@@ -387,17 +383,17 @@ async fn inside_opening_hours_there_is_no_offline_message() {
     let (d, api) = (&h.daemon, &h.api);
 
     assert_eq!(
-        signed(&d, &text_message("m-1", "conv-a", "Hello?")).await,
+        signed(d, &text_message("m-1", "conv-a", "Hello?")).await,
         200
     );
     assert_eq!(
-        signed(&d, &text_message("m-2", "conv-a", "Anyone?")).await,
+        signed(d, &text_message("m-2", "conv-a", "Anyone?")).await,
         200
     );
-    let conv = conversation_id(&api, "conv-a").await;
+    let conv = conversation_id(api, "conv-a").await;
     // System messages are queued before the webhook is answered: this is final.
     assert_eq!(
-        outbound(&api, &conv).await,
+        outbound(api, &conv).await,
         [("system".into(), WELCOME.into())]
     );
     wait_created(&google, 1).await;
@@ -418,24 +414,24 @@ async fn outside_opening_hours_each_conversation_gets_one_offline_message() {
         ("a-2", "Are you open?"),
         ("a-3", "Hello??"),
     ] {
-        assert_eq!(signed(&d, &text_message(id, "conv-a", text)).await, 200);
+        assert_eq!(signed(d, &text_message(id, "conv-a", text)).await, 200);
     }
-    assert_eq!(signed(&d, &text_message("b-1", "conv-b", "Hi")).await, 200);
+    assert_eq!(signed(d, &text_message("b-1", "conv-b", "Hi")).await, 200);
     // A retry of a message from the closed hours asks for nothing more.
     assert_eq!(
-        signed(&d, &text_message("a-2", "conv-a", "Are you open?")).await,
+        signed(d, &text_message("a-2", "conv-a", "Are you open?")).await,
         200
     );
 
-    let a = conversation_id(&api, "conv-a").await;
-    let b = conversation_id(&api, "conv-b").await;
+    let a = conversation_id(api, "conv-a").await;
+    let b = conversation_id(api, "conv-b").await;
     let expected = vec![
         ("system".to_owned(), WELCOME.to_owned()),
         ("system".to_owned(), OFFLINE.to_owned()),
     ];
-    assert_eq!(outbound(&api, &a).await, expected);
-    assert_eq!(outbound(&api, &b).await, expected);
-    let inbound = messages(&api, &a)
+    assert_eq!(outbound(api, &a).await, expected);
+    assert_eq!(outbound(api, &b).await, expected);
+    let inbound = messages(api, &a)
         .await
         .iter()
         .filter(|m| m["direction"] == "inbound")
@@ -541,7 +537,7 @@ async fn replies_have_the_documented_shape_and_share_one_token_until_it_is_refus
         "connected"
     );
 
-    no_secrets_logged(&d);
+    no_secrets_logged(d);
     h.finish();
     google.stop().await;
 }
@@ -640,12 +636,12 @@ async fn receipts_move_replies_forward() {
                "sendTime": "2026-03-04T10:00:01Z"})
         .to_string()
     };
-    assert_eq!(signed(&d, receipt("DELIVERED").as_bytes()).await, 200);
+    assert_eq!(signed(d, receipt("DELIVERED").as_bytes()).await, 200);
     api.wait_status(&id, "delivered").await;
-    assert_eq!(signed(&d, receipt("READ").as_bytes()).await, 200);
+    assert_eq!(signed(d, receipt("READ").as_bytes()).await, 200);
     api.wait_status(&id, "read").await;
     // Late and repeated receipts do not move it back.
-    assert_eq!(signed(&d, receipt("DELIVERED").as_bytes()).await, 200);
+    assert_eq!(signed(d, receipt("DELIVERED").as_bytes()).await, 200);
     assert_eq!(
         api.get(&format!("/v1/messages/{id}")).await.1["status"],
         "read"

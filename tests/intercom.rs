@@ -178,10 +178,10 @@ async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
     let html = "<p>Hello &amp; good morning!</p><p>My order #42 &lt;urgent&gt;<br>is late</p>\
                 <div class=\"intercom-container\"><img src=\"https://downloads.intercomcdn.com/i/o/1/photo.png\"></div>";
     let item = user_started("701", "403918400", html);
-    let (status, body) = notify(&d, "conversation.user.created", &item).await;
+    let (status, body) = notify(d, "conversation.user.created", &item).await;
     assert_eq!((status, &body["stored"]), (200, &json!(1)), "{body}");
 
-    let convs = conversations(&api).await;
+    let convs = conversations(api).await;
     assert_eq!(convs.len(), 1);
     let (conv, msgs) = &convs[0];
     assert_eq!(conv["external_id"], "701");
@@ -203,9 +203,9 @@ async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
     );
 
     // Intercom's retry (a new envelope around the same conversation) is a 200 duplicate.
-    let (status, body) = notify(&d, "conversation.user.created", &item).await;
+    let (status, body) = notify(d, "conversation.user.created", &item).await;
     assert_eq!((status, &body["duplicates"]), (200, &json!(1)), "{body}");
-    assert_eq!(inbound_ids(&api).await, ["403918400"]);
+    assert_eq!(inbound_ids(api).await, ["403918400"]);
 
     // The spec's "User reply" conversation, with our own admin reply and a bot part
     // added: only the contact's part is stored.
@@ -220,9 +220,9 @@ async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
         "body": "<p>Fin here</p>", "created_at": 1734537562,
         "author": {"type": "bot", "id": "1", "name": "Fin"}, "attachments": []}),
     );
-    let (status, body) = notify(&d, "conversation.user.replied", &reply).await;
+    let (status, body) = notify(d, "conversation.user.replied", &reply).await;
     assert_eq!((status, &body["stored"]), (200, &json!(1)), "{body}");
-    let convs = conversations(&api).await;
+    let convs = conversations(api).await;
     let (_, msgs) = convs
         .iter()
         .find(|(c, _)| c["external_id"] == "524")
@@ -232,7 +232,7 @@ async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
     assert_eq!(msgs[0]["text"], "Thanks again :)");
     assert_eq!(msgs[0]["author"]["type"], "contact");
 
-    let events = read_events(&d, TOKEN, 0, 100, Duration::from_millis(500)).await;
+    let events = read_events(d, TOKEN, 0, 100, Duration::from_millis(500)).await;
     let created = events
         .iter()
         .filter(|e| e["type"] == "message.created")
@@ -259,14 +259,14 @@ async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
         Some(sign(CLIENT_SECRET, body.as_bytes()).replace("sha1=", "sha256=")),
         Some("sha1=".to_owned()),
     ] {
-        let (status, resp) = post_hook(&d, &body, sig.as_deref()).await;
+        let (status, resp) = post_hook(d, &body, sig.as_deref()).await;
         assert_eq!(status, 401, "{sig:?}: {resp}");
         assert_eq!(resp["error"]["code"], "unauthorized");
     }
 
     // Topics we do not use are acknowledged: the docs' signed example, a ping, an admin reply.
     let docs = fixture("docs_signed_notification_user_created.json").to_string();
-    let (status, resp) = post_hook(&d, &docs, Some(&sign(CLIENT_SECRET, docs.as_bytes()))).await;
+    let (status, resp) = post_hook(d, &docs, Some(&sign(CLIENT_SECRET, docs.as_bytes()))).await;
     assert_eq!(
         (status, &resp["status"]),
         (200, &json!("ignored")),
@@ -277,7 +277,7 @@ async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
         "conversation.admin.replied",
         "conversation.admin.closed",
     ] {
-        let (status, resp) = notify(&d, topic, &item).await;
+        let (status, resp) = notify(d, topic, &item).await;
         assert_eq!(
             (status, &resp["status"]),
             (200, &json!("ignored")),
@@ -287,7 +287,7 @@ async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
     // Signed by our app, but for another workspace.
     let foreign = notification("conversation.user.created", "otherapp", &item);
     let (status, resp) =
-        post_hook(&d, &foreign, Some(&sign(CLIENT_SECRET, foreign.as_bytes()))).await;
+        post_hook(d, &foreign, Some(&sign(CLIENT_SECRET, foreign.as_bytes()))).await;
     assert_eq!(
         (status, &resp["status"]),
         (200, &json!("ignored")),
@@ -295,19 +295,19 @@ async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
     );
     // Signed but not JSON.
     let junk = "{not json";
-    let (status, _) = post_hook(&d, junk, Some(&sign(CLIENT_SECRET, junk.as_bytes()))).await;
+    let (status, _) = post_hook(d, junk, Some(&sign(CLIENT_SECRET, junk.as_bytes()))).await;
     assert_eq!(status, 400);
 
-    assert!(conversations(&api).await.is_empty(), "nothing was stored");
-    let events = read_events(&d, TOKEN, 0, 100, Duration::from_millis(500)).await;
+    assert!(conversations(api).await.is_empty(), "nothing was stored");
+    let events = read_events(d, TOKEN, 0, 100, Duration::from_millis(500)).await;
     assert!(
         events.iter().all(|e| e["type"] == "service.state"),
         "no contact, conversation or message events: {events:?}"
     );
     // The genuine notification still goes through afterwards.
-    let (status, _) = notify(&d, "conversation.user.created", &item).await;
+    let (status, _) = notify(d, "conversation.user.created", &item).await;
     assert_eq!(status, 200);
-    assert_eq!(inbound_ids(&api).await, ["403918401"]);
+    assert_eq!(inbound_ids(api).await, ["403918401"]);
     h.finish();
     fake.stop().await;
 }
@@ -345,7 +345,7 @@ async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
     );
     let h = connected(&fake, ACCESS_TOKEN).await;
     let (d, api) = (&h.daemon, &h.api);
-    let conv = ingest_from_fake(&d, &api, &fake, "801").await;
+    let conv = ingest_from_fake(d, api, &fake, "801").await;
 
     let (status, msg) = api
         .post(
@@ -355,7 +355,7 @@ async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
         )
         .await;
     assert_eq!(status, 202, "{msg}");
-    let sent = message_when(&api, msg["id"].as_str().unwrap(), "the reply sent", |m| {
+    let sent = message_when(api, msg["id"].as_str().unwrap(), "the reply sent", |m| {
         m["status"] == "sent"
     })
     .await;
@@ -418,7 +418,7 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
     );
     let h = connected(&fake, ACCESS_TOKEN).await;
     let (d, api) = (&h.daemon, &h.api);
-    let conv = ingest_from_fake(&d, &api, &fake, "901").await;
+    let conv = ingest_from_fake(d, api, &fake, "901").await;
 
     // Rate limited, with only X-RateLimit-Reset to say when (two seconds on).
     let reset = jiff::Timestamp::now().as_second() + 2;
@@ -438,7 +438,7 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
         )
         .await;
     let sent = message_when(
-        &api,
+        api,
         msg["id"].as_str().unwrap(),
         "sent after the 429",
         |m| m["status"] == "sent",
@@ -488,8 +488,8 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
 
     // A conversation Intercom does not know: 404 error.list, failed at once.
     let item = user_started("999", "403918999", "<p>from a deleted conversation</p>");
-    notify(&d, "conversation.user.created", &item).await;
-    let gone = conversations(&api)
+    notify(d, "conversation.user.created", &item).await;
+    let gone = conversations(api)
         .await
         .into_iter()
         .find(|(c, _)| c["external_id"] == "999")
@@ -501,7 +501,7 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
             &json!({"text": "Hello?"}),
         )
         .await;
-    let failed = message_when(&api, msg["id"].as_str().unwrap(), "the reply failed", |m| {
+    let failed = message_when(api, msg["id"].as_str().unwrap(), "the reply failed", |m| {
         m["status"] == "failed"
     })
     .await;
@@ -539,7 +539,7 @@ async fn a_reply_whose_answer_was_lost_is_not_posted_twice() {
     );
     let h = connected(&fake, ACCESS_TOKEN).await;
     let (d, api) = (&h.daemon, &h.api);
-    let conv = ingest_from_fake(&d, &api, &fake, "902").await;
+    let conv = ingest_from_fake(d, api, &fake, "902").await;
     let bad_gateway = || {
         Some((
             axum::http::StatusCode::BAD_GATEWAY,
@@ -757,7 +757,7 @@ async fn a_rejected_token_is_reported_as_failed_without_the_token() {
     let h = Harness::start(|dir| config(dir, &fake, "revoked-token-value"));
     let (d, api) = (&h.daemon, &h.api);
     let s = eventually(T, "the service failed", || async {
-        let s = state(&api).await;
+        let s = state(api).await;
         (s["kind"] == "failed").then_some(s)
     })
     .await;

@@ -150,7 +150,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         .say(AGENT_JID, "v-1", "Hello, is anyone there?")
         .await;
     let conv = eventually(T, "the visitor's conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
     assert_eq!(conv["status"], "open");
@@ -160,7 +160,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         "XMPP chats have no thread id"
     );
     let conv_id = conv["id"].as_str().unwrap().to_owned();
-    let msgs = all_messages(&api, &conv_id).await;
+    let msgs = all_messages(api, &conv_id).await;
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0]["text"], "Hello, is anyone there?");
     assert_eq!(msgs[0]["direction"], "inbound");
@@ -173,12 +173,12 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         .await;
     visitor.say(AGENT_JID, "v-2", "I need help").await;
     eventually(T, "the second message", || async {
-        let m = all_messages(&api, &conv_id).await;
+        let m = all_messages(api, &conv_id).await;
         (m.len() >= 2).then_some(())
     })
     .await;
-    assert_eq!(inbound_count(&api, "duplicate").await, 1);
-    let texts: Vec<Value> = all_messages(&api, &conv_id)
+    assert_eq!(inbound_count(api, "duplicate").await, 1);
+    let texts: Vec<Value> = all_messages(api, &conv_id)
         .await
         .iter()
         .map(|m| m["text"].clone())
@@ -190,7 +190,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
 
     // The agent answers through the API; the visitor gets it and the message is `sent`
     // with the stanza id as its external id.
-    let out = reply(&api, &conv_id, "Hi! How can I help?", "k-1").await;
+    let out = reply(api, &conv_id, "Hi! How can I help?", "k-1").await;
     assert_eq!(out["status"], "pending");
     let got = eventually(T, "the reply at the visitor", || async {
         visitor
@@ -204,7 +204,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
     .await;
     assert_eq!(got.from, AGENT_JID);
     assert!(got.wants_receipt, "replies ask for XEP-0184 receipts");
-    let sent = wait_status(&api, out["id"].as_str().unwrap(), "sent", T).await;
+    let sent = wait_status(api, out["id"].as_str().unwrap(), "sent", T).await;
     assert_eq!(sent["external_id"].as_str(), got.id.as_deref());
 
     // The visitor's client confirms receipt (XEP-0184): the reply becomes `delivered`.
@@ -212,7 +212,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         id: got.id.clone().unwrap(),
     });
     visitor.send_message(receipt).await;
-    wait_status(&api, out["id"].as_str().unwrap(), "delivered", T).await;
+    wait_status(api, out["id"].as_str().unwrap(), "delivered", T).await;
 
     visitor.close().await;
     h.finish();
@@ -233,11 +233,11 @@ async fn without_stream_management_replies_are_sent_once_written() {
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor.say(AGENT_JID, "n-1", "Anyone?").await;
     let conv = eventually(T, "the conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
-    let out = reply(&api, conv["id"].as_str().unwrap(), "Yes!", "k-n").await;
-    wait_status(&api, out["id"].as_str().unwrap(), "sent", T).await;
+    let out = reply(api, conv["id"].as_str().unwrap(), "Yes!", "k-n").await;
+    wait_status(api, out["id"].as_str().unwrap(), "sent", T).await;
     eventually(T, "the reply at the visitor", || async {
         visitor.bodies().contains(&"Yes!".to_owned()).then_some(())
     })
@@ -258,7 +258,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor.say(AGENT_JID, "r-1", "Are you there?").await;
     let conv = eventually(T, "the conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
     let conv_id = conv["id"].as_str().unwrap().to_owned();
@@ -266,7 +266,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     xmpp.stop();
     visitor.close().await;
     let down = eventually(T, "the service to notice", || async {
-        let s = state(&api, "chat").await;
+        let s = state(api, "chat").await;
         (s["kind"] != "connected").then_some(s)
     })
     .await;
@@ -274,7 +274,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
         matches!(down["kind"].as_str(), Some("backoff" | "connecting")),
         "{down}"
     );
-    let out = reply(&api, &conv_id, "Yes, sorry for the wait", "k-down").await;
+    let out = reply(api, &conv_id, "Yes, sorry for the wait", "k-down").await;
     let out_id = out["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, m) = api.get(&format!("/v1/messages/{out_id}")).await;
@@ -284,7 +284,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
 
     xmpp.restart_after_stop();
     api.wait_state_within("chat", "connected", T).await;
-    wait_status(&api, &out_id, "sent", T).await;
+    wait_status(api, &out_id, "sent", T).await;
     // The visitor was offline too: the server kept the reply and hands it over now.
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     eventually(T, "the reply at the visitor", || async {
@@ -304,7 +304,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     // And the conversation goes on over the new session.
     visitor.say(AGENT_JID, "r-2", "Thanks!").await;
     eventually(T, "the visitor's next message", || async {
-        let m = all_messages(&api, &conv_id).await;
+        let m = all_messages(api, &conv_id).await;
         m.iter().any(|m| m["text"] == "Thanks!").then_some(())
     })
     .await;
@@ -343,7 +343,7 @@ async fn a_wrong_password_is_reported_as_failed_and_retried_slowly() {
     assert_eq!(status, 200);
     let r = api.http.get(d.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503, "a failed service is not ready");
-    assert_eq!(state(&api, "chat").await["kind"], "failed");
+    assert_eq!(state(api, "chat").await["kind"], "failed");
     h.finish();
 }
 
@@ -642,7 +642,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
             Some(c) => c,
             None => {
                 let c = eventually(T, "the conversation", || async {
-                    conversation_of(&api, "visitor@localhost").await
+                    conversation_of(api, "visitor@localhost").await
                 })
                 .await;
                 conv_id.insert(c["id"].as_str().unwrap().to_owned())
@@ -651,7 +651,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
         // Replies go out while the burst is still arriving, and while the server is down.
         for r in 0..REPLIES {
             let text = format!("round {round} reply {r}");
-            let m = reply(&api, conv, &text, &format!("k-{round}-{r}")).await;
+            let m = reply(api, conv, &text, &format!("k-{round}-{r}")).await;
             replies.push((m["id"].as_str().unwrap().to_owned(), text));
         }
         // Let the server read the visitor's burst off its socket, then pull the plug
@@ -661,7 +661,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
         visitor.close().await;
         xmpp.stop();
         let text = format!("round {round} reply while down");
-        let m = reply(&api, conv, &text, &format!("k-{round}-down")).await;
+        let m = reply(api, conv, &text, &format!("k-{round}-down")).await;
         replies.push((m["id"].as_str().unwrap().to_owned(), text));
         tokio::time::sleep(Duration::from_millis(300)).await;
         xmpp.restart_after_stop();
@@ -674,7 +674,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
         Duration::from_secs(30),
         "every visitor message stored",
         || async {
-            let msgs = all_messages(&api, &conv).await;
+            let msgs = all_messages(api, &conv).await;
             let inbound: Vec<String> = msgs
                 .iter()
                 .filter(|m| m["direction"] == "inbound")
@@ -690,7 +690,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
 
     // Every reply: sent, and at the visitor (who collects what waited offline).
     for (id, _) in &replies {
-        wait_status(&api, id, "sent", Duration::from_secs(30)).await;
+        wait_status(api, id, "sent", Duration::from_secs(30)).await;
     }
     // Replies that found the visitor offline wait in the server's offline storage.
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
