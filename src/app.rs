@@ -63,9 +63,9 @@ fn digest(b: &[u8]) -> [u8; 32] {
 
 /// A service the supervisor is running.
 pub struct RunningService {
-    /// Its config.
+    /// The config it was started with (a changed fingerprint restarts it).
     pub config: ServiceConfig,
-    /// The connector.
+    /// The connector built from that config.
     pub connector: Arc<dyn Connector>,
     /// Its context (shared with the connector's tasks).
     pub ctx: ServiceContext,
@@ -87,17 +87,17 @@ impl RunningService {
 pub struct App {
     /// The config in force.
     pub config: RwLock<Arc<Config>>,
-    /// Storage.
+    /// The store every service and the HTTP layer write through.
     pub store: Store,
-    /// Metrics.
+    /// Prometheus metrics, served at `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Running services by id.
     pub services: RwLock<BTreeMap<String, Arc<RunningService>>>,
-    /// API tokens.
+    /// The bearer tokens of `/v1`, rebuilt from the config on every apply.
     pub tokens: RwLock<Arc<TokenTable>>,
-    /// Outgoing HTTP.
+    /// The shared HTTP client of every connector (no redirects, timeouts set).
     pub http: reqwest::Client,
-    /// Time.
+    /// The clock (shifted in tests of date windows).
     pub clock: Arc<dyn Clock>,
     /// Fires on SIGTERM/SIGINT.
     pub shutdown: CancellationToken,

@@ -1,4 +1,4 @@
-//! The command line (CONTRACT.md "CLI"): `run`, `check-config`, `migrate`, `services`.
+//! The command line: `run`, `check-config`, `migrate`, `services` (docs/contract.md, "CLI").
 
 use std::path::PathBuf;
 use std::process::ExitCode;

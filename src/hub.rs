@@ -1,4 +1,4 @@
-//! Services defined in a Web1on1 hub (seed: "Services", "Authentication"): fetched every
+//! Services defined in a Web1on1 hub (docs/web1on1.md): fetched every
 //! `hub.sync_interval`, mapped onto our services, merged with the config (the config wins
 //! on an id clash), and kept in storage so a hub outage or a restart never stops what
 //! runs.
@@ -269,8 +269,8 @@ pub fn merge(
     (merged, problems)
 }
 
-/// The hub's service object as a config tree: the seed's camelCase dates become our keys,
-/// a missing status is the seed's default (`queued`), and bookkeeping fields are dropped.
+/// The hub's service object as a config tree: Web1on1's camelCase dates become our keys,
+/// a missing status is Web1on1's default (`queued`), and bookkeeping fields are dropped.
 fn to_config_value(item: &serde_json::Value) -> Value {
     let mut table = Map::new();
     let Some(obj) = item.as_object() else {

@@ -11,7 +11,7 @@ use switchboard_core::{AnyParams, Issue, Params, Registered, ServiceType, Valida
 
 use crate::config::typed::{Unknown, typed_with};
 
-/// Every type name the Web1on1 seed and the switchboard contract use, compiled in or
+/// Every type name of Web1on1 (docs/web1on1.md) and switchboard's own, compiled in or
 /// not: a config naming one that is not compiled in is told which Cargo feature it
 /// needs rather than that the type does not exist.
 pub const KNOWN_TYPES: &[&str] = &[

@@ -30,7 +30,7 @@ pub struct Supervisor {
 }
 
 /// A service's status as it is now: its configured status, with an `active` service
-/// outside its date window shown as `disabled` (the seed: the window flips a service
+/// outside its date window shown as `disabled` (Web1on1's `startDate`/`endDate`, docs/web1on1.md: the window flips a service
 /// between disabled and active) and a drained `pendingArchive` service as `archived`.
 pub fn effective_status(svc: &ServiceConfig, now: Timestamp, outbox_empty: bool) -> &'static str {
     match svc.status {

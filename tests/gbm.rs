@@ -719,7 +719,7 @@ fn config_problems_name_their_key_and_never_show_the_key_file() {
     assert!(err.contains("not JSON"), "{err}");
     assert!(!err.contains(pem.lines().nth(1).unwrap()), "{err}");
 
-    // Opening hours in another shape than the seed's.
+    // Opening hours in another shape than Web1on1's.
     write(&(good + "welcomeMessage = \"W\"\nstartTime = \"9:00\"\nendDay = \"Someday\"\n"));
     let (status, out, err) = check(&[]);
     assert_eq!(status.code(), Some(2), "{out}{err}");

@@ -1,5 +1,5 @@
 //! Services from a Web1on1 hub: a fake hub on 127.0.0.1:0 that issues expiring tokens
-//! the way the seed documents (`POST /auth/token`, `GET /auth/token?refreshToken=`) and
+//! the way Web1on1 documents (docs/web1on1.md) (`POST /auth/token`, `GET /auth/token?refreshToken=`) and
 //! refuses expired ones, serving `GET /services`.
 #![cfg(all(feature = "api", feature = "webhook", feature = "smartsupp"))]
 

@@ -204,7 +204,7 @@ fn default_failed_retry() -> DurationParam {
     DurationParam(Duration::from_secs(300))
 }
 
-/// A service's lifecycle status (Web1on1 seed, "Services").
+/// A service's lifecycle status (Web1on1's service statuses, docs/web1on1.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub enum ServiceStatus {

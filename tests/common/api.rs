@@ -11,9 +11,9 @@ use super::{Daemon, TOKEN, eventually};
 pub struct Api {
     /// Base URL.
     pub base: String,
-    /// Bearer token.
+    /// The bearer token every request carries.
     pub token: String,
-    /// HTTP client.
+    /// A client without a timeout of its own: each wait bounds itself.
     pub http: reqwest::Client,
 }
 

@@ -16,11 +16,11 @@ use super::FakeServer;
 /// One request a [`Receiver`] got.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// Request path.
+    /// The path it was posted to (the query left out).
     pub path: String,
-    /// Headers.
+    /// Headers as sent: signatures and ids are checked here.
     pub headers: HeaderMap,
-    /// Raw body.
+    /// The body, byte for byte (signatures cover these bytes).
     pub body: Bytes,
 }
 

@@ -32,11 +32,11 @@ pub const CLIENT_SECRET: &str = "fake-intercom-client-secret";
 /// One request the fake got.
 #[derive(Debug, Clone)]
 pub struct Req {
-    /// Method.
+    /// `GET` or `POST`.
     pub method: Method,
-    /// Path.
+    /// The path, with the ids Intercom would see.
     pub path: String,
-    /// Headers.
+    /// Headers: auth and `Intercom-Version` are checked here.
     pub headers: HeaderMap,
     /// Body as JSON (Null when empty or not JSON).
     pub body: Value,

@@ -80,7 +80,7 @@ pub struct ServiceContext {
     pub service_id: Arc<str>,
     /// Its type (`smartsupp`, `twilio`, …).
     pub service_type: &'static str,
-    /// Its tenant.
+    /// Its tenant: it sees, and its events reach, only this organization's data.
     pub organization: Arc<str>,
     /// `server.public_url` without a trailing slash: how providers reach us.
     pub public_url: Arc<str>,

@@ -11,7 +11,7 @@ use crate::error::HookError;
 /// body is read.
 #[derive(Debug, Clone)]
 pub struct HookHead {
-    /// HTTP method.
+    /// Providers POST; anything else is 405 for a [`WebhookChannel`](crate::WebhookChannel).
     pub method: Method,
     /// The path below `/hooks/{service_id}`, without the leading slash (`""`, `"status"`).
     pub subpath: String,
@@ -19,7 +19,7 @@ pub struct HookHead {
     pub path_and_query: String,
     /// The raw query string, if any.
     pub query: Option<String>,
-    /// Request headers.
+    /// Headers as received: signatures, shared secrets, content type.
     pub headers: HeaderMap,
 }
 
@@ -106,7 +106,7 @@ pub struct HookResponse {
     pub status: StatusCode,
     /// `Content-Type` of `body`.
     pub content_type: &'static str,
-    /// The body.
+    /// What the provider reads; `content_type` says how.
     pub body: Bytes,
 }
 

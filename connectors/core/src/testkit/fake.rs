@@ -88,7 +88,7 @@ pub struct Request {
     pub path: String,
     /// The raw query, if any.
     pub query: Option<String>,
-    /// Headers.
+    /// Headers as sent: a fake checks credentials and content types here.
     pub headers: HeaderMap,
     /// The raw body.
     pub body: Bytes,
@@ -114,13 +114,13 @@ impl Request {
 /// What a [`Recorder`] answers.
 #[derive(Debug, Clone)]
 pub struct Answer {
-    /// Status code.
+    /// The HTTP status.
     pub status: u16,
     /// Extra headers (`Retry-After`, …).
     pub headers: Vec<(&'static str, String)>,
     /// `Content-Type` of `body`.
     pub content_type: &'static str,
-    /// The body.
+    /// The body, `content_type` says how to read it.
     pub body: Vec<u8>,
 }
 
@@ -170,7 +170,7 @@ impl Answer {
 /// Which sends a [`Recorder`] fails instead of answering them normally.
 #[derive(Debug, Clone, Default)]
 pub enum Script {
-    /// None.
+    /// Every send answered by the route.
     #[default]
     Nothing,
     /// Every send, with this answer.
