@@ -1,9 +1,10 @@
 //! Services defined in a Web1on1 hub (docs/web1on1.md): fetched every
-//! `hub.sync_interval`, mapped onto our services, merged with the config (the config wins
-//! on an id clash), and kept in storage so a hub outage or a restart never stops what
-//! runs.
+//! `hub.sync_interval` by [`sync_task`], mapped onto our services, merged with the config
+//! (the config wins on an id clash), and kept in storage so a hub outage or a restart
+//! never stops what runs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use config::{Map, Value, ValueKind};
@@ -11,8 +12,12 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use switchboard_core::Secret;
 
+use tokio::sync::watch;
+
+use crate::app::{App, Control};
 use crate::config::typed::Unknown;
 use crate::config::{Config, HubConfig, ServiceConfig};
+use crate::store::Store;
 
 /// Sync-state key under which the last good service list is stored. The `:` keeps it out
 /// of the service id space.
@@ -267,6 +272,65 @@ pub fn merge(
     }
     merged.services.extend(taken);
     (merged, problems)
+}
+
+/// The hub's last good list from storage (empty if none or unreadable).
+pub async fn stored_list(store: &Store) -> Vec<serde_json::Value> {
+    match store.read.kv_get(STORE_SERVICE, STORE_KEY).await {
+        Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_default(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the stored hub service list failed");
+            Vec::new()
+        }
+    }
+}
+
+/// Fetches the hub's services every `sync_interval`; a changed list is stored, then
+/// handed to the control loop. A failed sync changes nothing.
+pub async fn sync_task(app: Arc<App>, mut config: watch::Receiver<Option<HubConfig>>) {
+    let mut client = HubClient::new(app.http.clone());
+    // What the control loop already has (from storage), so an unchanged list is not
+    // stored and applied again.
+    let stored = stored_list(&app.store).await;
+    let mut last = (!stored.is_empty()).then(|| serde_json::Value::Array(stored).to_string());
+    loop {
+        let current = config.borrow_and_update().clone();
+        let wait = match current {
+            None => None,
+            Some(cfg) => {
+                match client.services(&cfg, app.clock.now()).await {
+                    Ok(list) => {
+                        let text = serde_json::Value::Array(list.clone()).to_string();
+                        if last.as_deref() != Some(text.as_str()) {
+                            match app.store.kv_put(STORE_SERVICE, STORE_KEY, &text).await {
+                                Ok(()) => {
+                                    tracing::info!(
+                                        services = list.len(),
+                                        "hub service list changed"
+                                    );
+                                    last = Some(text);
+                                    let _ = app.control.send(Control::Hub(list));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "storing the hub service list failed; will retry")
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hub sync failed; the running services are kept")
+                    }
+                }
+                Some(cfg.sync_interval.0)
+            }
+        };
+        tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            changed = config.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {}
+        }
+    }
 }
 
 /// The hub's service object as a config tree: Web1on1's camelCase dates become our keys,
