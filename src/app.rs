@@ -104,7 +104,7 @@ pub struct App {
     /// The address the HTTP server is bound to.
     pub bound: std::net::SocketAddr,
     /// Each configured service's effective status (see `supervisor::effective_status`).
-    pub statuses: RwLock<HashMap<String, String>>,
+    pub statuses: RwLock<HashMap<String, ServiceStatus>>,
     /// The control loop.
     pub control: tokio::sync::mpsc::UnboundedSender<Control>,
     /// Ephemeral events (typing) for the event stream: not stored, not resumable.
@@ -154,12 +154,17 @@ impl App {
     }
 
     /// A service's effective status, if it is configured.
-    pub fn status_of(&self, id: &str) -> Option<String> {
+    pub fn status(&self, id: &str) -> Option<ServiceStatus> {
         self.statuses
             .read()
             .expect("statuses lock")
             .get(id)
-            .cloned()
+            .copied()
+    }
+
+    /// [`App::status`] in its config spelling (`pendingArchive`, …).
+    pub fn status_of(&self, id: &str) -> Option<String> {
+        self.status(id).map(|s| s.as_str().to_owned())
     }
 
     /// The token table.

@@ -33,9 +33,9 @@ impl ServiceHost {
         metrics: Arc<Metrics>,
         ephemeral: tokio::sync::broadcast::Sender<Ephemeral>,
         svc: &ServiceConfig,
-        status: &str,
+        status: ServiceStatus,
     ) -> Self {
-        let info = service_info(svc, status);
+        let info = service_info(svc, status.as_str());
         ServiceHost {
             store,
             metrics,
@@ -359,7 +359,7 @@ mod tests {
                 metrics.clone(),
                 tx.clone(),
                 &service(id, org),
-                "active",
+                ServiceStatus::Active,
             )
         };
         let (chan, desk, other) = (
