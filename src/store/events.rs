@@ -1,0 +1,39 @@
+//! The append-only event log: appending an event enqueues it for every webhook service
+//! subscribed to its type in its organization.
+
+use rusqlite::params;
+
+use super::error::StoreError;
+use super::outbox::OutboxKind;
+use super::writer::WriteCx;
+
+impl WriteCx<'_> {
+    /// Appends an event and enqueues it for every subscribed webhook service.
+    pub fn append_event(
+        &mut self,
+        kind: &str,
+        organization: &str,
+        service_id: Option<&str>,
+        conversation_id: Option<i64>,
+        data: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (type, organization, service_id, conversation_id, created_at, data) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![kind, organization, service_id, conversation_id, self.now, data.to_string()])?;
+        let seq = self.conn.last_insert_rowid();
+        self.fx.last_seq = seq;
+        let queue_key = match (conversation_id, service_id) {
+            (Some(c), _) => format!("c{c}"),
+            (None, Some(s)) => format!("s{s}"),
+            (None, None) => format!("e{seq}"),
+        };
+        let routes = self.routes;
+        for target in routes.subscribers(organization, kind) {
+            self.enqueue(target, OutboxKind::Event, seq, &queue_key)?;
+        }
+        Ok(seq)
+    }
+}
