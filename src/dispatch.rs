@@ -57,7 +57,7 @@ use crate::app::RunningService;
 use crate::config::DeliveryConfig;
 use crate::metrics::Metrics;
 use crate::store::rows::now_ms;
-use crate::store::{OutboxItem, Store};
+use crate::store::{QueueHead, Store};
 use commit::Committer;
 
 /// Most lanes (and so attempts in flight) per service.
@@ -199,12 +199,13 @@ impl Dispatcher {
 
     /// Delivers one queue from `head` on, in order, until it is empty, an attempt fails,
     /// or the service stops; returns the queue's key once its results are committed.
-    async fn lane(self: Arc<Self>, head: OutboxItem, lanes: Arc<Lanes>) -> String {
-        let queue = head.queue_key.clone();
+    async fn lane(self: Arc<Self>, head: QueueHead, lanes: Arc<Lanes>) -> String {
+        let queue = head.queue_key;
         let state = self.svc.host.watch_state();
         let shutdown = self.svc.ctx.shutdown.clone();
-        let mut cursor = head.id;
-        let mut ahead = std::collections::VecDeque::from([head]);
+        // The first read starts at the head itself.
+        let mut cursor = head.id - 1;
+        let mut ahead = std::collections::VecDeque::new();
         let mut uncommitted = 0;
         loop {
             let item = match ahead.pop_front() {

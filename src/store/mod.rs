@@ -36,7 +36,7 @@ use tokio::sync::{Notify, watch};
 pub use error::StoreError;
 pub use ingest::NewOutbound;
 pub use outbox::{OutboxKind, OutboxState, Outcome};
-pub use read::{ConversationFilter, EventRow, OutboxItem, Reader};
+pub use read::{ConversationFilter, EventRow, OutboxItem, QueueHead, Reader};
 pub use routes::{Routes, WebhookRoute};
 pub use service::{ServiceInfo, ServiceRef, service_json};
 

@@ -43,6 +43,17 @@ pub struct OutboxItem {
     pub event: Option<EventRow>,
 }
 
+/// The head of a queue: where a lane starts.
+#[derive(Debug, Clone)]
+pub struct QueueHead {
+    /// Its outbox row id.
+    pub id: i64,
+    /// The queue.
+    pub queue_key: String,
+    /// When it is due (unix ms).
+    pub next_attempt_at: i64,
+}
+
 /// The columns [`OutboxItem::from_row`] reads: the outbox row `o` and its event `e`.
 const ITEM_COLS: &str = "o.id, o.kind, o.ref_id, o.queue_key, o.attempts, o.next_attempt_at, \
     o.created_at, e.seq, e.type, e.organization, e.created_at, e.data";
@@ -53,8 +64,8 @@ const ITEM_FROM: &str = "outbox o LEFT JOIN events e ON o.kind = 'event' AND e.s
 /// [`Reader::heads`]: ready rows by due time, through the `outbox_ready` index.
 pub(super) static HEADS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {ITEM_COLS} FROM {ITEM_FROM} WHERE o.service_id = ? AND o.state = {ready} \
-         ORDER BY o.next_attempt_at, o.id LIMIT ?",
+        "SELECT id, queue_key, next_attempt_at FROM outbox WHERE service_id = ? AND state = {ready} \
+         ORDER BY next_attempt_at, id LIMIT ?",
         ready = OutboxState::Ready.code()
     )
 });
@@ -297,16 +308,21 @@ impl Reader {
 
     /// The heads of a service's queues (ready rows) in the order they fall due, due or
     /// not: the dispatcher starts the due ones and sleeps until the first that is not.
-    pub async fn heads(&self, service_id: &str, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        let rows = sqlx::query(&HEADS)
+    /// Light rows: a lane reads its rows, events included, with [`Reader::queue_after`].
+    pub async fn heads(&self, service_id: &str, limit: u32) -> Result<Vec<QueueHead>, StoreError> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(&HEADS)
             .bind(service_id)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
-            .iter()
-            .map(OutboxItem::from_row)
-            .collect::<Result<_, _>>()?)
+            .into_iter()
+            .map(|(id, queue_key, next_attempt_at)| QueueHead {
+                id,
+                queue_key,
+                next_attempt_at,
+            })
+            .collect())
     }
 
     /// The live rows of one queue after row `after`, in order: what a dispatcher delivers
