@@ -126,18 +126,39 @@ async fn load_phases(
     (closed, open)
 }
 
-/// [`load_phases`] against a fresh switchboard with `storage.synchronous = synchronous`.
+/// [`load_phases`] against a fresh switchboard with `storage.synchronous = synchronous`,
+/// with the writer thread's and the whole process's CPU per acknowledged message in the
+/// closed loop.
 async fn switchboard_phases(
     synchronous: &str,
     clients: usize,
     rate: u64,
     secs: Duration,
-) -> anyhow::Result<(load::Closed, load::Open)> {
+) -> anyhow::Result<(load::Closed, load::Open, CpuPerMessage)> {
     let dir = daemon::Scratch::new(&format!("ingest-{synchronous}"))?;
     let sb = daemon::switchboard(&dir.0, &daemon::config_with(&dir.0, synchronous, ""))?;
-    let result = load_phases(&ingest_url(&sb.base), clients, rate, secs).await;
+    let url = ingest_url(&sb.base);
+    let next = Counter::default();
+    load::closed_loop(&url, clients, Duration::from_secs(1), None, 1000, &next).await;
+    let (w0, p0) = (sb.cpu_ticks(Some("sb-writer")), sb.cpu_ticks(None));
+    let closed = load::closed_loop(&url, clients, secs, None, 1000, &next).await;
+    let (w1, p1) = (sb.cpu_ticks(Some("sb-writer")), sb.cpu_ticks(None));
+    let open = load::open_loop(&url, rate, secs, 1000, &next).await;
     sb.stop();
-    Ok(result)
+    let per = |ticks: u64| ticks as f64 * 10_000.0 / closed.acked.max(1) as f64;
+    let cpu = CpuPerMessage {
+        writer_us: per(w1 - w0),
+        process_us: per(p1 - p0),
+    };
+    Ok((closed, open, cpu))
+}
+
+/// CPU time per acknowledged message in a closed loop, from `/proc` ticks.
+struct CpuPerMessage {
+    /// The writer thread's.
+    writer_us: f64,
+    /// The whole daemon's.
+    process_us: f64,
 }
 
 async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
@@ -154,7 +175,8 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
 
     // 2. switchboard ingest, durable.
     eprintln!("ingest …");
-    let (ingest, ingest_open) = switchboard_phases("full", plan.clients, plan.rate, secs).await?;
+    let (ingest, ingest_open, cpu) =
+        switchboard_phases("full", plan.clients, plan.rate, secs).await?;
     let ratio = ingest.rate / ceiling.rate;
     row(
         &mut rows,
@@ -175,6 +197,13 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
         format!("{:.0} msg/s ({} errors)", ceiling.rate, ceiling.errors),
         "",
         None,
+    );
+    row(
+        &mut rows,
+        "CPU per acknowledged message in that closed loop (`/proc` ticks): writer thread / whole daemon",
+        format!("{:.1} / {:.1} µs", cpu.writer_us, cpu.process_us),
+        "writer ≤ 24 µs (half of 48)",
+        Some(cpu.writer_us <= 24.0),
     );
     row(
         &mut rows,
@@ -211,7 +240,8 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
 
     // 2b. The same with `synchronous = "normal"`: commits survive kill -9, not power loss.
     eprintln!("ingest, synchronous = normal …");
-    let (normal, normal_open) = switchboard_phases("normal", plan.clients, plan.rate, secs).await?;
+    let (normal, normal_open, _) =
+        switchboard_phases("normal", plan.clients, plan.rate, secs).await?;
     row(
         &mut rows,
         format!(
@@ -653,10 +683,10 @@ fn jiff_like_now() -> String {
 }
 
 async fn ingest_only(secs: u64, clients: usize, rate: u64) -> anyhow::Result<()> {
-    let (c, o) = switchboard_phases("full", clients, rate, Duration::from_secs(secs)).await?;
+    let (c, o, cpu) = switchboard_phases("full", clients, rate, Duration::from_secs(secs)).await?;
     println!(
-        "closed loop, {clients} clients: {:.0} msg/s acknowledged ({} acked, {} errors)",
-        c.rate, c.acked, c.errors
+        "closed loop, {clients} clients: {:.0} msg/s acknowledged ({} acked, {} errors); CPU per message: writer {:.1} µs, daemon {:.1} µs",
+        c.rate, c.acked, c.errors, cpu.writer_us, cpu.process_us
     );
     println!(
         "open loop, {rate} msg/s: p50/p99/p999 {} ({} errors)",

@@ -3,13 +3,13 @@
 //! writer thread inside its job's savepoint, so an error leaves nothing behind.
 
 use rusqlite::{OptionalExtension, params};
-use serde_json::json;
 use switchboard_core::{
     Attachment, Author, Conversation, InboundMessage, Ingested, Message, MessageStatus,
     StatusChange,
 };
 
 use super::error::StoreError;
+use super::events::EventData;
 use super::outbox::OutboxKind;
 use super::rows::{CONVERSATION_COLS, ConversationRow, MESSAGE_COLS, MessageRow, attachments_json};
 use super::service::ServiceRef;
@@ -95,7 +95,10 @@ impl WriteCx<'_> {
             &organization,
             Some(&service_id),
             Some(conversation_id),
-            &json!({ "message": message }),
+            &EventData {
+                message: Some(&message),
+                ..EventData::default()
+            },
         )?;
         Ok(true)
     }
@@ -285,7 +288,10 @@ fn ingest_one(
             org,
             Some(&service.id),
             conv_id,
-            &json!({ "contact": conversation.contact }),
+            &EventData {
+                contact: Some(&conversation.contact),
+                ..EventData::default()
+            },
         )?;
     }
     if conversation_created {
@@ -294,7 +300,10 @@ fn ingest_one(
             org,
             Some(&service.id),
             conv_id,
-            &json!({ "conversation": conversation }),
+            &EventData {
+                conversation: Some(&conversation),
+                ..EventData::default()
+            },
         )?;
     }
     cx.append_event(
@@ -302,7 +311,11 @@ fn ingest_one(
         org,
         Some(&service.id),
         conv_id,
-        &json!({ "message": message, "conversation": conversation }),
+        &EventData {
+            message: Some(&message),
+            conversation: Some(&conversation),
+            ..EventData::default()
+        },
     )?;
     Ok(Ingested {
         message,
@@ -391,7 +404,11 @@ pub fn reply(
         &organization,
         Some(&service_id),
         Some(conversation_id),
-        &json!({ "message": message, "conversation": conversation }),
+        &EventData {
+            message: Some(&message),
+            conversation: Some(&conversation),
+            ..EventData::default()
+        },
     )?;
     Ok((message, conversation, true))
 }

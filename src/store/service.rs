@@ -6,6 +6,7 @@ use serde_json::json;
 use switchboard_core::ConnState;
 
 use super::error::StoreError;
+use super::events::EventData;
 use super::writer::WriteCx;
 
 /// The service a write happens on.
@@ -66,7 +67,11 @@ pub fn record_service(
             cx.now
         ])?;
     if event {
-        let data = json!({ "service": service_json(info, state, since) });
+        let service = service_json(info, state, since);
+        let data = EventData {
+            service: Some(&service),
+            ..EventData::default()
+        };
         cx.append_event(
             "service.state",
             &info.organization,
