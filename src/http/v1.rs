@@ -16,8 +16,8 @@ use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
 use crate::app::{App, Control, validate_inbound};
-use crate::store::ops::service_json;
 use crate::store::rows::parse_id;
+use crate::store::service_json;
 use crate::store::{ConversationFilter, NewOutbound};
 
 /// Largest page.
