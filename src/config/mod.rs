@@ -394,9 +394,37 @@ impl std::error::Error for ConfigErrors {}
 
 /// Loads and validates the config at `path`, with the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    let env = environment(std::env::vars_os())?;
     let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     load_with(path, &env, credentials.as_deref())
+}
+
+/// The environment as text. A variable that is not UTF-8 is skipped, unless its name
+/// says it configures switchboard (`SWITCHBOARD_…`): that one is a problem, named.
+pub fn environment(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<Vec<(String, String)>, ConfigErrors> {
+    let mut env = Vec::new();
+    let mut issues = Vec::new();
+    for (key, value) in vars {
+        match (key.into_string(), value.into_string()) {
+            (Ok(k), Ok(v)) => env.push((k, v)),
+            (key, _) => {
+                let name = key.unwrap_or_else(|k| k.to_string_lossy().into_owned());
+                if name.starts_with("SWITCHBOARD_") {
+                    issues.push(Issue {
+                        path: name,
+                        message: "the environment variable is not valid UTF-8".into(),
+                    });
+                }
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(env)
+    } else {
+        Err(ConfigErrors(issues))
+    }
 }
 
 /// Loads with an explicit environment (for tests).

@@ -141,6 +141,24 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     switchboard_core::parse_json(bytes, "the expected request").map_err(ApiError::from)
 }
 
+/// Parses a paging cursor (`after`) of the REST lists and the event stream alike: a
+/// sequence number or id of at most 19 digits, `0` for "from the start"; absent or empty
+/// is `None`. Anything else (signs, spaces, letters) is 400 naming `key`.
+pub fn cursor(key: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    if raw.len() <= 19
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = raw.parse::<i64>()
+    {
+        return Ok(Some(n));
+    }
+    Err(ApiError::malformed(format!(
+        "{key}: expected a cursor this API issued (a number ≥ 0)"
+    )))
+}
+
 /// Parses a query string; unknown or mistyped parameters are 400.
 pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError> {
     serde_urlencoded::from_str(raw.unwrap_or(""))
@@ -180,6 +198,28 @@ mod tests {
             StatusCode::UNPROCESSABLE_ENTITY
         );
         assert!(json::<T>(b"{\"a\":1}").is_ok());
+    }
+
+    /// `after=0` was 400 on the REST lists but accepted by `/v1/events` (issue 14,
+    /// item 11): both now read cursors here.
+    #[test]
+    fn cursors() {
+        assert_eq!(cursor("after", None).unwrap(), None);
+        assert_eq!(cursor("after", Some("")).unwrap(), None);
+        assert_eq!(cursor("after", Some("0")).unwrap(), Some(0));
+        assert_eq!(cursor("after", Some("42")).unwrap(), Some(42));
+        for bad in [
+            "-1",
+            "+1",
+            " 1",
+            "1a",
+            "99999999999999999999",
+            "9223372036854775808",
+        ] {
+            let e = cursor("after", Some(bad)).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(e.message.starts_with("after: "), "{}", e.message);
+        }
     }
 
     #[test]

@@ -74,12 +74,7 @@ pub struct ListQuery {
 }
 
 fn page(q: &ListQuery) -> Result<(i64, u32), ApiError> {
-    let after = match q.after.as_deref() {
-        None | Some("") => 0,
-        Some(s) => {
-            parse_id(s).ok_or_else(|| ApiError::malformed("after: not a cursor this API issued"))?
-        }
-    };
+    let after = body::cursor("after", q.after.as_deref())?.unwrap_or(0);
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::malformed(format!(
