@@ -3,7 +3,7 @@
 //!
 //! A token lives as long as its api service (README, "API tokens"): `active` and
 //! `pendingArchive` services' tokens work with their scopes; an `archived` service's
-//! tokens may only read; `queued` and `disabled` services' tokens, and those of a
+//! tokens may only read (anything else is 409 `service_archived`); `queued` and `disabled` services' tokens, and those of a
 //! service outside its `start_date`/`end_date` window, are refused.
 
 use axum::http::HeaderMap;
@@ -70,10 +70,15 @@ impl Caller {
     /// Requires a scope.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.1 == Access::ReadOnly && scope != Scope::Read {
-            return Err(ApiError::forbidden(format!(
-                "service {} is archived: its tokens may only read",
-                self.0.service_id
-            )));
+            // The same answer as a reply into an archived service's conversation.
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "service_archived",
+                format!(
+                    "service {} is archived: its tokens may only read",
+                    self.0.service_id
+                ),
+            ));
         }
         if self.0.scopes.contains(&scope) {
             Ok(())
