@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchboard_core::SystemClock;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -37,8 +36,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let store = Store::open(&db_path, config.storage.synchronous, metrics.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = TcpListener::bind(config.server.listen)
-        .await
+    let listener = crate::http::server::listen(config.server.listen)
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let local = listener.local_addr()?;
 

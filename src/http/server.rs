@@ -39,6 +39,22 @@ const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r
 content-type: application/json\r\nretry-after: 1\r\ncontent-length: 78\r\n\r\n\
 {\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections; retry later\"}}";
 
+/// The listen backlog: a burst of connections waits in the kernel for the accept loop
+/// instead of being dropped (Linux caps it at `net.core.somaxconn`, 4096 by default).
+const BACKLOG: u32 = 4096;
+
+/// Binds the listener, with [`BACKLOG`].
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Raises the soft open-file limit to the hard one, as the unit's `LimitNOFILE=` allows,
 /// and returns the limit in force.
 pub fn raise_fd_limit() -> u64 {
@@ -166,7 +182,8 @@ impl RefusalLog {
 pub async fn serve(listener: TcpListener, router: Router, app: Arc<App>, fd_limit: u64) {
     let tally = Arc::new(Tally::default());
     let connections = TaskTracker::new();
-    let mut refusals = RefusalLog::default();
+    // One per limit, so a flood against one does not hide the other.
+    let mut refusals = [RefusalLog::default(), RefusalLog::default()];
     let mut accept_errors = RefusalLog::default();
     loop {
         let (stream, peer) = tokio::select! {
@@ -195,7 +212,15 @@ pub async fn serve(listener: TcpListener, router: Router, app: Arc<App>, fd_limi
         ) {
             Ok(slot) => slot,
             Err(why) => {
-                refuse(&app, stream, peer, why, cap, &server, &mut refusals);
+                refuse(
+                    &app,
+                    stream,
+                    peer,
+                    why,
+                    cap,
+                    &server,
+                    &mut refusals[why as usize],
+                );
                 continue;
             }
         };

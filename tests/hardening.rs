@@ -1,0 +1,13 @@
+//! Issue 14, "Hardening": each item reproduced against the real binary on loopback and
+//! shown fixed, bounded in time. CI-sized by default; `HARDENING_FULL=1` runs the
+//! full-size attacks whose figures are in docs/hardening.md.
+//!
+//! - `attacks` — items 1 and 3: hook bodies, h2c, slowloris, idle sockets, caps.
+
+mod common;
+
+#[path = "hardening/kit.rs"]
+mod kit;
+
+#[path = "hardening/attacks.rs"]
+mod attacks;
