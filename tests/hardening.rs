@@ -3,6 +3,7 @@
 //! full-size attacks whose figures are in docs/hardening.md.
 //!
 //! - `attacks` — items 1 and 3: hook bodies, h2c, slowloris, idle sockets, caps.
+//! - `outbound` — item 2: redirects refused and named; timeouts named.
 
 mod common;
 
@@ -11,3 +12,6 @@ mod kit;
 
 #[path = "hardening/attacks.rs"]
 mod attacks;
+
+#[path = "hardening/outbound.rs"]
+mod outbound;
