@@ -4,6 +4,7 @@
 //!
 //! - `attacks` — items 1 and 3: hook bodies, h2c, slowloris, idle sockets, caps.
 //! - `outbound` — item 2: redirects refused and named; timeouts named.
+//! - `stream` — item 4: `/v1/events` clients that never read.
 
 mod common;
 
@@ -15,3 +16,6 @@ mod attacks;
 
 #[path = "hardening/outbound.rs"]
 mod outbound;
+
+#[path = "hardening/stream.rs"]
+mod stream;

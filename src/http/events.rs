@@ -37,7 +37,7 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 /// The largest message a client may send us: it only ever sends pings and close frames.
 const MAX_INCOMING: usize = 64 * 1024;
 /// How long the close frame telling a stalled client why may take.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -131,7 +131,9 @@ impl Client {
                 match self.send(frame, &mut page).await {
                     Sent::Done => (self.after, sent) = (seq, sent + 1),
                     Sent::Gone => return,
-                    Sent::Stalled => return self.stalled().await,
+                    // Should the client read the close frame, it has read this one
+                    // before it.
+                    Sent::Stalled => return self.stalled(seq).await,
                 }
             }
             // A full page, or one cut short because the client fell behind: read on.
@@ -146,7 +148,10 @@ impl Client {
                         match self.send_alone(Message::Text(e.body.into())).await {
                             Sent::Done => {}
                             Sent::Gone => return,
-                            Sent::Stalled => return self.stalled().await,
+                            Sent::Stalled => {
+                                let after = self.after;
+                                return self.stalled(after).await;
+                            }
                         }
                     }
                     // Missed ephemeral frames are not worth a disconnect: they are only signals.
@@ -165,7 +170,10 @@ impl Client {
                     match self.send_alone(Message::Ping(Default::default())).await {
                         Sent::Done => {}
                         Sent::Gone => return,
-                        Sent::Stalled => return self.stalled().await,
+                        Sent::Stalled => {
+                                let after = self.after;
+                                return self.stalled(after).await;
+                            }
                     }
                 }
             }
@@ -199,16 +207,16 @@ impl Client {
         self.send(frame, &mut VecDeque::<()>::new()).await
     }
 
-    /// Closes a stalled client, saying why and where to resume; it may never read it.
-    async fn stalled(mut self) {
+    /// Closes a stalled client, saying why and where to resume (`after`: the last event
+    /// queued before the close frame); it may never read it.
+    async fn stalled(mut self, after: i64) {
         tracing::info!(
-            after = self.after,
+            after,
             "closing an event stream whose client stopped reading"
         );
         let reason = format!(
-            "too slow: no frame taken for {}; resume with after={}",
+            "too slow: no frame taken for {}; resume with after={after}",
             humantime::format_duration(self.stall),
-            self.after
         );
         self.close(1008, reason).await;
     }

@@ -102,7 +102,7 @@ struct Tally {
     peers: Mutex<HashMap<IpAddr, usize>>,
 }
 
-/// One accepted connection's place in the [`Tally`]; given back on drop.
+/// One accepted connection's place in the [`Tally`]; given back when the socket closes.
 struct Slot {
     tally: Arc<Tally>,
     peer: IpAddr,
@@ -226,10 +226,7 @@ pub async fn serve(listener: TcpListener, router: Router, app: Arc<App>, fd_limi
         };
         let router = router.clone();
         let app = app.clone();
-        connections.spawn(async move {
-            connection(stream, router, &app, &server).await;
-            drop(slot);
-        });
+        connections.spawn(async move { connection(stream, slot, router, &app, &server).await });
     }
     // No new connections from here on; the kernel refuses them once the socket closes.
     drop(listener);
@@ -270,12 +267,14 @@ fn refuse(
 /// `write_timeout`, or shutdown lets its last request finish.
 async fn connection(
     stream: TcpStream,
+    slot: Slot,
     router: Router,
     app: &App,
     server: &crate::config::ServerConfig,
 ) {
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(WriteDeadline::new(stream, server.write_timeout.0));
+    // The slot goes with the socket: a websocket keeps it after hyper lets go.
+    let io = TokioIo::new(WriteDeadline::new(stream, server.write_timeout.0).holding(slot));
     let service = TowerToHyperService::new(
         router.map_request(|req: http::Request<Incoming>| req.map(Body::new)),
     );

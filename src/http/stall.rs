@@ -12,12 +12,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 /// `T` whose writes fail with `TimedOut` when the peer takes nothing for `timeout`.
-#[derive(Debug)]
 pub struct WriteDeadline<T> {
     inner: T,
     timeout: Duration,
     /// Running since the first write that had to wait; cleared by any progress.
     waiting: Option<Pin<Box<Sleep>>>,
+    /// Dropped with the connection (its place under the connection caps), which may
+    /// outlive hyper's part of it when it becomes a websocket.
+    _held: Option<Box<dyn Send + Sync>>,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for WriteDeadline<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteDeadline")
+            .field("inner", &self.inner)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T> WriteDeadline<T> {
@@ -27,7 +38,14 @@ impl<T> WriteDeadline<T> {
             inner,
             timeout,
             waiting: None,
+            _held: None,
         }
+    }
+
+    /// Keeps `value` alive as long as the connection.
+    pub fn holding(mut self, value: impl Send + Sync + 'static) -> Self {
+        self._held = Some(Box::new(value));
+        self
     }
 
     /// After the inner write returned `poll`: progress clears the deadline; waiting

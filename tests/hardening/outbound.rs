@@ -34,7 +34,10 @@ impl Target {
                     (status, [("location", location)], "moved").into_response()
                 };
                 match uri.path() {
-                    "/r302" => to(StatusCode::FOUND, format!("http://{addr}/elsewhere?from=302")),
+                    "/r302" => to(
+                        StatusCode::FOUND,
+                        format!("http://{addr}/elsewhere?from=302"),
+                    ),
                     "/r307" => to(
                         StatusCode::TEMPORARY_REDIRECT,
                         format!("http://user:pw@{addr}/elsewhere?from=307"),
@@ -126,31 +129,54 @@ async fn deliveries_never_follow_redirects_and_timeouts_name_their_limit() {
         "the callback's failure names the Location: {failed}"
     );
 
-    let logs = eventually(Duration::from_secs(20), "every webhook to give up", || async {
-        let logs = d.log_text();
-        let gave_up = |id: &str| {
-            logs.lines()
-                .any(|l| l.contains("delivery is dead") && l.contains(&format!("service_id={id} ")))
-        };
-        ["w302", "w307", "bare", "slow"]
-            .iter()
-            .all(|id| gave_up(id))
-            .then_some(logs)
-    })
+    let logs = eventually(
+        Duration::from_secs(20),
+        "every webhook to give up",
+        || async {
+            let logs = d.log_text();
+            let gave_up = |id: &str| {
+                logs.lines().any(|l| {
+                    l.contains("delivery is dead") && l.contains(&format!("service_id={id} "))
+                })
+            };
+            ["w302", "w307", "bare", "slow"]
+                .iter()
+                .all(|id| gave_up(id))
+                .then_some(logs)
+        },
+    )
     .await;
-    let dead: Vec<&str> = logs.lines().filter(|l| l.contains("delivery is dead")).collect();
+    let dead: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("delivery is dead"))
+        .collect();
     let has = |needle: &str| dead.iter().any(|l| l.contains(needle));
     assert!(
-        has(&format!("answered HTTP 302 redirecting to http://{}/elsewhere?from=302", target.addr)),
+        has(&format!(
+            "answered HTTP 302 redirecting to http://{}/elsewhere?from=302",
+            target.addr
+        )),
         "{dead:#?}"
     );
     assert!(
-        has(&format!("answered HTTP 307 redirecting to http://{}/elsewhere?from=307", target.addr)),
+        has(&format!(
+            "answered HTTP 307 redirecting to http://{}/elsewhere?from=307",
+            target.addr
+        )),
         "{dead:#?}"
     );
-    assert!(!logs.contains("user:pw"), "a Location's credentials are not logged");
-    assert!(has("webhook target answered HTTP 300"), "a 3xx without Location fails too: {dead:#?}");
-    assert!(has("timed out after 300ms"), "the timeout is named: {dead:#?}");
+    assert!(
+        !logs.contains("user:pw"),
+        "a Location's credentials are not logged"
+    );
+    assert!(
+        has("webhook target answered HTTP 300"),
+        "a 3xx without Location fails too: {dead:#?}"
+    );
+    assert!(
+        has("timed out after 300ms"),
+        "the timeout is named: {dead:#?}"
+    );
     assert_eq!(
         *target.elsewhere.lock().unwrap(),
         Vec::<String>::new(),
@@ -167,7 +193,11 @@ async fn deliveries_never_follow_redirects_and_timeouts_name_their_limit() {
     };
     for id in ["w302", "w307", "bare", "slow"] {
         assert_eq!(attempts(id, "dead"), 1, "{id} gave up:\n{metrics}");
-        assert_eq!(attempts(id, "success"), 0, "{id}: nothing counted as delivered");
+        assert_eq!(
+            attempts(id, "success"),
+            0,
+            "{id}: nothing counted as delivered"
+        );
     }
     assert!(d.terminate().success());
 }
