@@ -5,6 +5,7 @@
 //! - `attacks` — items 1 and 3: hook bodies, h2c, slowloris, idle sockets, caps.
 //! - `outbound` — item 2: redirects refused and named; timeouts named.
 //! - `stream` — item 4: `/v1/events` clients that never read.
+//! - `tenancy` — items 5 and 6: token lifecycle, organization changes refused.
 
 mod common;
 
@@ -19,3 +20,6 @@ mod outbound;
 
 #[path = "hardening/stream.rs"]
 mod stream;
+
+#[path = "hardening/tenancy.rs"]
+mod tenancy;
