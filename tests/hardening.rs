@@ -6,8 +6,11 @@
 //! - `outbound` — item 2: redirects refused and named; timeouts named.
 //! - `stream` — item 4: `/v1/events` clients that never read.
 //! - `tenancy` — items 5 and 6: token lifecycle, organization changes refused.
+//! - `bodies` — item 1 in detail: head checks per provider, body timeout, budget.
+//! - `config_cases` — items 8-11: environment, durations, numbers, `after=0`.
 
 mod common;
+mod gbm_kit;
 
 #[path = "hardening/kit.rs"]
 mod kit;
@@ -23,3 +26,9 @@ mod stream;
 
 #[path = "hardening/tenancy.rs"]
 mod tenancy;
+
+#[path = "hardening/bodies.rs"]
+mod bodies;
+
+#[path = "hardening/config_cases.rs"]
+mod config_cases;

@@ -37,8 +37,16 @@ async fn tokens_follow_their_services_lifecycle() {
         + &api_with("off", "off-token-0123456789", "status = \"disabled\"")
         + &api_with("queued", "queued-token-0123456789", "status = \"queued\"")
         + &api_with("old", "old-token-0123456789", "status = \"archived\"")
-        + &api_with("ended", "ended-token-0123456789", "end_date = \"2020-01-01T00:00:00Z\"")
-        + &api_with("future", "future-token-0123456789", "start_date = \"2099-01-01T00:00:00Z\"");
+        + &api_with(
+            "ended",
+            "ended-token-0123456789",
+            "end_date = \"2020-01-01T00:00:00Z\"",
+        )
+        + &api_with(
+            "future",
+            "future-token-0123456789",
+            "start_date = \"2099-01-01T00:00:00Z\"",
+        );
     let d = Daemon::start(dir.path(), &config);
     let api = Api::new(&d);
     let (s, m) = api.inbound("m-1", "c-1", "hello").await;
@@ -58,34 +66,70 @@ async fn tokens_follow_their_services_lifecycle() {
     for (svc, token, why) in [
         ("off", "off-token-0123456789", "off is disabled"),
         ("queued", "queued-token-0123456789", "queued is queued"),
-        ("ended", "ended-token-0123456789", "ended has ended (end_date)"),
-        ("future", "future-token-0123456789", "future has not started (start_date)"),
+        (
+            "ended",
+            "ended-token-0123456789",
+            "ended has ended (end_date)",
+        ),
+        (
+            "future",
+            "future-token-0123456789",
+            "future has not started (start_date)",
+        ),
     ] {
         let t = as_token(&d, token);
-        for path in ["/v1/services", "/v1/conversations", &format!("/v1/messages/{id}")] {
+        for path in [
+            "/v1/services",
+            "/v1/conversations",
+            &format!("/v1/messages/{id}"),
+        ] {
             let (s, e) = t.get(path).await;
             assert_eq!(s, 401, "{svc} GET {path}: {e}");
-            assert_eq!(e["error"]["message"], format!("this token's service {why}"), "{e}");
+            assert_eq!(
+                e["error"]["message"],
+                format!("this token's service {why}"),
+                "{e}"
+            );
         }
-        let (s, _) = t.post(&format!("/v1/conversations/{conv}/messages"), &body).await;
+        let (s, _) = t
+            .post(&format!("/v1/conversations/{conv}/messages"), &body)
+            .await;
         assert_eq!(s, 401, "{svc} reply");
         let (path, msg) = ingest(svc);
         assert_eq!(t.post(&path, &msg).await.0, 401, "{svc} ingest");
         let ws = format!("ws://{}/v1/events?after=0&access_token={token}", d.addr);
         let refused = tokio_tungstenite::connect_async(ws).await.unwrap_err();
-        assert!(refused.to_string().contains("401"), "{svc} stream: {refused}");
+        assert!(
+            refused.to_string().contains("401"),
+            "{svc} stream: {refused}"
+        );
     }
 
     // An archived service's token reads, and nothing else.
     let old = as_token(&d, "old-token-0123456789");
     assert_eq!(old.get("/v1/conversations").await.0, 200);
     assert_eq!(old.get(&format!("/v1/messages/{id}")).await.0, 200);
-    assert_eq!(read_events(&d, "old-token-0123456789", 0, 1, Duration::from_secs(5)).await.len(), 1);
-    let (s, e) = old.post(&format!("/v1/conversations/{conv}/messages"), &body).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (409, Some("service_archived")), "{e}");
+    assert_eq!(
+        read_events(&d, "old-token-0123456789", 0, 1, Duration::from_secs(5))
+            .await
+            .len(),
+        1
+    );
+    let (s, e) = old
+        .post(&format!("/v1/conversations/{conv}/messages"), &body)
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("service_archived")),
+        "{e}"
+    );
     let (path, msg) = ingest("old");
     let (s, e) = old.post(&path, &msg).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (409, Some("service_archived")), "{e}");
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("service_archived")),
+        "{e}"
+    );
     let (s, _) = old.post("/v1/admin/reload", &json!({})).await;
     assert_eq!(s, 409, "no admin either");
 
@@ -118,18 +162,30 @@ async fn moving_a_service_to_another_organization_is_refused() {
     assert_eq!(s, 422, "{body}");
     assert_eq!(body["problems"], json!([line]), "{body}");
     d.signal("HUP");
-    eventually(Duration::from_secs(10), "the SIGHUP refusal in the log", || async {
-        (d.log_text().matches(line).count() >= 2).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the SIGHUP refusal in the log",
+        || async { (d.log_text().matches(line).count() >= 2).then_some(()) },
+    )
     .await;
     let (_, list) = api.get("/v1/services").await;
-    let svc = list["data"].as_array().unwrap().iter().find(|s| s["id"] == "api").unwrap().clone();
+    let svc = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "api")
+        .unwrap()
+        .clone();
     assert_eq!(svc["organization"], "default", "unchanged: {svc}");
 
     // A restart on the moved config refuses to start, naming the key.
     assert!(d.terminate().success());
     let (status, _, stderr) = run_cli(
-        &["run", "--config", dir.path().join("switchboard.toml").to_str().unwrap()],
+        &[
+            "run",
+            "--config",
+            dir.path().join("switchboard.toml").to_str().unwrap(),
+        ],
         &[],
     );
     assert!(!status.success());
@@ -154,7 +210,9 @@ async fn a_hub_cannot_move_a_service_to_another_organization() {
         axum::routing::get(move |h: HeaderMap| {
             let served = served.clone();
             async move {
-                if h.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer hub-token-0123") {
+                if h.get("authorization").and_then(|v| v.to_str().ok())
+                    != Some("Bearer hub-token-0123")
+                {
                     return StatusCode::UNAUTHORIZED.into_response();
                 }
                 axum::Json(served.lock().unwrap().clone()).into_response()
@@ -174,7 +232,9 @@ async fn a_hub_cannot_move_a_service_to_another_organization() {
     let dir = tempfile::tempdir().unwrap();
     let config = base_config(dir.path())
         + &api_service("")
-        + &format!("\n[hub]\nurl = \"{hub}\"\ntoken = \"hub-token-0123\"\nsync_interval = \"1s\"\n");
+        + &format!(
+            "\n[hub]\nurl = \"{hub}\"\ntoken = \"hub-token-0123\"\nsync_interval = \"1s\"\n"
+        );
     let d = Daemon::start(dir.path(), &config);
     let api = Api::new(&d);
     api.wait_state("hooked", "connected").await;
@@ -182,18 +242,31 @@ async fn a_hub_cannot_move_a_service_to_another_organization() {
     *list.lock().unwrap() = service("other");
     let line = "hub service skipped: services.hooked.organization: service \"hooked\" belongs to \
                 organization \"default\"; moving it to \"other\" requires a new service id";
-    eventually(Duration::from_secs(10), "the merge to refuse the move", || async {
-        d.log_text().contains(line).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the merge to refuse the move",
+        || async { d.log_text().contains(line).then_some(()) },
+    )
     .await;
     let (_, all) = api.get("/v1/services").await;
-    let svc = all["data"].as_array().unwrap().iter().find(|s| s["id"] == "hooked").cloned();
-    assert_eq!(svc.as_ref().map(|s| s["organization"].clone()), Some(json!("default")), "{all}");
+    let svc = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "hooked")
+        .cloned();
+    assert_eq!(
+        svc.as_ref().map(|s| s["organization"].clone()),
+        Some(json!("default")),
+        "{all}"
+    );
     // It still gets the default organization's events.
     assert_eq!(api.inbound("m-1", "c-1", "hello").await.0, 201);
-    eventually(Duration::from_secs(10), "an event at the kept webhook", || async {
-        (!rx.accepted().is_empty()).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "an event at the kept webhook",
+        || async { (!rx.accepted().is_empty()).then_some(()) },
+    )
     .await;
     assert!(d.terminate().success());
     server.abort();
