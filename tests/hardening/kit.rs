@@ -9,6 +9,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+/// Held by each attack test while it runs: two at once on a two-core machine would
+/// measure each other's load, not their own.
+pub async fn one_attack_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 /// Whether the full-size attacks of issue 14 run (`HARDENING_FULL=1`), rather than the
 /// CI-sized ones.
 pub fn full() -> bool {
@@ -94,18 +101,24 @@ pub async fn answer(s: &mut TcpStream, limit: Duration) -> String {
 }
 
 /// Probes `GET /healthz` on a fresh connection from 127.0.0.1 every 50 ms until
-/// stopped; collects each answer's latency (a failure or a non-200 counts as missing).
+/// stopped; collects each answer's latency (a failure, a non-200 or no answer within
+/// [`PROBE_LIMIT`] counts as failed). Tests assert that none failed; the latencies are
+/// printed, and measured for docs/hardening.md, not asserted: this machine's load
+/// (other builds share its two cores) decides them more than the daemon does.
 pub struct Prober {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<Probes>,
 }
+
+/// How long a `/healthz` probe may take before it counts as failed.
+pub const PROBE_LIMIT: Duration = Duration::from_secs(5);
 
 /// What a [`Prober`] saw.
 #[derive(Debug, Default)]
 pub struct Probes {
     /// Latencies of the 200 answers.
     pub ok: Vec<Duration>,
-    /// Probes that failed or were not 200 within 5 s.
+    /// Probes that failed or were not 200 within [`PROBE_LIMIT`].
     pub failed: usize,
 }
 
@@ -143,7 +156,7 @@ impl Prober {
             let mut probes = Probes::default();
             while !flag.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                match tokio::time::timeout(Duration::from_secs(5), healthz(addr)).await {
+                match tokio::time::timeout(PROBE_LIMIT, healthz(addr)).await {
                     Ok(true) => probes.ok.push(started.elapsed()),
                     _ => probes.failed += 1,
                 }

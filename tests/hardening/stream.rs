@@ -74,6 +74,7 @@ async fn stuck_client(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_never_read_hold_a_bounded_page_and_are_closed() {
+    let _alone = one_attack_at_a_time().await;
     raise_nofile();
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &config(dir.path()));
