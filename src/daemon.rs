@@ -27,6 +27,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     // stop the daemon gracefully, not kill it with the default action.
     let signals = Signals::install()?;
     let _ = rustls::crypto::ring::default_provider().install_default();
+    return_large_buffers();
     let fd_limit = crate::http::server::raise_fd_limit();
     crate::http::server::connection_cap(config.server.max_connections, fd_limit)
         .map_err(anyhow::Error::msg)?;
@@ -140,6 +141,18 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Makes glibc hand buffers of 128 KiB and more (request bodies, event frames) back to
+/// the system when they are freed. By default it raises that threshold to the largest
+/// buffer freed so far, after which megabyte bodies come from, and stay in, each
+/// thread's heap: 8 MiB of bodies in flight held ~100 MiB of resident memory.
+fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
 
 /// The daemon's clock: the system clock, unless `SWITCHBOARD_CLOCK_START` (an RFC 3339
