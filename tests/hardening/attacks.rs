@@ -374,8 +374,8 @@ async fn slow_headers_and_idle_sockets_are_closed() {
         lived[lived.len() - 1]
     );
     assert!(
-        lived[0] >= Duration::from_millis(900),
-        "not before the timeout"
+        lived[0] >= Duration::from_millis(500),
+        "not long before the timeout (it runs from the server's first look at the socket)"
     );
     assert_eq!(probes.failed, 0, "{}", probes.summary());
     let metrics = get_text(d.url("/metrics")).await;
