@@ -63,7 +63,7 @@ async fn from_api(config: &Config) -> Option<Vec<[String; 6]>> {
         return None;
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
+    let client = switchboard_core::outbound::client_builder()
         .timeout(Duration::from_secs(3))
         .build()
         .ok()?;

@@ -1,13 +1,15 @@
 //! `/hooks/{service_id}[/…]`: provider webhooks, handed to the service's connector. The
-//! shared part (lookup, body limit, errors) lives here; connectors only verify and parse.
+//! shared part (lookup, the head check before any body is read, body limits, errors)
+//! lives here; connectors only verify and parse.
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use switchboard_core::HookRequest;
+use switchboard_core::{HookAdmission, HookError, HookHead, HookRequest};
 
 use super::body;
 use super::error::ApiError;
@@ -16,53 +18,104 @@ use crate::app::App;
 /// `/hooks/{service_id}`.
 pub async fn root(
     State(app): State<Arc<App>>,
+    Extension(budget): Extension<body::Budget>,
     Path(service_id): Path<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    handle(app, service_id, String::new(), method, uri, headers, body).await
+    let req = Incoming {
+        service_id,
+        subpath: String::new(),
+        method,
+        uri,
+        headers,
+    };
+    handle(app, budget, req, body).await
 }
 
 /// `/hooks/{service_id}/{*rest}`.
 pub async fn sub(
     State(app): State<Arc<App>>,
+    Extension(budget): Extension<body::Budget>,
     Path((service_id, rest)): Path<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    handle(app, service_id, rest, method, uri, headers, body).await
+    let req = Incoming {
+        service_id,
+        subpath: rest,
+        method,
+        uri,
+        headers,
+    };
+    handle(app, budget, req, body).await
 }
 
-async fn handle(
-    app: Arc<App>,
+/// A hook request's head.
+struct Incoming {
     service_id: String,
     subpath: String,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+}
+
+async fn handle(
+    app: Arc<App>,
+    budget: body::Budget,
+    head: Incoming,
     body: Body,
 ) -> Result<Response, ApiError> {
     let svc = app
-        .service(&service_id)
+        .service(&head.service_id)
         .filter(|s| s.accepts_hooks())
         .ok_or_else(|| ApiError::not_found("service"))?;
-    let bytes = body::read(&headers, body, app.config().server.max_body).await?;
+    let subpath = head.subpath.trim_matches('/').to_owned();
+    let path_and_query = head
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    // Credentials in the head are checked before a byte of the body is read: a request
+    // without them is answered at once and costs no memory.
+    let admission = svc.connector.authorize_hook(&HookHead {
+        method: &head.method,
+        subpath: &subpath,
+        path_and_query: &path_and_query,
+        headers: &head.headers,
+    })?;
+    let server = app.config().server.clone();
+    let held = match admission {
+        HookAdmission::Signed => {
+            body::read(&budget, &server, &head.headers, body, server.max_body).await?
+        }
+        HookAdmission::BodyAuthenticated { max_body } => {
+            let limit = max_body.min(server.max_body);
+            match body::read(&budget, &server, &head.headers, body, limit).await {
+                Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE => {
+                    return Err(HookError::Unauthorized(format!(
+                        "an unsigned request must be at most {limit} bytes"
+                    ))
+                    .into());
+                }
+                other => other?,
+            }
+        }
+    };
     let req = HookRequest {
-        method,
-        subpath: subpath.trim_matches('/').to_owned(),
-        path_and_query: uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default(),
-        query: uri.query().map(str::to_owned),
-        headers,
-        body: bytes,
+        method: head.method,
+        subpath,
+        path_and_query,
+        query: head.uri.query().map(str::to_owned),
+        headers: head.headers,
+        body: held.bytes.clone(),
     };
     let resp = svc.connector.handle_webhook(&svc.ctx, req).await?;
+    drop(held);
     Ok((
         resp.status,
         [(axum::http::header::CONTENT_TYPE, resp.content_type)],

@@ -4,7 +4,10 @@
 //! - [`hooks`] — `/hooks/{service_id}[/…]` for providers.
 //! - [`v1`] — the REST API.
 //! - [`events`] — the `/v1/events` websocket.
-//! - [`auth`], [`body`], [`error`]: bearer tokens, bodies, the error type.
+//! - [`auth`], [`body`], [`error`]: bearer tokens (and their service's lifecycle),
+//!   bodies (size, time and the shared in-flight budget), the error type.
+//! - [`server`], [`stall`]: the listener (HTTP/1.1 only, connection caps, header-read
+//!   timeout) and the per-connection write deadline.
 
 pub mod auth;
 pub mod body;
@@ -12,6 +15,8 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod hooks;
+pub mod server;
+pub mod stall;
 pub mod v1;
 
 use std::sync::Arc;
@@ -26,8 +31,10 @@ use axum::routing::{any, get, post};
 use crate::app::App;
 use error::ApiError;
 
-/// The whole router.
+/// The whole router. The body budget is sized from the config in force now
+/// (`server.max_body_in_flight` takes effect at restart).
 pub fn router(app: Arc<App>) -> Router {
+    let budget = body::Budget::new(app.config().server.max_body_in_flight);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -47,6 +54,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/admin/reload", post(v1::reload))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), track))
+        .layer(axum::Extension(budget))
         .with_state(app)
 }
 

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_core::{Attachment, Author, AuthorType, Conversation, InboundMessage, Scope};
@@ -74,12 +74,7 @@ pub struct ListQuery {
 }
 
 fn page(q: &ListQuery) -> Result<(i64, u32), ApiError> {
-    let after = match q.after.as_deref() {
-        None | Some("") => 0,
-        Some(s) => {
-            parse_id(s).ok_or_else(|| ApiError::malformed("after: not a cursor this API issued"))?
-        }
-    };
+    let after = body::cursor("after", q.after.as_deref())?.unwrap_or(0);
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::malformed(format!(
@@ -202,6 +197,7 @@ pub async fn message(
 /// the api service that owns the caller's token.
 pub async fn ingest(
     State(app): State<Arc<App>>,
+    Extension(budget): Extension<body::Budget>,
     headers: HeaderMap,
     Path(service_id): Path<String>,
     body: Body,
@@ -216,8 +212,10 @@ pub async fn ingest(
         .service(&service_id)
         .filter(|s| s.accepts_hooks())
         .ok_or_else(|| ApiError::not_found("service"))?;
-    let bytes = body::read(&headers, body, app.config().server.max_body).await?;
-    let msg: InboundMessage = body::json(&bytes)?;
+    let server = app.config().server.clone();
+    let held = body::read(&budget, &server, &headers, body, server.max_body).await?;
+    let bytes = &held.bytes;
+    let msg: InboundMessage = body::json(bytes)?;
     validate_inbound(&msg)?;
     let done = svc.host.ingest_checked(vec![msg]).await?;
     let first = done
@@ -291,14 +289,17 @@ impl ReplyBody {
 /// `POST /v1/conversations/{id}/messages`: an agent's or bot's message to the contact.
 pub async fn reply(
     State(app): State<Arc<App>>,
+    Extension(budget): Extension<body::Budget>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let caller = Caller::with_scope(&app, &headers, Scope::Reply)?;
     let (id, conv) = own_conversation(&app, &caller, &id).await?;
-    let bytes = body::read(&headers, body, app.config().server.max_body).await?;
-    let req: ReplyBody = body::json(&bytes)?;
+    let server = app.config().server.clone();
+    let held = body::read(&budget, &server, &headers, body, server.max_body).await?;
+    let bytes = &held.bytes;
+    let req: ReplyBody = body::json(bytes)?;
     // A disabled service's replies wait for it; an archived or removed one never sends.
     match app.status_of(&conv.service_id).as_deref() {
         None => {

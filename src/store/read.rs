@@ -296,6 +296,35 @@ impl Reader {
         Ok(rows)
     }
 
+    /// [`Reader::events_after`], stopping once the rows hold `max_bytes` of data: the
+    /// rows before the last one hold less than that, so a page of large events stays
+    /// near `max_bytes` however many `limit` allows. Sizes are summed in SQL, so rows
+    /// past the budget are never loaded.
+    pub async fn events_after_within(
+        &self,
+        organization: Option<&str>,
+        after: i64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query_as(
+            "WITH page AS (SELECT seq, octet_length(data) AS n FROM events \
+                 WHERE seq > ?1 AND (?2 IS NULL OR organization = ?2) ORDER BY seq LIMIT ?3), \
+             sized AS (SELECT seq, sum(n) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) - n AS before \
+                 FROM page) \
+             SELECT e.seq, e.type, e.organization, e.created_at, e.data \
+             FROM sized JOIN events e ON e.seq = sized.seq \
+             WHERE sized.before < ?4 ORDER BY e.seq",
+        )
+        .bind(after)
+        .bind(organization)
+        .bind(limit)
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     /// One event.
     pub async fn event(&self, seq: i64) -> Result<Option<EventRow>, StoreError> {
         Ok(sqlx::query_as(

@@ -53,11 +53,10 @@ impl Connector for ApiConnector {
         for (name, value) in key.headers(&out.idempotency_key, now.as_second(), body.as_bytes()) {
             req = req.header(name, value);
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| DeliveryError::from_reqwest(&e))?;
+        let resp =
+            req.body(body).send().await.map_err(|e| {
+                DeliveryError::from_reqwest_within(&e, self.params.callback_timeout.0)
+            })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(DeliveryError::from_status(

@@ -38,6 +38,18 @@ pub trait Connector: Send + Sync + 'static {
         16
     }
 
+    /// Checks what a provider's request carries in its head alone — method, path,
+    /// credentials and the presence and shape of a signature header — before the daemon
+    /// reads its body, so an unauthenticated request costs no memory. Compare secrets in
+    /// constant time. The full check of a body signature belongs in `handle_webhook`.
+    ///
+    /// The default admits every request (for types without hooks, `handle_webhook`
+    /// answers 404 anyway); the daemon still bounds bodies in size, time and total.
+    fn authorize_hook(&self, head: &HookHead<'_>) -> Result<HookAdmission, HookError> {
+        let _ = head;
+        Ok(HookAdmission::Signed)
+    }
+
     /// Answers a provider's request to `/hooks/{service_id}[/…]`. Verify first; ingest
     /// through `ctx`, which returns only after the commit; then answer.
     async fn handle_webhook(
@@ -88,6 +100,122 @@ pub struct RetryLimits {
     pub max_age: Duration,
 }
 
+/// A provider's request before its body is read: what [`Connector::authorize_hook`] sees.
+#[derive(Debug, Clone, Copy)]
+pub struct HookHead<'a> {
+    /// HTTP method.
+    pub method: &'a Method,
+    /// The path below `/hooks/{service_id}`, without slashes at either end.
+    pub subpath: &'a str,
+    /// The request path and query exactly as received.
+    pub path_and_query: &'a str,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+}
+
+impl HookHead<'_> {
+    /// A header's value as text, if present and valid.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Requires `POST` to the hook's root (no subpath), as most providers use it.
+    pub fn require_post_to_root(&self) -> Result<(), HookError> {
+        if !self.subpath.is_empty() {
+            return Err(HookError::NotFound);
+        }
+        if *self.method != Method::POST {
+            return Err(HookError::MethodNotAllowed);
+        }
+        Ok(())
+    }
+
+    /// Requires header `name` (spelled `shown` in messages) to hold a signature of the
+    /// given shape. Only the shape is checked here; whether it signs the body is known
+    /// once the body is read.
+    pub fn require_signature(
+        &self,
+        name: &str,
+        shown: &str,
+        shape: SignatureShape,
+    ) -> Result<(), HookError> {
+        let Some(value) = self.header(name) else {
+            return Err(HookError::Unauthorized(format!("{shown} is missing")));
+        };
+        if shape.fits(value.trim()) {
+            Ok(())
+        } else {
+            Err(HookError::Unauthorized(format!(
+                "{shown} is not {}",
+                shape.describe()
+            )))
+        }
+    }
+}
+
+/// How a provider encodes a MAC in its signature header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureShape {
+    /// Padded standard base64 of a MAC of this many bytes (Twilio: 20, Google: 64).
+    Base64 {
+        /// The MAC's length in bytes.
+        bytes: usize,
+    },
+    /// `prefix` followed by lower- or upper-case hex of a MAC of this many bytes
+    /// (Intercom: `sha1=` and 20).
+    PrefixedHex {
+        /// What comes before the hex, e.g. `sha1=`.
+        prefix: &'static str,
+        /// The MAC's length in bytes.
+        bytes: usize,
+    },
+}
+
+impl SignatureShape {
+    /// Whether `value` has this shape.
+    pub fn fits(self, value: &str) -> bool {
+        use base64::Engine;
+        match self {
+            SignatureShape::Base64 { bytes } => {
+                // Length first: the decoder never sees more than a MAC's worth.
+                value.len() == bytes.div_ceil(3) * 4
+                    && base64::engine::general_purpose::STANDARD
+                        .decode(value)
+                        .is_ok_and(|b| b.len() == bytes)
+            }
+            SignatureShape::PrefixedHex { prefix, bytes } => {
+                value.strip_prefix(prefix).is_some_and(|hex| {
+                    hex.len() == bytes * 2 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+            }
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            SignatureShape::Base64 { bytes } => format!("the base64 of a {bytes}-byte signature"),
+            SignatureShape::PrefixedHex { prefix, bytes } => {
+                format!("{prefix}<hex> of a {bytes}-byte signature")
+            }
+        }
+    }
+}
+
+/// What the head of a provider's request earned: how much of its body may be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookAdmission {
+    /// Credentials are present and well-formed: the body may be read up to
+    /// `server.max_body`, then verified in full.
+    Signed,
+    /// No credentials in the head, but the provider sends this kind of request
+    /// unsigned and authenticated by its body (Google's webhook-setup request): at most
+    /// `max_body` bytes are read, and a longer body is refused as unauthenticated.
+    BodyAuthenticated {
+        /// The most bytes such a body has.
+        max_body: usize,
+    },
+}
+
 /// A provider's HTTP request, as the connector needs it to verify and parse.
 #[derive(Debug, Clone)]
 pub struct HookRequest {
@@ -106,6 +234,16 @@ pub struct HookRequest {
 }
 
 impl HookRequest {
+    /// The request without its body, as [`Connector::authorize_hook`] checks it.
+    pub fn head(&self) -> HookHead<'_> {
+        HookHead {
+            method: &self.method,
+            subpath: &self.subpath,
+            path_and_query: &self.path_and_query,
+            headers: &self.headers,
+        }
+    }
+
     /// The body as JSON of type `T`; see [`parse_json`].
     pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, HookError> {
         parse_json(&self.body, what)
@@ -240,6 +378,23 @@ pub struct EventDelivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signature_shapes() {
+        let b64 = SignatureShape::Base64 { bytes: 20 };
+        assert!(b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+        assert!(!b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAAAA"), "unpadded");
+        assert!(!b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAA=="), "19 bytes");
+        assert!(!b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAA*="), "not base64");
+        let hex = SignatureShape::PrefixedHex {
+            prefix: "sha1=",
+            bytes: 20,
+        };
+        assert!(hex.fits(&format!("sha1={}", "aB".repeat(20))));
+        assert!(!hex.fits(&"ab".repeat(20)), "no prefix");
+        assert!(!hex.fits(&format!("sha1={}", "ab".repeat(19))), "short");
+        assert!(!hex.fits(&format!("sha1={}g", "ab".repeat(19))), "not hex");
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -9,6 +9,7 @@
 //! - [`model`] — the contract's objects (message, conversation, contact, event).
 //! - [`error`] — connector, delivery, webhook and host errors, each saying what to do next.
 //! - [`params`] — config value types and the validation report.
+//! - [`outbound`] — the HTTP client policy: redirects refused and named, timeouts set.
 //! - [`secret`] — [`Secret`], a string that never prints.
 //! - [`signing`] — Standard Webhooks signatures.
 //! - [`backoff`] — capped exponential backoff with full jitter; `Retry-After` parsing.
@@ -19,6 +20,7 @@ pub mod connector;
 pub mod context;
 pub mod error;
 pub mod model;
+pub mod outbound;
 pub mod params;
 pub mod secret;
 pub mod signing;
@@ -27,8 +29,8 @@ pub mod testkit;
 
 pub use backoff::Backoff;
 pub use connector::{
-    Connector, Delivered, EventDelivery, HookRequest, HookResponse, OutboundMessage, RetryLimits,
-    parse_json,
+    Connector, Delivered, EventDelivery, HookAdmission, HookHead, HookRequest, HookResponse,
+    OutboundMessage, RetryLimits, SignatureShape, parse_json,
 };
 pub use context::{
     Clock, ConnState, ContactInfo, CredentialWatch, Host, InboundMessage, Ingested, ServiceContext,

@@ -77,7 +77,7 @@ impl RecordingHost {
             service_type,
             "default",
             "http://127.0.0.1:1",
-            reqwest::Client::new(),
+            crate::outbound::client_builder().build().expect("a client"),
             CancellationToken::new(),
             clock.unwrap_or_else(|| Arc::new(SystemClock::default())),
             host.clone(),

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use jiff::tz::TimeZone;
 use switchboard_core::backoff::retry_after;
 use switchboard_core::{
     Author, AuthorType, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError,
-    HookError, HookRequest, HookResponse, InboundMessage, OutboundMessage, ServiceContext,
-    SystemMessage,
+    HookAdmission, HookError, HookHead, HookRequest, HookResponse, InboundMessage, OutboundMessage,
+    ServiceContext, SignatureShape, SystemMessage,
 };
 
 use crate::auth::{ServiceAccount, TokenError, TokenSource};
@@ -203,17 +203,30 @@ impl Connector for GbmConnector {
             .await
     }
 
+    /// `POST` to the root with an `X-Goog-Signature` shaped like base64 of an
+    /// HMAC-SHA512; without one, only a body the size of Google's webhook-setup request
+    /// is read (it authenticates with the client token inside).
+    fn authorize_hook(&self, head: &HookHead<'_>) -> Result<HookAdmission, HookError> {
+        head.require_post_to_root()?;
+        if head.headers.contains_key(webhook::SIGNATURE_HEADER) {
+            head.require_signature(
+                webhook::SIGNATURE_HEADER,
+                "X-Goog-Signature",
+                SignatureShape::Base64 { bytes: 64 },
+            )?;
+            return Ok(HookAdmission::Signed);
+        }
+        Ok(HookAdmission::BodyAuthenticated {
+            max_body: webhook::HANDSHAKE_MAX_BODY,
+        })
+    }
+
     async fn handle_webhook(
         &self,
         ctx: &ServiceContext,
         req: HookRequest,
     ) -> Result<HookResponse, HookError> {
-        if !req.subpath.is_empty() {
-            return Err(HookError::NotFound);
-        }
-        if req.method != Method::POST {
-            return Err(HookError::MethodNotAllowed);
-        }
+        self.authorize_hook(&req.head())?;
         match req.header(webhook::SIGNATURE_HEADER) {
             Some(sig) => {
                 if !webhook::signature_matches(&self.params.client_token, &req.body, sig) {

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use switchboard_core::{
-    ConnState, Connector, ConnectorError, Delivered, DeliveryError, HookError, HookRequest,
-    HookResponse, OutboundMessage, ServiceContext,
+    ConnState, Connector, ConnectorError, Delivered, DeliveryError, HookAdmission, HookError,
+    HookHead, HookRequest, HookResponse, OutboundMessage, ServiceContext,
 };
 
 use crate::catchup::{self, Seen};
@@ -53,6 +53,10 @@ impl Connector for IntercomConnector {
                 _ = ctx.shutdown.cancelled() => return Ok(()),
             }
         }
+    }
+
+    fn authorize_hook(&self, head: &HookHead<'_>) -> Result<HookAdmission, HookError> {
+        crate::webhook::authorize(head)
     }
 
     async fn handle_webhook(

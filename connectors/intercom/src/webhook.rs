@@ -6,9 +6,11 @@
 //! contact's — is a 200.
 
 use hmac::{Hmac, Mac};
-use http::Method;
 use sha1::Sha1;
-use switchboard_core::{HookError, HookRequest, HookResponse, Secret, ServiceContext};
+use switchboard_core::{
+    HookAdmission, HookError, HookHead, HookRequest, HookResponse, Secret, ServiceContext,
+    SignatureShape,
+};
 
 use crate::config::IntercomParams;
 use crate::payload::{Conversation, MESSAGE_TOPICS, Notification};
@@ -41,18 +43,28 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The check before the body is read: `POST` to the root with an `X-Hub-Signature`
+/// shaped like `sha1=<40 hex>`.
+pub fn authorize(head: &HookHead<'_>) -> Result<HookAdmission, HookError> {
+    head.require_post_to_root()?;
+    head.require_signature(
+        "x-hub-signature",
+        "X-Hub-Signature",
+        SignatureShape::PrefixedHex {
+            prefix: "sha1=",
+            bytes: 20,
+        },
+    )?;
+    Ok(HookAdmission::Signed)
+}
+
 /// Verifies, parses and ingests one notification.
 pub async fn handle(
     params: &IntercomParams,
     ctx: &ServiceContext,
     req: HookRequest,
 ) -> Result<HookResponse, HookError> {
-    if !req.subpath.is_empty() {
-        return Err(HookError::NotFound);
-    }
-    if req.method != Method::POST {
-        return Err(HookError::MethodNotAllowed);
-    }
+    authorize(&req.head())?;
     verify(
         &params.client_secret,
         req.header("x-hub-signature"),

@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::Method;
 use serde::{Deserialize, Serialize};
 use switchboard_core::backoff::retry_after;
 use switchboard_core::{
-    Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError, HookRequest,
-    HookResponse, OutboundMessage, ServiceContext,
+    Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookAdmission, HookError,
+    HookHead, HookRequest, HookResponse, OutboundMessage, ServiceContext,
 };
 
 use crate::client;
@@ -109,24 +108,25 @@ impl Connector for SmoochConnector {
             .await
     }
 
-    async fn handle_webhook(
-        &self,
-        ctx: &ServiceContext,
-        req: HookRequest,
-    ) -> Result<HookResponse, HookError> {
-        if !req.subpath.is_empty() {
-            return Err(HookError::NotFound);
-        }
-        if req.method != Method::POST {
-            return Err(HookError::MethodNotAllowed);
-        }
-        let Some(key) = req.headers.get("x-api-key") else {
+    /// The whole check: Sunshine's credential is the shared secret in `X-API-Key`.
+    fn authorize_hook(&self, head: &HookHead<'_>) -> Result<HookAdmission, HookError> {
+        head.require_post_to_root()?;
+        let Some(key) = head.headers.get("x-api-key") else {
             return Err(HookError::Unauthorized("missing X-API-Key header".into()));
         };
         if !self.params.webhook_secret.matches(key.as_bytes()) {
             tracing::warn!("webhook rejected: X-API-Key does not match webhook_secret");
             return Err(HookError::Unauthorized("X-API-Key does not match".into()));
         }
+        Ok(HookAdmission::Signed)
+    }
+
+    async fn handle_webhook(
+        &self,
+        ctx: &ServiceContext,
+        req: HookRequest,
+    ) -> Result<HookResponse, HookError> {
+        self.authorize_hook(&req.head())?;
 
         let parsed = webhook::parse(&req.body)?;
         let (new, duplicates) = if parsed.messages.is_empty() {

@@ -5,8 +5,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use switchboard_core::{
-    Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError, HookRequest,
-    HookResponse, OutboundMessage, ServiceContext, StatusChange,
+    Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookAdmission, HookError,
+    HookHead, HookRequest, HookResponse, OutboundMessage, ServiceContext, SignatureShape,
+    StatusChange,
 };
 
 use crate::client::Client;
@@ -152,19 +153,30 @@ impl Connector for TwilioConnector {
             .await
     }
 
+    /// `POST` to the root or `/status`, with an `X-Twilio-Signature` shaped like one
+    /// (base64 of an HMAC-SHA1); whether it signs the request is checked after the read.
+    fn authorize_hook(&self, head: &HookHead<'_>) -> Result<HookAdmission, HookError> {
+        if *head.method != Method::POST {
+            return Err(HookError::MethodNotAllowed);
+        }
+        if !matches!(head.subpath, "" | "status") {
+            return Err(HookError::NotFound);
+        }
+        head.require_signature(
+            signature::HEADER,
+            "X-Twilio-Signature",
+            SignatureShape::Base64 { bytes: 20 },
+        )?;
+        Ok(HookAdmission::Signed)
+    }
+
     async fn handle_webhook(
         &self,
         ctx: &ServiceContext,
         req: HookRequest,
     ) -> Result<HookResponse, HookError> {
-        if req.method != Method::POST {
-            return Err(HookError::MethodNotAllowed);
-        }
-        let is_status = match req.subpath.as_str() {
-            "" => false,
-            "status" => true,
-            _ => return Err(HookError::NotFound),
-        };
+        self.authorize_hook(&req.head())?;
+        let is_status = req.subpath == "status";
         let form = Form::parse(&req.body)?;
         self.verify(ctx, &req, &form)?;
         if is_status || webhook::is_status_callback(&form) {

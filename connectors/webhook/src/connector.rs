@@ -42,7 +42,7 @@ impl Connector for WebhookConnector {
             .body(d.body.clone())
             .send()
             .await
-            .map_err(|e| DeliveryError::from_reqwest(&e))?;
+            .map_err(|e| DeliveryError::from_reqwest_within(&e, self.params.timeout.0))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
