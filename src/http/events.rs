@@ -16,6 +16,7 @@ use switchboard_core::Scope;
 use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
+use super::schema::answers::{Forbidden, Malformed, Unauthorized, Unavailable};
 use crate::app::App;
 
 /// Events read per page.
@@ -23,14 +24,31 @@ const PAGE: u32 = 500;
 /// Ping an idle client this often, so proxies keep the connection.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /v1/events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Resume after this sequence number (the `seq` of the last event seen); without it,
+    /// the stream starts at the current head.
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// The bearer token, for websocket clients that cannot set headers.
     access_token: Option<String>,
 }
 
 /// Upgrades to the stream. Without `after`, the stream starts at the current head.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(EventsQuery),
+    security(("bearer" = ["read"]), ("access_token" = ["read"])),
+    responses(
+        (status = 101, description = "Switching to the websocket: each text frame is one event `{type, timestamp, seq, data}` (or a live `conversation.typing` without seq)"),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 426, description = "Not a websocket upgrade request", content_type = "text/plain"),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn events(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

@@ -11,9 +11,24 @@ use switchboard_core::HookRequest;
 
 use super::body;
 use super::error::ApiError;
+use super::schema::ErrorBody;
+use super::schema::answers::{Invalid, Malformed, NotFound, TooLarge, Unauthorized, Unavailable};
 use crate::app::App;
 
 /// `/hooks/{service_id}`.
+#[utoipa::path(post, path = "/hooks/{service_id}", tag = "hooks",
+    params(("service_id" = String, Path, description = "The service the provider calls")),
+    request_body(description = "The provider's own request", content(("application/json"), ("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Accepted (after the commit); the body is what the provider expects", content(("application/json"), ("text/plain"), ("text/xml"))),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 405, description = "The provider's hook takes no such method (`method_not_allowed`)", body = ErrorBody),
+        (status = 413, response = TooLarge),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn root(
     State(app): State<Arc<App>>,
     Path(service_id): Path<String>,
@@ -26,6 +41,22 @@ pub async fn root(
 }
 
 /// `/hooks/{service_id}/{*rest}`.
+#[utoipa::path(post, path = "/hooks/{service_id}/{rest}", tag = "hooks",
+    params(
+        ("service_id" = String, Path, description = "The service the provider calls"),
+        ("rest" = String, Path, description = "A sub-path the provider needs (`status`, a path token, …)"),
+    ),
+    request_body(description = "The provider's own request", content(("application/json"), ("application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Accepted (after the commit); the body is what the provider expects", content(("application/json"), ("text/plain"), ("text/xml"))),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 405, description = "The provider's hook takes no such method (`method_not_allowed`)", body = ErrorBody),
+        (status = 413, response = TooLarge),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn sub(
     State(app): State<Arc<App>>,
     Path((service_id, rest)): Path<(String, String)>,

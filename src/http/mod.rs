@@ -4,6 +4,7 @@
 //! - [`hooks`] — `/hooks/{service_id}[/…]` for providers.
 //! - [`v1`] — the REST API.
 //! - [`events`] — the `/v1/events` websocket.
+//! - [`openapi`] — `/v1/openapi.json`, derived from the handlers and [`schema`]'s types.
 //! - [`auth`], [`body`], [`error`]: bearer tokens, bodies, the error type.
 
 pub mod auth;
@@ -12,6 +13,8 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod hooks;
+pub mod openapi;
+pub mod schema;
 pub mod v1;
 
 use std::sync::Arc;
@@ -45,6 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/messages/{id}", get(v1::message))
         .route("/v1/events", get(events::events))
         .route("/v1/admin/reload", post(v1::reload))
+        .route("/v1/openapi.json", get(openapi::openapi_json))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
@@ -59,7 +63,8 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
-    let resp = if app.shutdown.is_cancelled() && route != "/healthz" {
+    // `/readyz` answers its own 503 (not_ready) while shutting down.
+    let resp = if app.shutdown.is_cancelled() && route != "/healthz" && route != "/readyz" {
         ApiError::unavailable("shutting down").into_response()
     } else {
         next.run(req).await

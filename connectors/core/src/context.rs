@@ -14,6 +14,7 @@ use crate::model::{Attachment, Author, Conversation, Message, MessageStatus};
 /// A message from a contact, normalized by its connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboundMessage {
     /// The provider's id for the message: the dedupe key, unique per service.
     pub external_id: String,
@@ -33,6 +34,7 @@ pub struct InboundMessage {
 /// What a provider tells us about a contact.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactInfo {
     /// The provider's id for the person: unique per service.
     pub external_id: String,
@@ -87,6 +89,7 @@ pub enum StatusChange {
 /// The live state of a service's connection, as `GET /v1/services` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ConnState {
     /// Not running (not active, or shut down).
     Stopped,
@@ -99,6 +102,7 @@ pub enum ConnState {
         /// Attempts so far in this streak.
         attempt: u32,
         /// When the next attempt starts.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         until: Timestamp,
     },
     /// Not working for a reason an operator must look at (bad credentials, bad config);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// A file attached to a message, always by URL: switchboard never stores media itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
     /// Where the provider (or the remote system) serves the file.
     pub url: String,
@@ -21,6 +22,7 @@ pub struct Attachment {
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuthorType {
     /// The contact on the provider's side.
     Contact,
@@ -58,6 +60,7 @@ impl AuthorType {
 /// The author of a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Author {
     /// Contact, agent, bot or system.
     #[serde(rename = "type")]
@@ -70,6 +73,7 @@ pub struct Author {
 /// Which way a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Direction {
     /// From the contact to the business.
     Inbound,
@@ -91,6 +95,7 @@ impl Direction {
 /// `pending` → `sent` → `delivered` → `read`, or to `failed` before they were delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MessageStatus {
     /// An inbound message, stored.
     Received,
@@ -159,6 +164,7 @@ impl MessageStatus {
 
 /// A message as the API, the stream and webhooks show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// switchboard's id (opaque).
     pub id: String,
@@ -181,11 +187,13 @@ pub struct Message {
     /// Why it failed, for `failed`.
     pub error: Option<String>,
     /// When switchboard stored it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// One person on one service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// switchboard's id (opaque).
     pub id: String,
@@ -204,6 +212,7 @@ pub struct Contact {
 /// Whether a conversation takes new messages into the same thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ConversationStatus {
     /// New messages from the contact land here.
     Open,
@@ -214,6 +223,7 @@ pub enum ConversationStatus {
 
 /// A thread between a contact and the business.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conversation {
     /// switchboard's id (opaque).
     pub id: String,
@@ -228,21 +238,26 @@ pub struct Conversation {
     /// The contact on the other side.
     pub contact: Contact,
     /// When switchboard opened it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// When it last changed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
     /// When its last message was stored.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_message_at: Option<Timestamp>,
 }
 
 /// An event as the stream and webhooks carry it: `{"type","timestamp","seq","data"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// `contact.created`, `conversation.created`, `message.created`, `message.status`,
     /// `service.state`.
     #[serde(rename = "type")]
     pub kind: String,
     /// When it happened.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub timestamp: Timestamp,
     /// Position in the event log; strictly increasing.
     pub seq: i64,

@@ -1,0 +1,115 @@
+//! `GET /v1/openapi.json`: the OpenAPI 3.1 document, derived by utoipa from the handlers'
+//! annotations and the types they answer with ([`super::schema`], the core's objects).
+//! A test below holds it to the router: every route is documented, and nothing else.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::schema;
+
+/// The document, from every handler that the router serves.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "switchboard",
+        description = "Chat providers bridged into one REST API, event stream and signed webhooks. \
+            Errors are `{\"error\": {\"code\", \"message\"}}`; ids are opaque strings; times are RFC 3339 UTC.",
+    ),
+    paths(
+        super::health::healthz,
+        super::health::readyz,
+        super::health::metrics,
+        super::hooks::root,
+        super::hooks::sub,
+        super::v1::services,
+        super::v1::ingest,
+        super::v1::conversations,
+        super::v1::conversation,
+        super::v1::conversation_messages,
+        super::v1::reply,
+        super::v1::message,
+        super::events::events,
+        super::v1::reload,
+        openapi_json,
+    ),
+    components(
+        schemas(schema::ErrorBody),
+        responses(
+            schema::answers::Malformed,
+            schema::answers::Unauthorized,
+            schema::answers::Forbidden,
+            schema::answers::NotFound,
+            schema::answers::TooLarge,
+            schema::answers::Invalid,
+            schema::answers::Unavailable,
+        )
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "health", description = "Liveness, readiness and metrics; no credentials"),
+        (name = "hooks", description = "Provider webhooks, authenticated by the provider's own signature or secret; only their error answers are switchboard's"),
+        (name = "services", description = "The configured services and their live state"),
+        (name = "conversations", description = "Conversations, their messages, and replies"),
+        (name = "messages", description = "Single messages, and inbound messages through an api service"),
+        (name = "events", description = "The event log as a websocket"),
+        (name = "admin", description = "Operator actions (`admin` scope)"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The security schemes the operations refer to.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token of an api service (`params.tokens.<name>`); its scopes are \
+                         read, reply, ingest, admin",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "access_token",
+                "The same token as a query parameter, for websocket clients that cannot set headers",
+            ))),
+        );
+    }
+}
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// `GET /v1/openapi.json`.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses(
+        (status = 200, description = "This OpenAPI 3.1 document", body = Object),
+        (status = 503, response = schema::answers::Unavailable),
+    ))]
+pub async fn openapi_json() -> Response {
+    static JSON: OnceLock<String> = OnceLock::new();
+    let body = JSON.get_or_init(|| {
+        document()
+            .to_pretty_json()
+            .expect("the OpenAPI document serializes")
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.as_str()).into_response()
+}
+
+#[cfg(test)]
+mod tests;
