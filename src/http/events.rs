@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -16,6 +17,7 @@ use switchboard_core::Scope;
 use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
+use super::schema::ErrorBody;
 use super::schema::answers::{Forbidden, Malformed, Unauthorized, Unavailable};
 use crate::app::App;
 
@@ -46,14 +48,14 @@ struct EventsQuery {
         (status = 400, response = Malformed),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
-        (status = 426, description = "Not a websocket upgrade request", content_type = "text/plain"),
+        (status = 426, description = "Authenticated, but not a websocket upgrade request (`upgrade_required`)", body = ErrorBody),
         (status = 503, response = Unavailable),
     ))]
 pub async fn events(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let q: EventsQuery = body::query(q.as_deref())?;
     let caller = Caller::authenticate(&app, &headers, q.access_token.as_deref())?;
@@ -65,6 +67,14 @@ pub async fn events(
         Some(a) => a,
         None => *app.store.subscribe_events().borrow(),
     };
+    // Credentials and the query first: a plain GET learns nothing before they pass.
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("a websocket upgrade is required: {e}"),
+        )
+    })?;
     let organization = caller.organization().to_owned();
     Ok(ws.on_upgrade(move |socket| stream(socket, app, organization, after)))
 }

@@ -7,24 +7,22 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use switchboard_core::HookRequest;
+use switchboard_core::{HookError, HookRequest};
 
 use super::body;
 use super::error::ApiError;
-use super::schema::ErrorBody;
 use super::schema::answers::{Invalid, Malformed, NotFound, TooLarge, Unauthorized, Unavailable};
 use crate::app::App;
 
-/// `/hooks/{service_id}`.
+/// `/hooks/{service_id}`. Other methods than POST get 405 with `Allow: POST`.
 #[utoipa::path(post, path = "/hooks/{service_id}", tag = "hooks",
     params(("service_id" = String, Path, description = "The service the provider calls")),
-    request_body(description = "The provider's own request", content(("application/json"), ("application/x-www-form-urlencoded"))),
+    request_body(description = "The provider's own request", content((std::collections::HashMap<String, String> = "application/x-www-form-urlencoded"), (std::collections::HashMap<String, String> = "application/json"))),
     responses(
         (status = 200, description = "Accepted (after the commit); the body is what the provider expects", content(("application/json"), ("text/plain"), ("text/xml"))),
         (status = 400, response = Malformed),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 405, description = "The provider's hook takes no such method (`method_not_allowed`)", body = ErrorBody),
         (status = 413, response = TooLarge),
         (status = 422, response = Invalid),
         (status = 503, response = Unavailable),
@@ -46,13 +44,12 @@ pub async fn root(
         ("service_id" = String, Path, description = "The service the provider calls"),
         ("rest" = String, Path, description = "A sub-path the provider needs (`status`, a path token, …)"),
     ),
-    request_body(description = "The provider's own request", content(("application/json"), ("application/x-www-form-urlencoded"))),
+    request_body(description = "The provider's own request", content((std::collections::HashMap<String, String> = "application/x-www-form-urlencoded"), (std::collections::HashMap<String, String> = "application/json"))),
     responses(
         (status = 200, description = "Accepted (after the commit); the body is what the provider expects", content(("application/json"), ("text/plain"), ("text/xml"))),
         (status = 400, response = Malformed),
         (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
-        (status = 405, description = "The provider's hook takes no such method (`method_not_allowed`)", body = ErrorBody),
         (status = 413, response = TooLarge),
         (status = 422, response = Invalid),
         (status = 503, response = Unavailable),
@@ -93,7 +90,19 @@ async fn handle(
         headers,
         body: bytes,
     };
-    let resp = svc.connector.handle_webhook(&svc.ctx, req).await?;
+    let resp = match svc.connector.handle_webhook(&svc.ctx, req).await {
+        Ok(resp) => resp,
+        // Every provider calls its hook with POST; RFC 9110 wants a 405 to say so.
+        Err(HookError::MethodNotAllowed) => {
+            let mut refused = ApiError::from(HookError::MethodNotAllowed).into_response();
+            refused.headers_mut().insert(
+                axum::http::header::ALLOW,
+                axum::http::HeaderValue::from_static("POST"),
+            );
+            return Ok(refused);
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((
         resp.status,
         [(axum::http::header::CONTENT_TYPE, resp.content_type)],

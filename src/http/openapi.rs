@@ -91,8 +91,37 @@ impl Modify for Security {
 }
 
 /// The document as served.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    camel_case_links(&mut doc);
+    doc
+}
+
+/// utoipa 5 spells the Link Object's fields in snake_case (`operation_id`), which no
+/// client reads; OpenAPI's are camelCase. (Fixed in utoipa 6, which needs Rust 1.88.)
+fn camel_case_links(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(serde_json::Value::Object(links)) = m.get_mut("links") {
+                for link in links.values_mut() {
+                    if let serde_json::Value::Object(link) = link {
+                        for (from, to) in [
+                            ("operation_id", "operationId"),
+                            ("operation_ref", "operationRef"),
+                            ("request_body", "requestBody"),
+                        ] {
+                            if let Some(x) = link.remove(from) {
+                                link.insert(to.to_owned(), x);
+                            }
+                        }
+                    }
+                }
+            }
+            m.values_mut().for_each(camel_case_links);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(camel_case_links),
+        _ => {}
+    }
 }
 
 /// `GET /v1/openapi.json`.
@@ -104,9 +133,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub async fn openapi_json() -> Response {
     static JSON: OnceLock<String> = OnceLock::new();
     let body = JSON.get_or_init(|| {
-        document()
-            .to_pretty_json()
-            .expect("the OpenAPI document serializes")
+        serde_json::to_string_pretty(&document()).expect("the OpenAPI document serializes")
     });
     ([(header::CONTENT_TYPE, "application/json")], body.as_str()).into_response()
 }

@@ -85,7 +85,7 @@ pub async fn services(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// The cursor: the `next` of the previous page.
-    #[param(pattern = "^[0-9]{1,19}$")]
+    #[param(pattern = "^(0|[1-9][0-9]{0,17})?$")]
     after: Option<String>,
     /// Page size, 1-100 (default 50).
     #[param(minimum = 1, maximum = 100)]
@@ -106,7 +106,7 @@ pub struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The cursor: the `next` of the previous page.
-    #[param(pattern = "^[0-9]{1,19}$")]
+    #[param(pattern = "^(0|[1-9][0-9]{0,17})?$")]
     after: Option<String>,
     /// Page size, 1-100 (default 50).
     #[param(minimum = 1, maximum = 100)]
@@ -115,8 +115,9 @@ pub struct PageQuery {
 
 /// The cursor and size of a page, checked.
 pub(crate) fn page(after: Option<&str>, limit: Option<u32>) -> Result<(i64, u32), ApiError> {
+    // `0` is the start, as for `/v1/events?after=0`: a client may begin from it.
     let after = match after {
-        None | Some("") => 0,
+        None | Some("") | Some("0") => 0,
         Some(s) => {
             parse_id(s).ok_or_else(|| ApiError::malformed("after: not a cursor this API issued"))?
         }
@@ -135,7 +136,11 @@ pub(crate) fn page(after: Option<&str>, limit: Option<u32>) -> Result<(i64, u32)
     params(ListQuery),
     security(("bearer" = ["read"])),
     responses(
-        (status = 200, description = "A page of the organization's conversations, in id order", body = Page<Conversation>),
+        (status = 200, description = "A page of the organization's conversations, in id order", body = Page<Conversation>, links(
+            ("first" = (operation_id = "conversation", parameters(("id" = "$response.body#/data/0/id")))),
+            ("first_messages" = (operation_id = "conversation_messages", parameters(("id" = "$response.body#/data/0/id")))),
+            ("reply_to_first" = (operation_id = "reply", parameters(("id" = "$response.body#/data/0/id")))),
+        )),
         (status = 400, response = Malformed),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -195,10 +200,13 @@ async fn own_conversation(
 
 /// `GET /v1/conversations/{id}`.
 #[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations",
-    params(("id" = String, Path, description = "The conversation's id")),
+    params(("id" = String, Path, description = "The conversation's id", example = "1")),
     security(("bearer" = ["read"])),
     responses(
-        (status = 200, description = "The conversation with its contact", body = Conversation),
+        (status = 200, description = "The conversation with its contact", body = Conversation, links(
+            ("messages" = (operation_id = "conversation_messages", parameters(("id" = "$response.body#/id")))),
+            ("reply" = (operation_id = "reply", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -216,10 +224,12 @@ pub async fn conversation(
 
 /// `GET /v1/conversations/{id}/messages`: oldest first.
 #[utoipa::path(get, path = "/v1/conversations/{id}/messages", tag = "conversations",
-    params(("id" = String, Path, description = "The conversation's id"), PageQuery),
+    params(("id" = String, Path, description = "The conversation's id", example = "1"), PageQuery),
     security(("bearer" = ["read"])),
     responses(
-        (status = 200, description = "A page of the conversation's messages, oldest first", body = Page<Message>),
+        (status = 200, description = "A page of the conversation's messages, oldest first", body = Page<Message>, links(
+            ("first" = (operation_id = "message", parameters(("id" = "$response.body#/data/0/id")))),
+        )),
         (status = 400, response = Malformed),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -242,7 +252,7 @@ pub async fn conversation_messages(
 
 /// `GET /v1/messages/{id}`.
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages",
-    params(("id" = String, Path, description = "The message's id")),
+    params(("id" = String, Path, description = "The message's id", example = "1")),
     security(("bearer" = ["read"])),
     responses(
         (status = 200, description = "The message with its delivery status", body = Message),
@@ -274,8 +284,16 @@ pub async fn message(
     request_body = InboundMessage,
     security(("bearer" = ["ingest"])),
     responses(
-        (status = 201, description = "Stored; the new message", body = Message),
-        (status = 200, description = "This external_id was stored before; the original message, nothing new stored", body = Message),
+        (status = 201, description = "Stored; the new message", body = Message, links(
+            ("conversation" = (operation_id = "conversation", parameters(("id" = "$response.body#/conversation_id")))),
+            ("messages" = (operation_id = "conversation_messages", parameters(("id" = "$response.body#/conversation_id")))),
+            ("reply" = (operation_id = "reply", parameters(("id" = "$response.body#/conversation_id")))),
+            ("message" = (operation_id = "message", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 200, description = "This external_id was stored before; the original message, nothing new stored", body = Message, links(
+            ("conversation" = (operation_id = "conversation", parameters(("id" = "$response.body#/conversation_id")))),
+            ("message" = (operation_id = "message", parameters(("id" = "$response.body#/id")))),
+        )),
         (status = 400, response = Malformed),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -349,7 +367,7 @@ impl ReplyBody {
             return Err(ApiError::invalid("a reply needs text or attachments"));
         }
         for (i, a) in self.attachments.iter().enumerate() {
-            if !url::Url::parse(&a.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+            if !a.has_http_url() {
                 return Err(ApiError::invalid(format!(
                     "attachments[{i}].url must be an http(s) URL"
                 )));
@@ -363,7 +381,7 @@ impl ReplyBody {
             return Err(ApiError::invalid("author.type: expected agent or bot"));
         }
         if let Some(k) = &self.idempotency_key
-            && (k.is_empty() || k.len() > MAX_KEY)
+            && (k.is_empty() || k.chars().count() > MAX_KEY)
         {
             return Err(ApiError::invalid(format!(
                 "idempotency_key: 1-{MAX_KEY} characters"
@@ -380,11 +398,14 @@ impl ReplyBody {
 
 /// `POST /v1/conversations/{id}/messages`: an agent's or bot's message to the contact.
 #[utoipa::path(post, path = "/v1/conversations/{id}/messages", tag = "conversations",
-    params(("id" = String, Path, description = "The conversation's id")),
+    params(("id" = String, Path, description = "The conversation's id", example = "1")),
     request_body = ReplyBody,
     security(("bearer" = ["reply"])),
     responses(
-        (status = 202, description = "Stored as pending; the connector delivers it", body = Message),
+        (status = 202, description = "Stored as pending; the connector delivers it", body = Message, links(
+            ("message" = (operation_id = "message", parameters(("id" = "$response.body#/id")))),
+            ("messages" = (operation_id = "conversation_messages", parameters(("id" = "$response.body#/conversation_id")))),
+        )),
         (status = 200, description = "The idempotency_key was used before; the original message", body = Message),
         (status = 400, response = Malformed),
         (status = 401, response = Unauthorized),
@@ -507,5 +528,24 @@ mod tests {
             outbound(r#"{"text":"x","extra":1}"#).unwrap_err().status,
             StatusCode::UNPROCESSABLE_ENTITY
         );
+        // The limit is in characters, as the document says, not in UTF-8 bytes.
+        let key = "é".repeat(MAX_KEY);
+        let body = serde_json::json!({"text": "x", "idempotency_key": key}).to_string();
+        assert!(outbound(&body).is_ok());
+        let body = serde_json::json!({"text": "x", "idempotency_key": key + "é"}).to_string();
+        assert!(outbound(&body).is_err());
+    }
+
+    /// schemathesis: `after=0` (which the document's pattern allows) was refused as
+    /// "not a cursor"; it is the start of the list.
+    #[test]
+    fn after_zero_is_the_start() {
+        assert_eq!(page(Some("0"), None).unwrap(), (0, DEFAULT_LIMIT));
+        assert_eq!(page(Some(""), Some(7)).unwrap(), (0, 7));
+        assert_eq!(page(Some("12"), None).unwrap(), (12, DEFAULT_LIMIT));
+        assert!(page(Some("00"), None).is_err());
+        assert!(page(Some("x"), None).is_err());
+        assert!(page(None, Some(0)).is_err());
+        assert!(page(None, Some(101)).is_err());
     }
 }

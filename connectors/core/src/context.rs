@@ -17,11 +17,13 @@ use crate::model::{Attachment, Author, Conversation, Message, MessageStatus};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboundMessage {
     /// The provider's id for the message: the dedupe key, unique per service.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub external_id: String,
     /// The sender.
     pub contact: ContactInfo,
     /// The provider's thread id; without one the contact's open conversation is used.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub conversation_external_id: Option<String>,
     /// Plain text.
     #[serde(default)]
@@ -37,6 +39,7 @@ pub struct InboundMessage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactInfo {
     /// The provider's id for the person: unique per service.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub external_id: String,
     /// Display name.
     #[serde(default)]

@@ -53,7 +53,7 @@ fn router_routes() -> BTreeSet<(String, String)> {
 }
 
 fn document_operations() -> BTreeSet<(String, String)> {
-    let doc = serde_json::to_value(document()).unwrap();
+    let doc = document();
     let mut ops = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for method in item.as_object().unwrap().keys() {
@@ -93,7 +93,7 @@ fn every_route_is_documented_and_nothing_else() {
 
 #[test]
 fn it_is_openapi_3_1_with_every_reference_resolved() {
-    let doc = serde_json::to_value(document()).unwrap();
+    let doc = document();
     assert_eq!(doc["openapi"], "3.1.0");
     // Every `$ref` points at a component that exists.
     fn refs(v: &Value, out: &mut Vec<String>) {
@@ -134,9 +134,54 @@ fn it_is_openapi_3_1_with_every_reference_resolved() {
     }
 }
 
+/// Every link names an operation of the document by `operationId`, with parameters
+/// that operation has.
+#[test]
+fn links_point_at_operations() {
+    let doc = document();
+    let mut ops = std::collections::BTreeMap::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(id) = op["operationId"].as_str() {
+                let params: Vec<String> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| p["name"].as_str().unwrap().to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ops.insert(id.to_owned(), params);
+            }
+        }
+    }
+    let mut seen = 0;
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let Some(responses) = op["responses"].as_object() else {
+                continue;
+            };
+            for r in responses.values() {
+                for (name, link) in r["links"].as_object().into_iter().flatten() {
+                    seen += 1;
+                    assert!(link.get("operation_id").is_none(), "{name}: snake_case");
+                    let target = link["operationId"].as_str().expect("an operationId");
+                    let params = ops
+                        .get(target)
+                        .unwrap_or_else(|| panic!("{name}: no {target}"));
+                    for p in link["parameters"].as_object().unwrap().keys() {
+                        assert!(params.contains(p), "{name}: {target} has no parameter {p}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen >= 10, "links: {seen}");
+}
+
 #[test]
 fn service_statuses_are_the_configs() {
-    let doc = serde_json::to_value(document()).unwrap();
+    let doc = document();
     let names: Vec<&str> = doc["components"]["schemas"]["ServiceStatusName"]["enum"]
         .as_array()
         .expect("an enum")
@@ -159,6 +204,6 @@ fn service_statuses_are_the_configs() {
 #[test]
 fn dump_openapi() {
     if let Ok(path) = std::env::var("SWITCHBOARD_DUMP_OPENAPI") {
-        std::fs::write(path, document().to_pretty_json().unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_string_pretty(&document()).unwrap()).unwrap();
     }
 }
