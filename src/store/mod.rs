@@ -4,6 +4,7 @@
 //! - [`ops`] — the write operations (ingest, reply, delivery results, receipts, state).
 //! - [`read`] — reads on a pool of query-only connections.
 //! - [`rows`] — rows and their conversion into the contract's objects.
+//! - [`stats`] — read-only figures for the status page (traffic buckets, failing deliveries).
 //! - [`routes`] — what the writer shares (event routes, outbox wake-ups, the event head).
 //! - [`error`] — [`StoreError`].
 //!
@@ -14,6 +15,7 @@ pub mod ops;
 pub mod read;
 pub mod routes;
 pub mod rows;
+pub mod stats;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
