@@ -143,9 +143,10 @@ pass() {
 }
 # Every operation with a token that has every scope.
 pass all-scopes "$token" "$max_examples"
-# The API again with another api service's ingest-only token: every read, reply,
-# admin action and ingest through someone else's service must be 403.
-pass other-scope "$ingest_token" "$(( (max_examples + 9) / 10 ))" --include-path-regex '^/v1/'
+# The API and the status page again with another api service's ingest-only token:
+# every read, reply, admin action, page and ingest through someone else's service
+# must be 403.
+pass other-scope "$ingest_token" "$(( (max_examples + 9) / 10 ))" --include-path-regex '^/(v1/|status)'
 
 if ! kill -0 "$daemon" 2>/dev/null; then
     echo "the daemon died during the run:" >&2

@@ -4,6 +4,7 @@
 //! - [`hooks`] — `/hooks/{service_id}[/…]` for providers.
 //! - [`v1`] — the REST API.
 //! - [`events`] — the `/v1/events` websocket.
+//! - [`status`] — `/status`, the operator's status page (login, live refresh).
 //! - [`openapi`] — `/v1/openapi.json`, derived from the handlers and [`schema`]'s types.
 //! - [`auth`], [`body`], [`error`]: bearer tokens, bodies, the error type.
 
@@ -15,6 +16,7 @@ pub mod health;
 pub mod hooks;
 pub mod openapi;
 pub mod schema;
+pub mod status;
 pub mod v1;
 
 use std::sync::Arc;
@@ -49,6 +51,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/admin/reload", post(v1::reload))
         .route("/v1/openapi.json", get(openapi::openapi_json))
+        .route("/status", get(status::page))
+        .route("/status/live", get(status::live))
+        .route("/status/login", get(status::login_form).post(status::login))
+        .route("/status/logout", post(status::logout))
+        .route("/status/assets/status.css", get(status::stylesheet))
+        .route("/status/assets/status.js", get(status::script))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)

@@ -35,6 +35,13 @@ use super::schema;
         super::events::events,
         super::v1::reload,
         openapi_json,
+        super::status::page,
+        super::status::live,
+        super::status::login_form,
+        super::status::login,
+        super::status::logout,
+        super::status::stylesheet,
+        super::status::script,
     ),
     components(
         schemas(schema::ErrorBody),
@@ -48,7 +55,7 @@ use super::schema;
             schema::answers::Unavailable,
         )
     ),
-    modifiers(&Security),
+    modifiers(&Security, &TextOrAttachments),
     tags(
         (name = "health", description = "Liveness, readiness and metrics; no credentials"),
         (name = "hooks", description = "Provider webhooks, authenticated by the provider's own signature or secret; only their error answers are switchboard's"),
@@ -58,6 +65,7 @@ use super::schema;
         (name = "events", description = "The event log as a websocket"),
         (name = "admin", description = "Operator actions (`admin` scope)"),
         (name = "meta", description = "This document"),
+        (name = "status", description = "The operator's status page (HTML): an admin token as bearer, or the login form's session cookie"),
     )
 )]
 pub struct ApiDoc;
@@ -81,12 +89,62 @@ impl Modify for Security {
             ),
         );
         components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "sb_session",
+                "The status page's session, set by POST /status/login (HttpOnly, SameSite=Strict)",
+            ))),
+        );
+        components.add_security_scheme(
             "access_token",
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
                 "access_token",
                 "The same token as a query parameter, for websocket clients that cannot set headers",
             ))),
         );
+    }
+}
+
+/// The one rule of message bodies that the derived schemas cannot carry: text or
+/// attachments. For inbound messages (`validate_inbound`) a non-empty text; for replies
+/// (`ReplyBody::into_outbound`) one that is not blank.
+struct TextOrAttachments;
+
+impl Modify for TextOrAttachments {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema};
+        use utoipa::openapi::{RefOr, Type};
+        let Some(schemas) = doc.components.as_mut().map(|c| &mut c.schemas) else {
+            return;
+        };
+        for (name, text) in [
+            (
+                "InboundMessage",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1)),
+            ),
+            (
+                "ReplyBody",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"\S")),
+            ),
+        ] {
+            let Some(RefOr::T(Schema::Object(object))) = schemas.get(name).cloned() else {
+                continue;
+            };
+            let with_text = ObjectBuilder::new().property("text", text).required("text");
+            let with_attachments = ObjectBuilder::new()
+                .property("attachments", ArrayBuilder::new().min_items(Some(1)))
+                .required("attachments");
+            let rule = AnyOfBuilder::new().item(with_text).item(with_attachments);
+            let both = utoipa::openapi::schema::AllOfBuilder::new()
+                .item(Schema::Object(object))
+                .item(rule)
+                .build();
+            schemas.insert(name.to_owned(), RefOr::T(Schema::AllOf(both)));
+        }
     }
 }
 

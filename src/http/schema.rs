@@ -210,6 +210,30 @@ pub enum ReloadedStatus {
     Reloaded,
 }
 
+/// The author of a reply, as the document gives it: an agent (the default) or a bot.
+/// (Replies deserialize into [`switchboard_core::Author`] and are checked in
+/// `v1::ReplyBody::into_outbound`; this type only describes what that accepts.)
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ReplyAuthor {
+    /// `agent` or `bot`.
+    #[serde(rename = "type")]
+    pub kind: ReplyAuthorType,
+    /// Display name.
+    pub name: Option<String>,
+}
+
+/// [`ReplyAuthor::kind`].
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ReplyAuthorType {
+    /// A human agent.
+    Agent,
+    /// A bot.
+    Bot,
+}
+
 /// Reusable error answers, referenced by the operations that can give them.
 pub mod answers {
     use super::*;

@@ -48,13 +48,23 @@ pub async fn services(
     headers: HeaderMap,
 ) -> Result<Json<ServiceList>, ApiError> {
     let caller = Caller::with_scope(&app, &headers, Scope::Read)?;
+    let data = service_views(&app, caller.organization()).await?;
+    Ok(Json(ServiceList { data }))
+}
+
+/// The organization's configured services in id order, each with its live state (a
+/// service that is not running shows `stopped` since its last recorded change).
+pub(crate) async fn service_views(
+    app: &App,
+    organization: &str,
+) -> Result<Vec<ServiceView>, ApiError> {
     let config = app.config();
     let stored = app.store.read.services().await?;
     let mut data = Vec::new();
     for svc in config
         .services
         .values()
-        .filter(|s| s.organization == caller.organization())
+        .filter(|s| s.organization == organization)
     {
         let entry = match app.service(&svc.id) {
             Some(running) => {
@@ -76,7 +86,7 @@ pub async fn services(
         };
         data.push(entry);
     }
-    Ok(Json(ServiceList { data }))
+    Ok(data)
 }
 
 /// The filters and paging of `GET /v1/conversations`.
@@ -243,9 +253,10 @@ pub async fn conversation_messages(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Page<Message>>, ApiError> {
     let caller = Caller::with_scope(&app, &headers, Scope::Read)?;
+    // An unknown conversation is 404 whatever the paging says.
+    let (id, _) = own_conversation(&app, &caller, &id).await?;
     let q: PageQuery = body::query(q.as_deref())?;
     let (after, limit) = page(q.after.as_deref(), q.limit)?;
-    let (id, _) = own_conversation(&app, &caller, &id).await?;
     let items = app.store.read.messages(id, after, limit).await?;
     Ok(Json(Page::new(items, limit, |m| &m.id)))
 }
@@ -339,7 +350,7 @@ pub async fn ingest(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyBody {
-    /// Plain text.
+    /// Plain text; not blank unless there are attachments.
     #[serde(default)]
     text: Option<String>,
     /// Files by http(s) URL.
@@ -347,6 +358,7 @@ pub struct ReplyBody {
     attachments: Vec<Attachment>,
     /// An agent (the default) or a bot.
     #[serde(default)]
+    #[schema(value_type = Option<super::schema::ReplyAuthor>)]
     author: Option<Author>,
     /// 1-255 characters; repeating it returns the original message.
     #[serde(default)]

@@ -122,8 +122,19 @@ impl Reader {
         services: &[String],
         limit: u32,
     ) -> Result<Vec<FailingDelivery>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            service_id: String,
+            kind: String,
+            attempts: i64,
+            last_error: String,
+            state: i64,
+            created_at: i64,
+            next_attempt_at: i64,
+        }
         let list = serde_json::to_string(services).unwrap_or_else(|_| "[]".into());
-        let rows: Vec<(i64, String, String, i64, String, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, service_id, kind, attempts, last_error, state, created_at, next_attempt_at \
              FROM outbox WHERE last_error IS NOT NULL \
                AND service_id IN (SELECT value FROM json_each(?1)) \
@@ -135,20 +146,16 @@ impl Reader {
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(id, service_id, kind, attempts, last_error, state, created_at, next)| {
-                    FailingDelivery {
-                        id,
-                        service_id,
-                        kind,
-                        attempts,
-                        last_error,
-                        dead: state == 3,
-                        created_at,
-                        next_attempt_at: next,
-                    }
-                },
-            )
+            .map(|r| FailingDelivery {
+                id: r.id,
+                service_id: r.service_id,
+                kind: r.kind,
+                attempts: r.attempts,
+                last_error: r.last_error,
+                dead: r.state == 3,
+                created_at: r.created_at,
+                next_attempt_at: r.next_attempt_at,
+            })
             .collect())
     }
 }

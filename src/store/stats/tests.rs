@@ -66,7 +66,13 @@ async fn traffic_counts_the_window_per_service_direction_and_bucket() {
     assert!(got.values().flatten().sum::<u32>() > 200);
 
     // A window after every message, and an empty table.
-    assert!(reader.traffic(now + 120 * MIN, 5 * MIN, 12).await.unwrap().is_empty());
+    assert!(
+        reader
+            .traffic(now + 120 * MIN, 5 * MIN, 12)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     reader.close().await;
     let empty = dir.path().join("e.db");
     migrate(&empty, Synchronous::Full).await.unwrap();
@@ -103,7 +109,11 @@ async fn failing_deliveries_are_the_organizations_retried_and_dead_rows_newest_f
     assert_eq!(ids, [(3, false), (1, true)]);
     assert_eq!(got[0].last_error, "timed out");
     assert_eq!(
-        reader.failing_deliveries(&["hook".to_owned()], 1).await.unwrap().len(),
+        reader
+            .failing_deliveries(&["hook".to_owned()], 1)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert!(reader.failing_deliveries(&[], 10).await.unwrap().is_empty());
