@@ -4,12 +4,14 @@
 //! - [`ops`] — the write operations (ingest, reply, delivery results, receipts, state).
 //! - [`read`] — reads on a pool of query-only connections.
 //! - [`rows`] — rows and their conversion into the contract's objects.
+//! - [`dead`] — dead deliveries: listing, and retrying them in their queue's order.
 //! - [`stats`] — read-only figures for the status page (traffic buckets, failing deliveries).
 //! - [`routes`] — what the writer shares (event routes, outbox wake-ups, the event head).
 //! - [`error`] — [`StoreError`].
 //!
 //! Migrations (in `migrations/`) are applied with sqlx when the store opens.
 
+pub mod dead;
 pub mod error;
 pub mod ops;
 pub mod read;
