@@ -82,6 +82,15 @@ type = "api"
 token = "$token"
 scopes = ["read", "reply", "ingest", "admin"]
 
+# A webhook whose target refuses everything (the fake has no POST: 501): each
+# event dies at once, so there are dead deliveries to list and retry.
+[services.hook]
+type = "webhook"
+[services.hook.params]
+url = "http://127.0.0.1:$twilio_port/refused"
+secret = "whsec_c2NoZW1hdGhlc2lzLXdlYmhvb2stc2VjcmV0LTEyMzQ1"
+max_attempts = 1
+
 [services.other]
 type = "api"
 [services.other.params.tokens.ingest]
@@ -118,6 +127,12 @@ curl -fsS "${auth[@]}" "$base/v1/services/api/messages" \
     -d '{"external_id":"seed-1","contact":{"external_id":"c-1","name":"Seed"},"text":"hello"}' >"$work/seed.json"
 conversation="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["conversation_id"])' "$work/seed.json")"
 curl -fsS "${auth[@]}" "$base/v1/conversations/$conversation/messages" -d '{"text":"hi back"}' >/dev/null
+for _ in $(seq 1 100); do
+    dead="$(curl -fsS "${auth[@]}" "$base/v1/admin/deliveries?state=dead" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]))')"
+    [ "$dead" -gt 0 ] && break
+    sleep 0.1
+done
+[ "$dead" -gt 0 ] || { echo "no dead delivery to test with" >&2; exit 1; }
 
 curl -fsS "$base/v1/openapi.json" >"$report_dir/openapi.json"
 here="$(dirname "$0")"
@@ -153,7 +168,8 @@ if ! kill -0 "$daemon" 2>/dev/null; then
     cat "$log" >&2
     exit 1
 fi
-if grep -E 'panicked|ERROR' "$log" >&2; then
+# Errors other than the deliveries the refusing webhook kills on purpose.
+if grep -E 'panicked|ERROR' "$log" | grep -v 'delivery is dead' >&2; then
     echo "the daemon logged errors during the run (above)" >&2
     status=1
 fi

@@ -3,11 +3,13 @@
 //! - [`health`] — `/healthz`, `/readyz`, `/metrics`.
 //! - [`hooks`] — `/hooks/{service_id}[/…]` for providers.
 //! - [`v1`] — the REST API.
+//! - [`admin`] — dead deliveries: listing and retrying them.
 //! - [`events`] — the `/v1/events` websocket.
 //! - [`status`] — `/status`, the operator's status page (login, live refresh).
 //! - [`openapi`] — `/v1/openapi.json`, derived from the handlers and [`schema`]'s types.
 //! - [`auth`], [`body`], [`error`]: bearer tokens, bodies, the error type.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -50,11 +52,23 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/messages/{id}", get(v1::message))
         .route("/v1/events", get(events::events))
         .route("/v1/admin/reload", post(v1::reload))
+        .route("/v1/admin/deliveries", get(admin::deliveries))
+        .route("/v1/admin/deliveries/{id}/retry", post(admin::retry))
+        .route(
+            "/v1/admin/services/{id}/retry-dead",
+            post(admin::retry_dead),
+        )
         .route("/v1/openapi.json", get(openapi::openapi_json))
         .route("/status", get(status::page))
         .route("/status/live", get(status::live))
         .route("/status/login", get(status::login_form).post(status::login))
         .route("/status/logout", post(status::logout))
+        .route("/status/dead", get(status::dead::page))
+        .route("/status/deliveries/{id}/retry", post(status::dead::retry))
+        .route(
+            "/status/services/{id}/retry-dead",
+            post(status::dead::retry_dead),
+        )
         .route("/status/assets/status.css", get(status::stylesheet))
         .route("/status/assets/status.js", get(status::script))
         .fallback(|| async { ApiError::not_found("route") })

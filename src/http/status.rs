@@ -8,7 +8,9 @@
 //! - [`session`] — sessions, cookies, the same-origin check.
 //! - [`snapshot`] — what the page shows, read from the app and the store.
 //! - [`render`] — the HTML.
+//! - [`dead`] — the dead deliveries of a service, with their retry buttons.
 
+pub mod dead;
 pub mod render;
 pub mod session;
 pub mod snapshot;
@@ -38,7 +40,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// An HTML answer with the page's security headers; never cached (it shows live state).
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -65,7 +67,7 @@ fn html(status: StatusCode, body: String) -> Response {
 }
 
 /// A small page naming what went wrong.
-fn problem(status: StatusCode, message: &str) -> Response {
+pub(crate) fn problem(status: StatusCode, message: &str) -> Response {
     html(
         status,
         format!(
@@ -79,10 +81,11 @@ fn problem(status: StatusCode, message: &str) -> Response {
     )
 }
 
-fn redirect(to: &'static str) -> Response {
+/// 303 to a path of ours (built from ids and percent-encoded queries only).
+pub(crate) fn redirect(to: &str) -> Response {
     let mut resp = html(StatusCode::SEE_OTHER, String::new());
-    resp.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static(to));
+    let to = HeaderValue::from_str(to).unwrap_or_else(|_| HeaderValue::from_static("/status"));
+    resp.headers_mut().insert(header::LOCATION, to);
     resp
 }
 
@@ -130,7 +133,7 @@ pub(crate) fn viewer(app: &App, headers: &HeaderMap) -> Result<(TokenInfo, bool)
 }
 
 /// `GET /status`.
-#[utoipa::path(get, path = "/status", tag = "status",
+#[utoipa::path(get, path = "/status", tag = "status", operation_id = "status_page",
     security(("bearer" = ["admin"]), ("session" = [])),
     responses(
         (status = 200, description = "The status page", body = String, content_type = "text/html"),
@@ -150,7 +153,7 @@ pub async fn page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /status/live`: the live part of the page, for its script.
-#[utoipa::path(get, path = "/status/live", tag = "status",
+#[utoipa::path(get, path = "/status/live", tag = "status", operation_id = "status_live",
     security(("bearer" = ["admin"]), ("session" = [])),
     responses(
         (status = 200, description = "The page's live part (services, failures, hub)", body = String, content_type = "text/html"),

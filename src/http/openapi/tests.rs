@@ -155,6 +155,13 @@ fn links_point_at_operations() {
             }
         }
     }
+    let count: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|i| i.as_object().unwrap().len())
+        .sum();
+    assert_eq!(ops.len(), count, "every operation has its own operationId");
     let mut seen = 0;
     for item in doc["paths"].as_object().unwrap().values() {
         for op in item.as_object().unwrap().values() {

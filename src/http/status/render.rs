@@ -27,7 +27,7 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn document(title: &str, body: &str) -> String {
+pub(super) fn document(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -66,7 +66,8 @@ pub fn page(s: &Snapshot, signed_in: bool) -> String {
     document(
         "switchboard · status",
         &format!(
-            "<header><h1>switchboard</h1><span class=\"org\">organization {}</span>{logout}</header>\
+            "<header><h1>switchboard</h1><span class=\"org\">organization {}</span>\
+             <a href=\"/status/dead\">Dead deliveries</a>{logout}</header>\
              <main id=\"live\" data-refresh=\"{REFRESH_SECONDS}\">{}</main>\
              <script src=\"/status/assets/status.js\"></script>",
             esc(&s.organization),
@@ -154,7 +155,7 @@ fn service_row(h: &mut String, row: &ServiceRow, now: Timestamp) {
 }
 
 /// "5s ago", "3m ago", "2h ago", "4d ago".
-fn ago(then: Timestamp, now: Timestamp) -> String {
+pub(super) fn ago(then: Timestamp, now: Timestamp) -> String {
     let s = now.as_second().saturating_sub(then.as_second()).max(0);
     match s {
         0..60 => format!("{s}s ago"),
