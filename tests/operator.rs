@@ -7,6 +7,7 @@ mod common;
 mod operator_kit;
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use common::*;
 use operator_kit::browser::{self, Browser};
@@ -378,5 +379,267 @@ async fn the_status_page_admits_admins_only_and_its_forms_only_from_its_own_orig
     )
     .await;
     assert!(!d.log_text().contains(TOKEN), "no token in the logs");
+    d.terminate();
+}
+
+/// The events among `seqs` that a receiver accepted, in arrival order:
+/// `(seq, webhook-id)`.
+fn accepted_of(receiver: &Receiver, seqs: &[i64]) -> Vec<(i64, String)> {
+    receiver
+        .accepted()
+        .iter()
+        .map(|r| {
+            (
+                r.json()["seq"].as_i64().unwrap(),
+                r.header("webhook-id").to_owned(),
+            )
+        })
+        .filter(|(seq, _)| seqs.contains(seq))
+        .collect()
+}
+
+async fn deliveries(api: &Api, query: &str) -> Vec<serde_json::Value> {
+    let (s, b) = api.get(&format!("/v1/admin/deliveries?{query}")).await;
+    assert_eq!(s, 200, "{b}");
+    b["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn dead_deliveries_are_retried_with_their_webhook_id_before_what_is_queued_behind_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    receiver.failing.store(true, Ordering::SeqCst);
+    // First every event dies at its first failure.
+    let dying = format!(
+        "{}{}{}",
+        base_config(dir.path()),
+        api_service(""),
+        webhook_service(&receiver.url("/hook"), "max_attempts = 1")
+    );
+    let d = Daemon::start(dir.path(), &dying);
+    let api = Api::new(&d);
+    let cli = |args: &[&str]| {
+        let mut all = vec!["deliveries"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--config", d.config_path.to_str().unwrap()]);
+        let listen = d.addr.to_string();
+        let (status, out, err) = run_cli(&all, &[("SWITCHBOARD_SERVER__LISTEN", listen.as_str())]);
+        (status.success(), out, err)
+    };
+
+    let (s, m1) = api
+        .post(
+            "/v1/services/api/messages",
+            &json!({"external_id": "m1", "contact": {"external_id": "c1"}, "conversation_external_id": "A", "text": "first"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let conversation = m1["conversation_id"].as_str().unwrap().to_owned();
+    let dead = eventually(
+        Duration::from_secs(20),
+        "the conversation's events to die",
+        || {
+            let api = &api;
+            let conversation = conversation.clone();
+            async move {
+                let dead: Vec<_> = deliveries(api, "state=dead&service_id=hook")
+                    .await
+                    .into_iter()
+                    .filter(|d| d["conversation_id"] == json!(conversation))
+                    .collect();
+                let types: Vec<_> = dead
+                    .iter()
+                    .map(|d| d["event_type"].as_str().unwrap().to_owned())
+                    .collect();
+                types
+                    .contains(&"message.created".to_owned())
+                    .then_some(dead)
+            }
+        },
+    )
+    .await;
+    for x in &dead {
+        assert_eq!(x["state"], "dead");
+        assert_eq!(x["webhook_id"], json!(format!("evt_{}", x["event_seq"])));
+        assert!(x["last_error"].as_str().unwrap().contains("503"), "{x}");
+        assert_eq!(x["next_attempt_at"], json!(null));
+    }
+    // Every failed attempt carried the webhook-id the delivery lists.
+    let tried: Vec<String> = receiver
+        .all()
+        .iter()
+        .map(|(r, _)| r.header("webhook-id").to_owned())
+        .collect();
+    for x in &dead {
+        assert!(tried.contains(&x["webhook_id"].as_str().unwrap().to_owned()));
+    }
+
+    // Now deliveries are retried for long; the receiver still fails. Two more messages
+    // in the conversation: the first's events head its queue, the rest wait behind.
+    let patient = dying.replace("max_attempts = 1", "max_attempts = 1000\nmax_age = \"1h\"");
+    std::fs::write(&d.config_path, &patient).unwrap();
+    assert_eq!(api.post("/v1/admin/reload", &json!({})).await.0, 200);
+    for (n, text) in [("m2", "second"), ("m3", "third")] {
+        let (s, _) = api
+            .post(
+                "/v1/services/api/messages",
+                &json!({"external_id": n, "contact": {"external_id": "c1"}, "conversation_external_id": "A", "text": text}),
+            )
+            .await;
+        assert_eq!(s, 201);
+    }
+    let live = eventually(
+        Duration::from_secs(20),
+        "a retrying head and rows queued behind it",
+        || {
+            let api = &api;
+            let conversation = conversation.clone();
+            async move {
+                let live: Vec<_> = deliveries(api, "state=live&service_id=hook")
+                    .await
+                    .into_iter()
+                    .filter(|d| d["conversation_id"] == json!(conversation))
+                    .collect();
+                let head = live
+                    .iter()
+                    .any(|d| d["state"] == "ready" && d["attempts"].as_i64() > Some(0));
+                (head && live.iter().filter(|d| d["state"] == "queued").count() >= 1)
+                    .then_some(live)
+            }
+        },
+    )
+    .await;
+    let queued: Vec<i64> = live
+        .iter()
+        .filter(|d| d["state"] == "queued")
+        .map(|d| d["event_seq"].as_i64().unwrap())
+        .collect();
+
+    // The CLI lists the dead ones and retries the newest; the status page's form (with
+    // the bearer admin token) retries the rest of the service's.
+    let (ok, out, err) = cli(&["list", "--service", "hook"]);
+    assert!(ok, "{err}");
+    for x in &dead {
+        assert!(out.contains(x["webhook_id"].as_str().unwrap()), "{out}");
+    }
+    let newest = dead
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().parse::<i64>().unwrap())
+        .max()
+        .unwrap();
+    let (ok, out, err) = cli(&["retry", &newest.to_string()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("requeued (queued)"),
+        "behind the ready head: {out}"
+    );
+    let (ok, _, err) = cli(&["retry", &newest.to_string()]);
+    assert!(!ok && err.contains("409"), "not dead any more: {err}");
+    let (ok, _, err) = cli(&["retry", "999999"]);
+    assert!(!ok && err.contains("not found"), "{err}");
+
+    let http = http();
+    let login = http
+        .post(d.url("/status/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let form = |cookie: Option<String>, origin: Option<&'static str>| {
+        let mut r = http.post(d.url("/status/services/hook/retry-dead"));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        async move { r.send().await.unwrap() }
+    };
+    assert_eq!(form(None, None).await.status(), 401);
+    assert_eq!(
+        form(Some(cookie.clone()), Some("https://evil.example"))
+            .await
+            .status(),
+        403
+    );
+    let page = http
+        .get(d.url("/status/dead?service_id=hook"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Retry all"), "{page}");
+    for x in &dead {
+        if x["id"].as_str().unwrap() != newest.to_string() {
+            assert!(
+                page.contains(&format!("data-delivery=\"{}\"", x["id"].as_str().unwrap())),
+                "{page}"
+            );
+        }
+    }
+    let r = form(Some(cookie.clone()), None).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/status/dead?service_id=hook");
+    assert!(
+        deliveries(&api, "state=dead&service_id=hook")
+            .await
+            .iter()
+            .all(|x| x["conversation_id"] != json!(conversation))
+    );
+
+    // The receiver recovers. In the conversation, every retried event arrives before
+    // every event that was queued when they were retried, in their own order, with the
+    // webhook-id they had.
+    receiver.failing.store(false, Ordering::SeqCst);
+    // Its queue: the dead ones, the head and what waited behind it.
+    let seqs: Vec<i64> = dead
+        .iter()
+        .chain(&live)
+        .map(|x| x["event_seq"].as_i64().unwrap())
+        .collect();
+    let got = eventually(Duration::from_secs(30), "the conversation's events", || {
+        let got = accepted_of(&receiver, &seqs);
+        let want = seqs.len();
+        async move { (got.len() >= want).then_some(got) }
+    })
+    .await;
+    let position = |seq: i64| got.iter().position(|(s, _)| *s == seq).unwrap();
+    let mut retried: Vec<i64> = dead
+        .iter()
+        .map(|x| x["event_seq"].as_i64().unwrap())
+        .collect();
+    retried.sort();
+    for w in retried.windows(2) {
+        assert!(
+            position(w[0]) < position(w[1]),
+            "retried ones keep their order: {got:?}"
+        );
+    }
+    for r in &retried {
+        for q in &queued {
+            assert!(
+                position(*r) < position(*q),
+                "retried {r} before queued {q}: {got:?}"
+            );
+        }
+        let wid = &got[position(*r)].1;
+        assert_eq!(wid, &format!("evt_{r}"));
+    }
+    for r in receiver.accepted() {
+        assert!(verify_standard_webhook(WEBHOOK_SECRET, &r));
+    }
+    let (ok, out, _) = cli(&["retry", "--service", "hook"]);
+    assert!(ok);
+    assert!(out.contains(": 0 dead deliveries requeued"), "{out}");
+    receiver.stop().await;
     d.terminate();
 }
