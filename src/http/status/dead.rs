@@ -157,6 +157,19 @@ fn render(service_id: Option<&str>, deliveries: &[Delivery], buttons: bool) -> S
     document("switchboard · dead deliveries", &h)
 }
 
+/// Who posts a retry form: from the daemon's own page, with admin credentials.
+fn form_viewer(app: &App, headers: &HeaderMap) -> Result<crate::app::TokenInfo, Response> {
+    if !session::same_origin(headers, app.config().server.public_url.as_deref()) {
+        return Err(problem(
+            StatusCode::FORBIDDEN,
+            "retry from the daemon's own page",
+        ));
+    }
+    viewer(app, headers)
+        .map(|(v, _)| v)
+        .map_err(IntoResponse::into_response)
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -184,12 +197,9 @@ pub async fn retry(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    if !session::same_origin(&headers, app.config().server.public_url.as_deref()) {
-        return problem(StatusCode::FORBIDDEN, "retry from the daemon's own page");
-    }
-    let (viewer, _) = match viewer(&app, &headers) {
+    let viewer = match form_viewer(&app, &headers) {
         Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
+        Err(refused) => return refused,
     };
     let q: RetryQuery = match crate::http::body::query(q.as_deref()) {
         Ok(q) => q,
@@ -223,12 +233,9 @@ pub async fn retry_dead(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if !session::same_origin(&headers, app.config().server.public_url.as_deref()) {
-        return problem(StatusCode::FORBIDDEN, "retry from the daemon's own page");
-    }
-    let (viewer, _) = match viewer(&app, &headers) {
+    let viewer = match form_viewer(&app, &headers) {
         Ok(v) => v,
-        Err(refusal) => return refusal.into_response(),
+        Err(refused) => return refused,
     };
     match app.store.retry_dead(&viewer.organization, &id).await {
         Ok(n) => {
