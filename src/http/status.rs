@@ -104,6 +104,8 @@ pub(crate) enum Refusal {
     Login,
     /// A bearer token that is unknown or not an admin's.
     Bearer(super::error::ApiError),
+    /// A form posted from another origin.
+    CrossOrigin,
 }
 
 impl IntoResponse for Refusal {
@@ -111,6 +113,10 @@ impl IntoResponse for Refusal {
         match self {
             Refusal::Login => html(StatusCode::UNAUTHORIZED, render::login(None)),
             Refusal::Bearer(e) => problem(e.status, &e.message),
+            Refusal::CrossOrigin => problem(
+                StatusCode::FORBIDDEN,
+                "post this form from the daemon's own page",
+            ),
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::render::{ago, document, esc};
-use super::{html, problem, redirect, session, viewer};
+use super::{Refusal, html, problem, redirect, session, viewer};
 use crate::app::App;
 use crate::http::admin::Delivery;
 use crate::store::dead::DeliveryState;
@@ -158,16 +158,11 @@ fn render(service_id: Option<&str>, deliveries: &[Delivery], buttons: bool) -> S
 }
 
 /// Who posts a retry form: from the daemon's own page, with admin credentials.
-fn form_viewer(app: &App, headers: &HeaderMap) -> Result<crate::app::TokenInfo, Response> {
+fn form_viewer(app: &App, headers: &HeaderMap) -> Result<crate::app::TokenInfo, Refusal> {
     if !session::same_origin(headers, app.config().server.public_url.as_deref()) {
-        return Err(problem(
-            StatusCode::FORBIDDEN,
-            "retry from the daemon's own page",
-        ));
+        return Err(Refusal::CrossOrigin);
     }
-    viewer(app, headers)
-        .map(|(v, _)| v)
-        .map_err(IntoResponse::into_response)
+    viewer(app, headers).map(|(v, _)| v)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -199,7 +194,7 @@ pub async fn retry(
 ) -> Response {
     let viewer = match form_viewer(&app, &headers) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let q: RetryQuery = match crate::http::body::query(q.as_deref()) {
         Ok(q) => q,
@@ -235,7 +230,7 @@ pub async fn retry_dead(
 ) -> Response {
     let viewer = match form_viewer(&app, &headers) {
         Ok(v) => v,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     match app.store.retry_dead(&viewer.organization, &id).await {
         Ok(n) => {
