@@ -9,7 +9,7 @@
 # conform to /v1/openapi.json, an accepted bad request, an ignored credential, …).
 set -euo pipefail
 bin="$1"
-max_examples="${2:-${SCHEMATHESIS_MAX_EXAMPLES:-500}}"
+max_examples="${2:-${SCHEMATHESIS_MAX_EXAMPLES:-300}}"
 st="${SCHEMATHESIS:-$HOME/.cache/switchboard/schemathesis-4.32.5/bin/schemathesis}"
 token="schemathesis-token-0123456789"
 ingest_token="schemathesis-ingest-0123456789"
