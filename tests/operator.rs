@@ -530,8 +530,8 @@ async fn dead_deliveries_are_retried_with_their_webhook_id_before_what_is_queued
     let (ok, out, err) = cli(&["retry", &newest.to_string()]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("requeued (queued)"),
-        "behind the ready head: {out}"
+        out.contains("requeued (ready)"),
+        "the oldest live row of its queue, so its head: {out}"
     );
     let (ok, _, err) = cli(&["retry", &newest.to_string()]);
     assert!(!ok && err.contains("409"), "not dead any more: {err}");

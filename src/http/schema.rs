@@ -284,7 +284,7 @@ pub mod answers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ops::service_json;
+    use crate::store::service_json;
 
     /// The service view of the API and the `service` object of `service.state` events
     /// (built by the store) must stay one shape.

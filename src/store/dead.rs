@@ -2,21 +2,24 @@
 //!
 //! A retried delivery is the same outbox row, so it keeps its reference (the event's
 //! `seq`, hence its `webhook-id` `evt_{seq}`; or the message) and its id, which orders
-//! it before every row still queued behind it in its conversation: a queue promotes
-//! its oldest queued row next. It becomes ready at once when its queue has no live
-//! row, or waits behind the one that is ready (possibly in flight) otherwise. Its
-//! attempts and age start over, so `max_attempts` and `max_age` apply afresh.
+//! it before every row still live behind it in its conversation. The outbox keeps one
+//! rule (see `src/dispatch.rs`): the oldest live row of a queue is its head and the only
+//! `ready` one. So a retry demotes the queue's current head to `queued` and promotes the
+//! oldest live row, now the retried one (or an older retried row of the same queue). A
+//! lane already delivering that queue finishes what it took; the retried row is its
+//! queue's next head once that lane's results are committed. Its attempts and age start
+//! over, so `max_attempts` and `max_age` apply afresh.
 //!
 //! A retried message that had been marked `failed` goes back to `pending` (with a
 //! `message.status` event): the provider is asked again, and its answer may move it
 //! forward as usual.
 
 use rusqlite::{OptionalExtension, params};
-use serde_json::json;
 
 use super::Store;
 use super::error::StoreError;
-use super::ops::{DEAD, QUEUED, READY};
+use super::events::EventData;
+use super::outbox::{OutboxKind, OutboxState};
 use super::read::Reader;
 use super::rows::{MESSAGE_COLS, MessageRow};
 use super::writer::WriteCx;
@@ -128,7 +131,7 @@ pub fn retry(cx: &mut WriteCx<'_>, organization: &str, id: i64) -> Result<(), St
     let Some((service_id, kind, ref_id, queue_key, state)) = row else {
         return Err(StoreError::NotFound("delivery".into()));
     };
-    if state != DEAD {
+    if state != OutboxState::Dead.code() {
         return Err(StoreError::Conflict(format!(
             "delivery {id} is not dead; only dead deliveries are retried"
         )));
@@ -174,22 +177,22 @@ fn requeue(
     ref_id: i64,
     queue_key: &str,
 ) -> Result<(), StoreError> {
-    // A live row in the queue is its head (the one ready row); this row, older than
-    // every live one, is promoted right after it.
-    let queue_busy: bool = cx
-        .conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE service_id = ? AND queue_key = ? AND state < 2)",
-        )?
-        .query_row(params![service_id, queue_key], |r| r.get(0))?;
-    let state = if queue_busy { QUEUED } else { READY };
+    let (queued, ready) = (OutboxState::Queued.code(), OutboxState::Ready.code());
     cx.conn
         .prepare_cached(
-            "UPDATE outbox SET state = ?, attempts = 0, next_attempt_at = ?2, created_at = ?2, \
+            "UPDATE outbox SET state = ?1, attempts = 0, next_attempt_at = ?2, created_at = ?2, \
              last_error = NULL WHERE id = ?3",
         )?
-        .execute(params![state, cx.now, id])?;
-    if kind == "message" {
+        .execute(params![queued, cx.now, id])?;
+    // The head changes: every live row of the queue waits, then the oldest becomes ready
+    // (a demoted head keeps its retry time; it is only promoted again after the retry).
+    cx.conn
+        .prepare_cached(
+            "UPDATE outbox SET state = ?1 WHERE service_id = ?2 AND queue_key = ?3 AND state = ?4",
+        )?
+        .execute(params![queued, service_id, queue_key, ready])?;
+    cx.promote_next(service_id, queue_key)?;
+    if OutboxKind::parse(kind) == Some(OutboxKind::Message) {
         reopen_message(cx, ref_id)?;
     }
     cx.fx.outbox.insert(service_id.to_owned());
@@ -218,12 +221,16 @@ fn reopen_message(cx: &mut WriteCx<'_>, message_id: i64) -> Result<(), StoreErro
         .prepare_cached("SELECT organization FROM conversations WHERE id = ?")?
         .query_row([row.conversation_id], |r| r.get(0))?;
     let (conversation_id, service_id) = (row.conversation_id, row.service_id.clone());
+    let message = row.into_message();
     cx.append_event(
         "message.status",
         &organization,
         Some(&service_id),
         Some(conversation_id),
-        &json!({ "message": row.into_message() }),
+        &EventData {
+            message: Some(&message),
+            ..Default::default()
+        },
     )?;
     Ok(())
 }

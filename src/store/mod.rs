@@ -1,7 +1,10 @@
 //! Storage on one SQLite file in WAL mode.
 //!
 //! - [`writer`] — the single writer thread with group commit; every write goes there.
-//! - [`ops`] — the write operations (ingest, reply, delivery results, receipts, state).
+//! - [`ingest`] — conversations and messages: inbound, replies, receipts.
+//! - [`outbox`] — durable deliveries and their results.
+//! - [`events`] — the event log.
+//! - [`service`] — services' recorded state and sync state.
 //! - [`read`] — reads on a pool of query-only connections.
 //! - [`rows`] — rows and their conversion into the contract's objects.
 //! - [`dead`] — dead deliveries: listing, and retrying them in their queue's order.
@@ -13,10 +16,13 @@
 
 pub mod dead;
 pub mod error;
-pub mod ops;
+pub mod events;
+pub mod ingest;
+pub mod outbox;
 pub mod read;
 pub mod routes;
 pub mod rows;
+pub mod service;
 pub mod stats;
 pub mod writer;
 
@@ -32,9 +38,11 @@ use switchboard_core::{
 use tokio::sync::{Notify, watch};
 
 pub use error::StoreError;
-pub use ops::{NewOutbound, Outcome, ServiceInfo, ServiceRef};
-pub use read::{ConversationFilter, EventRow, OutboxItem, Reader};
+pub use ingest::NewOutbound;
+pub use outbox::{OutboxKind, OutboxState, Outcome};
+pub use read::{ConversationFilter, EventRow, OutboxItem, QueueHead, Reader};
 pub use routes::{Routes, WebhookRoute};
+pub use service::{ServiceInfo, ServiceRef, service_json};
 
 use crate::config::Synchronous;
 use crate::metrics::Metrics;
@@ -156,18 +164,18 @@ impl Store {
         self.shared.notifier(service_id)
     }
 
-    /// See [`ops::ingest`].
+    /// See [`ingest::ingest`].
     pub async fn ingest(
         &self,
         service: ServiceRef,
         messages: Vec<InboundMessage>,
     ) -> Result<Vec<Ingested>, StoreError> {
         self.writer
-            .run(move |cx| ops::ingest(cx, &service, messages))
+            .run(move |cx| ingest::ingest(cx, &service, messages))
             .await
     }
 
-    /// See [`ops::reply`].
+    /// See [`ingest::reply`].
     pub async fn reply(
         &self,
         organization: Option<String>,
@@ -175,22 +183,18 @@ impl Store {
         new: NewOutbound,
     ) -> Result<(Message, Conversation, bool), StoreError> {
         self.writer
-            .run(move |cx| ops::reply(cx, organization.as_deref(), conversation_id, new))
+            .run(move |cx| ingest::reply(cx, organization.as_deref(), conversation_id, new))
             .await
     }
 
-    /// See [`ops::delivery_result`].
-    pub async fn delivery_result(
-        &self,
-        outbox_id: i64,
-        outcome: Outcome,
-    ) -> Result<(), StoreError> {
+    /// See [`outbox::delivery_results`].
+    pub async fn delivery_results(&self, results: Vec<(i64, Outcome)>) -> Result<(), StoreError> {
         self.writer
-            .run(move |cx| ops::delivery_result(cx, outbox_id, outcome))
+            .run(move |cx| outbox::delivery_results(cx, results))
             .await
     }
 
-    /// See [`ops::update_status`].
+    /// See [`ingest::update_status`].
     pub async fn update_status(
         &self,
         service_id: &str,
@@ -200,21 +204,23 @@ impl Store {
     ) -> Result<StatusChange, StoreError> {
         let (s, e) = (service_id.to_owned(), external_id.to_owned());
         self.writer
-            .run(move |cx| ops::update_status(cx, &s, &e, status, error))
+            .run(move |cx| ingest::update_status(cx, &s, &e, status, error))
             .await
     }
 
-    /// See [`ops::kv_put`].
+    /// See [`ingest::kv_put`].
     pub async fn kv_put(&self, service_id: &str, key: &str, value: &str) -> Result<(), StoreError> {
         let (s, k, v) = (service_id.to_owned(), key.to_owned(), value.to_owned());
-        self.writer.run(move |cx| ops::kv_put(cx, &s, &k, &v)).await
+        self.writer
+            .run(move |cx| service::kv_put(cx, &s, &k, &v))
+            .await
     }
 
     /// Records a service's state (and a `service.state` event when `event`), without
     /// waiting for the commit.
     pub fn record_service(&self, info: ServiceInfo, state: ConnState, since: i64, event: bool) {
         self.writer
-            .run_detached(move |cx| ops::record_service(cx, &info, &state, since, event));
+            .run_detached(move |cx| service::record_service(cx, &info, &state, since, event));
     }
 
     /// Records a service's state and waits for the commit.
@@ -226,12 +232,12 @@ impl Store {
         event: bool,
     ) -> Result<(), StoreError> {
         self.writer
-            .run(move |cx| ops::record_service(cx, &info, &state, since, event))
+            .run(move |cx| service::record_service(cx, &info, &state, since, event))
             .await
     }
 
     /// Periodic housekeeping.
     pub async fn prune(&self) -> Result<(), StoreError> {
-        self.writer.run(ops::prune).await
+        self.writer.run(ingest::prune_receipts).await
     }
 }

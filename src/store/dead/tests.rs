@@ -58,7 +58,9 @@ async fn states(s: &Store) -> Vec<(i64, i64)> {
 #[tokio::test]
 async fn a_retried_delivery_goes_before_what_is_still_queued_in_its_conversation() {
     let dir = tempfile::tempdir().unwrap();
-    // Queue c1: 1 dead, 3 ready (the head, maybe in flight), 4 queued behind it.
+    // Queue c1: 1 dead, 3 ready (the head, maybe in flight), 4 queued behind it. The
+    // retried row, the oldest live one, becomes the head; 3 waits (a lane already
+    // delivering it may still report it).
     let s = store(
         dir.path(),
         &[
@@ -69,16 +71,20 @@ async fn a_retried_delivery_goes_before_what_is_still_queued_in_its_conversation
     )
     .await;
     s.retry_delivery("o1", 1).await.unwrap();
-    assert_eq!(states(&s).await, [(1, 0), (3, 1), (4, 0)]);
+    assert_eq!(states(&s).await, [(1, 1), (3, 0), (4, 0)]);
     let row = s.read.delivery("o1", 1).await.unwrap().unwrap();
     assert_eq!((row.attempts, row.last_error.as_deref()), (0, None));
     assert!(row.created_at > 5, "its age starts over");
     assert_eq!(row.ref_id, 101, "the same event: the same webhook-id");
 
-    // The head is delivered: the retried row is next, not the one queued after it.
-    s.delivery_result(3, Outcome::EventDelivered).await.unwrap();
+    // The old head's result still counts; the retried row stays next, before 4.
+    s.delivery_results(vec![(3, Outcome::EventDelivered)])
+        .await
+        .unwrap();
     assert_eq!(states(&s).await, [(1, 1), (4, 0)]);
-    s.delivery_result(1, Outcome::EventDelivered).await.unwrap();
+    s.delivery_results(vec![(1, Outcome::EventDelivered)])
+        .await
+        .unwrap();
     assert_eq!(states(&s).await, [(4, 1)]);
     s.close().await;
 }
@@ -96,8 +102,8 @@ async fn a_retried_delivery_in_an_idle_queue_is_ready_at_once() {
     .await;
     s.retry_delivery("o1", 1).await.unwrap();
     assert_eq!(states(&s).await, [(1, 1), (2, 1)]);
-    let due = s.read.due("hook", i64::MAX, 10).await.unwrap();
-    assert!(due.iter().any(|d| d.id == 1 && d.attempts == 0));
+    let heads = s.read.heads("hook", 10).await.unwrap();
+    assert!(heads.iter().any(|h| h.id == 1));
     s.close().await;
 }
 
@@ -185,13 +191,13 @@ async fn a_retried_message_goes_back_to_pending_with_an_event() {
     let row = s.read.delivery("o1", 4).await.unwrap().unwrap();
     assert_eq!((row.state, row.conversation_id), (1, Some(1)));
     // Delivered this time: it moves forward from pending as usual.
-    s.delivery_result(
+    s.delivery_results(vec![(
         4,
         Outcome::Sent {
             external_id: Some("SM1".into()),
             status: switchboard_core::MessageStatus::Sent,
         },
-    )
+    )])
     .await
     .unwrap();
     assert_eq!(
