@@ -117,6 +117,21 @@ pub struct App {
     pub control: tokio::sync::mpsc::UnboundedSender<Control>,
     /// Ephemeral events (typing) for the event stream: not stored, not resumable.
     pub ephemeral: tokio::sync::broadcast::Sender<Ephemeral>,
+    /// How the last hub syncs went, for the status page.
+    pub hub_sync: RwLock<HubSync>,
+    /// The status page's login sessions.
+    pub sessions: crate::http::status::Sessions,
+}
+
+/// The outcome of the hub syncs so far (none when no hub is configured).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HubSync {
+    /// When a sync last succeeded.
+    pub last_ok: Option<jiff::Timestamp>,
+    /// How many services that sync returned.
+    pub services: usize,
+    /// When a sync last failed, and why (never containing a credential).
+    pub last_error: Option<(jiff::Timestamp, String)>,
 }
 
 /// An event that is streamed live but never stored (it has no `seq`).
@@ -333,13 +348,10 @@ pub fn validate_inbound(m: &InboundMessage) -> Result<(), HostError> {
         ));
     }
     for (i, a) in m.attachments.iter().enumerate() {
-        match url::Url::parse(&a.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(HostError::Invalid(format!(
-                    "attachments[{i}].url must be an http(s) URL"
-                )));
-            }
+        if !a.has_http_url() {
+            return Err(HostError::Invalid(format!(
+                "attachments[{i}].url must be an http(s) URL"
+            )));
         }
     }
     Ok(())

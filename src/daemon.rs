@@ -67,6 +67,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         statuses: Default::default(),
         control,
         ephemeral: tokio::sync::broadcast::channel(1024).0,
+        hub_sync: Default::default(),
+        sessions: Default::default(),
     });
     let supervisor = Arc::new(Supervisor::new(app.clone()));
     // The hub's last good list: services keep running when the hub is down at start.
@@ -388,6 +390,19 @@ async fn stored_hub_list(store: &Store) -> Vec<serde_json::Value> {
     }
 }
 
+/// Keeps the outcome of a sync for the status page.
+fn record_hub_sync<T, E: std::fmt::Display>(app: &App, result: &Result<Vec<T>, E>) {
+    let now = jiff::Timestamp::now();
+    let mut sync = app.hub_sync.write().expect("hub sync lock");
+    match result {
+        Ok(list) => {
+            sync.last_ok = Some(now);
+            sync.services = list.len();
+        }
+        Err(e) => sync.last_error = Some((now, e.to_string())),
+    }
+}
+
 /// Fetches the hub's services every `sync_interval`; a changed list is stored, then
 /// handed to the control loop. A failed sync changes nothing.
 async fn hub_task(app: Arc<App>, mut config: watch::Receiver<Option<crate::hub::HubConfig>>) {
@@ -401,7 +416,9 @@ async fn hub_task(app: Arc<App>, mut config: watch::Receiver<Option<crate::hub::
         let wait = match current {
             None => None,
             Some(cfg) => {
-                match client.services(&cfg, app.clock.now()).await {
+                let result = client.services(&cfg, app.clock.now()).await;
+                record_hub_sync(&app, &result);
+                match result {
                     Ok(list) => {
                         let text = serde_json::Value::Array(list.clone()).to_string();
                         if last.as_deref() != Some(text.as_str()) {

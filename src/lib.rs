@@ -5,7 +5,8 @@
 //! and bots answer, without ever losing or duplicating a customer's message.
 //!
 //! ## Layout
-//! - [`cli`] — the command line; [`daemon`]: `run`; [`services_cmd`]: `services`.
+//! - [`cli`] — the command line; [`daemon`]: `run`; [`services_cmd`]: `services`;
+//!   [`deliveries_cmd`]: `deliveries list|retry`.
 //! - [`config`] — typed config from TOML, environment and secret files, fully validated.
 //! - [`registry`] — the closed set of service types and the one `match` that builds them.
 //! - [`app`] — shared state, API tokens, and the per-service [`switchboard_core::Host`].
@@ -23,6 +24,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod deliveries_cmd;
 pub mod dispatch;
 pub mod http;
 pub mod hub;

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -23,6 +24,8 @@ use switchboard_core::Scope;
 use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
+use super::schema::ErrorBody;
+use super::schema::answers::{Forbidden, Malformed, Unauthorized, Unavailable};
 use crate::app::App;
 
 /// Events read per page, at most.
@@ -39,19 +42,36 @@ const MAX_INCOMING: usize = 64 * 1024;
 /// How long the close frame telling a stalled client why may take.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Deserialize)]
+/// The query of `GET /v1/events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Resume after this sequence number (the `seq` of the last event seen); without it,
+    /// the stream starts at the current head.
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
+    /// The bearer token, for websocket clients that cannot set headers.
     access_token: Option<String>,
 }
 
 /// Upgrades to the stream. Without `after`, the stream starts at the current head.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(EventsQuery),
+    security(("bearer" = ["read"]), ("access_token" = ["read"])),
+    responses(
+        (status = 101, description = "Switching to the websocket: each text frame is one event `{type, timestamp, seq, data}` (or a live `conversation.typing` without seq)"),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 426, description = "Authenticated, but not a websocket upgrade request (`upgrade_required`)", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn events(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let q: EventsQuery = body::query(q.as_deref())?;
     let caller = Caller::authenticate(&app, &headers, q.access_token.as_deref())?;
@@ -60,6 +80,14 @@ pub async fn events(
         Some(a) => a,
         None => *app.store.subscribe_events().borrow(),
     };
+    // Credentials and the query first: a plain GET learns nothing before they pass.
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::UPGRADE_REQUIRED,
+            "upgrade_required",
+            format!("a websocket upgrade is required: {e}"),
+        )
+    })?;
     let organization = caller.organization().to_owned();
     let server = app.config().server.clone();
     // Our frames are flushed one at a time, so the write buffer never holds more than

@@ -13,9 +13,22 @@ use switchboard_core::{HookAdmission, HookError, HookHead, HookRequest};
 
 use super::body;
 use super::error::ApiError;
+use super::schema::answers::{Invalid, Malformed, NotFound, TooLarge, Unauthorized, Unavailable};
 use crate::app::App;
 
-/// `/hooks/{service_id}`.
+/// `/hooks/{service_id}`. Other methods than POST get 405 with `Allow: POST`.
+#[utoipa::path(post, path = "/hooks/{service_id}", tag = "hooks",
+    params(("service_id" = String, Path, description = "The service the provider calls")),
+    request_body(description = "The provider's own request", content((std::collections::HashMap<String, String> = "application/x-www-form-urlencoded"), (std::collections::HashMap<String, String> = "application/json"))),
+    responses(
+        (status = 200, description = "Accepted (after the commit); the body is what the provider expects", content(("application/json"), ("text/plain"), ("text/xml"))),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn root(
     State(app): State<Arc<App>>,
     Extension(budget): Extension<body::Budget>,
@@ -36,6 +49,21 @@ pub async fn root(
 }
 
 /// `/hooks/{service_id}/{*rest}`.
+#[utoipa::path(post, path = "/hooks/{service_id}/{rest}", tag = "hooks",
+    params(
+        ("service_id" = String, Path, description = "The service the provider calls"),
+        ("rest" = String, Path, description = "A sub-path the provider needs (`status`, a path token, …)"),
+    ),
+    request_body(description = "The provider's own request", content((std::collections::HashMap<String, String> = "application/x-www-form-urlencoded"), (std::collections::HashMap<String, String> = "application/json"))),
+    responses(
+        (status = 200, description = "Accepted (after the commit); the body is what the provider expects", content(("application/json"), ("text/plain"), ("text/xml"))),
+        (status = 400, response = Malformed),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge),
+        (status = 422, response = Invalid),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn sub(
     State(app): State<Arc<App>>,
     Extension(budget): Extension<body::Budget>,
@@ -82,12 +110,15 @@ async fn handle(
         .unwrap_or_default();
     // Credentials in the head are checked before a byte of the body is read: a request
     // without them is answered at once and costs no memory.
-    let admission = svc.connector.authorize_hook(&HookHead {
+    let admission = match svc.connector.authorize_hook(&HookHead {
         method: &head.method,
         subpath: &subpath,
         path_and_query: &path_and_query,
         headers: &head.headers,
-    })?;
+    }) {
+        Ok(admission) => admission,
+        Err(e) => return Ok(refuse(e)),
+    };
     let server = app.config().server.clone();
     let held = match admission {
         HookAdmission::Signed => {
@@ -114,7 +145,10 @@ async fn handle(
         headers: head.headers,
         body: held.bytes.clone(),
     };
-    let resp = svc.connector.handle_webhook(&svc.ctx, req).await?;
+    let resp = match svc.connector.handle_webhook(&svc.ctx, req).await {
+        Ok(resp) => resp,
+        Err(e) => return Ok(refuse(e)),
+    };
     drop(held);
     Ok((
         resp.status,
@@ -122,4 +156,18 @@ async fn handle(
         resp.body,
     )
         .into_response())
+}
+
+/// A connector's refusal as the provider gets it. Every provider calls its hook with
+/// POST, and RFC 9110 wants a 405 to say so.
+fn refuse(e: HookError) -> Response {
+    let allow = e == HookError::MethodNotAllowed;
+    let mut refused = ApiError::from(e).into_response();
+    if allow {
+        refused.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static("POST"),
+        );
+    }
+    refused
 }

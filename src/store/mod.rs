@@ -7,11 +7,14 @@
 //! - [`service`] — services' recorded state and sync state.
 //! - [`read`] — reads on a pool of query-only connections.
 //! - [`rows`] — rows and their conversion into the contract's objects.
+//! - [`dead`] — dead deliveries: listing, and retrying them in their queue's order.
+//! - [`stats`] — read-only figures for the status page (traffic buckets, failing deliveries).
 //! - [`routes`] — what the writer shares (event routes, outbox wake-ups, the event head).
 //! - [`error`] — [`StoreError`].
 //!
 //! Migrations (in `migrations/`) are applied with sqlx when the store opens.
 
+pub mod dead;
 pub mod error;
 pub mod events;
 pub mod ingest;
@@ -20,6 +23,7 @@ pub mod read;
 pub mod routes;
 pub mod rows;
 pub mod service;
+pub mod stats;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -191,7 +191,11 @@ impl WriteCx<'_> {
     }
 
     /// Makes the oldest live row of a queue ready, now that the ones before it are done.
-    fn promote_next(&mut self, service_id: &str, queue_key: &str) -> Result<(), StoreError> {
+    pub(super) fn promote_next(
+        &mut self,
+        service_id: &str,
+        queue_key: &str,
+    ) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(&PROMOTE)?
             .execute(params![service_id, queue_key, self.now])?;

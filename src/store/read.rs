@@ -132,7 +132,7 @@ impl EventRow {
 /// Reads.
 #[derive(Clone, Debug)]
 pub struct Reader {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl Reader {

@@ -14,13 +14,16 @@ use crate::model::{Attachment, Author, Conversation, Message, MessageStatus};
 /// A message from a contact, normalized by its connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboundMessage {
     /// The provider's id for the message: the dedupe key, unique per service.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub external_id: String,
     /// The sender.
     pub contact: ContactInfo,
     /// The provider's thread id; without one the contact's open conversation is used.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub conversation_external_id: Option<String>,
     /// Plain text.
     #[serde(default)]
@@ -33,8 +36,10 @@ pub struct InboundMessage {
 /// What a provider tells us about a contact.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactInfo {
     /// The provider's id for the person: unique per service.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub external_id: String,
     /// Display name.
     #[serde(default)]
@@ -87,6 +92,7 @@ pub enum StatusChange {
 /// The live state of a service's connection, as `GET /v1/services` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ConnState {
     /// Not running (not active, or shut down).
     Stopped,
@@ -99,6 +105,7 @@ pub enum ConnState {
         /// Attempts so far in this streak.
         attempt: u32,
         /// When the next attempt starts.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         until: Timestamp,
     },
     /// Not working for a reason an operator must look at (bad credentials, bad config);
