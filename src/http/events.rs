@@ -76,6 +76,12 @@ pub async fn events(
     let q: EventsQuery = body::query(q.as_deref())?;
     let caller = Caller::authenticate(&app, &headers, q.access_token.as_deref())?;
     caller.require(Scope::Read)?;
+    // The document says a number: an empty `after=` is refused here, as `after=x` is.
+    if q.after.as_deref() == Some("") {
+        return Err(ApiError::malformed(
+            "after: expected a cursor this API issued (a number ≥ 0)",
+        ));
+    }
     let after = match body::cursor("after", q.after.as_deref())? {
         Some(a) => a,
         None => *app.store.subscribe_events().borrow(),
