@@ -18,11 +18,15 @@ step() { printf '\n==> %s\n' "$*"; }
 #   prometheus       promtool, which checks a live /metrics scrape
 #   systemd          systemd-analyze verify / security for the unit
 #   openssl          test certificates and keys (XMPP TLS, GBM service account)
+#   chromium         the headless browser that drives the /status page (tests/operator.rs)
+#   curl             the schemathesis run's seeding and readiness checks
 apt_packages=()
 command -v prosody >/dev/null 2>&1 || apt_packages+=(prosody)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     step "installing ${apt_packages[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -34,6 +38,21 @@ for unit in prosody prometheus; do
         as_root systemctl stop "$unit" || true
     fi
 done
+
+# schemathesis (PyPI), pinned, in its own venv outside the clone.
+schemathesis_version=4.32.5
+schemathesis_venv="$HOME/.cache/switchboard/schemathesis-$schemathesis_version"
+if [ ! -x "$schemathesis_venv/bin/schemathesis" ]; then
+    step "installing schemathesis $schemathesis_version"
+    python3 -m venv "$schemathesis_venv" 2>/dev/null || {
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        python3 -m venv "$schemathesis_venv"
+    }
+    "$schemathesis_venv/bin/pip" install -q "schemathesis==$schemathesis_version"
+fi
+export SCHEMATHESIS="$schemathesis_venv/bin/schemathesis"
+# The browser test must not skip in CI.
+export SWITCHBOARD_REQUIRE_BROWSER=1
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-audit >/dev/null 2>&1 || { step "installing cargo-audit"; cargo install --locked cargo-audit; }
@@ -68,6 +87,9 @@ fi
 
 step "cargo test"
 cargo test --locked --workspace
+
+step "schemathesis against a live daemon (/v1/openapi.json, every check)"
+bash scripts/schemathesis/run.sh "$CARGO_TARGET_DIR/debug/switchboard"
 
 step "systemd unit"
 bash scripts/check-systemd.sh "$CARGO_TARGET_DIR/debug/switchboard"

@@ -109,6 +109,21 @@ pub struct App {
     pub control: tokio::sync::mpsc::UnboundedSender<Control>,
     /// Ephemeral events (typing) for the event stream: not stored, not resumable.
     pub ephemeral: tokio::sync::broadcast::Sender<Ephemeral>,
+    /// How the last hub syncs went, for the status page.
+    pub hub_sync: RwLock<HubSync>,
+    /// The status page's login sessions.
+    pub sessions: crate::http::status::Sessions,
+}
+
+/// The outcome of the hub syncs so far (none when no hub is configured).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HubSync {
+    /// When a sync last succeeded.
+    pub last_ok: Option<jiff::Timestamp>,
+    /// How many services that sync returned.
+    pub services: usize,
+    /// When a sync last failed, and why (never containing a credential).
+    pub last_error: Option<(jiff::Timestamp, String)>,
 }
 
 /// An event that is streamed live but never stored (it has no `seq`).

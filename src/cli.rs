@@ -1,4 +1,5 @@
-//! The command line: `run`, `check-config`, `migrate`, `services` (docs/contract.md, "CLI").
+//! The command line: `run`, `check-config`, `migrate`, `services`, `deliveries`
+//! (docs/contract.md, "CLI").
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,12 @@ pub enum Command {
     Migrate,
     /// List the services with their live state.
     Services,
+    /// List or retry dead deliveries, through the running daemon's API.
+    Deliveries {
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::deliveries_cmd::Action,
+    },
 }
 
 /// Exit status for an invalid config.
@@ -69,6 +76,9 @@ pub fn main() -> ExitCode {
         }
         Command::Migrate => report(runtime().block_on(migrate(&config))),
         Command::Services => report(runtime().block_on(crate::services_cmd::print(&config))),
+        Command::Deliveries { action } => {
+            report(runtime().block_on(crate::deliveries_cmd::run(&config, action)))
+        }
     }
 }
 

@@ -1,13 +1,13 @@
 //! `switchboard run`: open storage, bind, start the services, serve, and stop gracefully
 //! on SIGTERM/SIGINT; SIGHUP re-reads the config.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use switchboard_core::SystemClock;
-use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -27,23 +27,31 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     // stop the daemon gracefully, not kill it with the default action.
     let signals = Signals::install()?;
     let _ = rustls::crypto::ring::default_provider().install_default();
+    return_large_buffers();
+    let fd_limit = crate::http::server::raise_fd_limit();
+    crate::http::server::connection_cap(config.server.max_connections, fd_limit)
+        .map_err(anyhow::Error::msg)?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let db_path = config.storage.path().map_err(anyhow::Error::msg)?;
     let store = Store::open(&db_path, config.storage.synchronous, metrics.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = TcpListener::bind(config.server.listen)
-        .await
+    let listener = crate::http::server::listen(config.server.listen)
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let local = listener.local_addr()?;
 
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
+    // Shared by every connector and the hub client: redirects are refused, never followed.
+    let http = switchboard_core::outbound::client_builder()
         .build()
         .context("building the HTTP client")?;
+    // A service id keeps the organization it was first stored with: its conversations,
+    // events and webhooks belong to that tenant.
+    let known = known_organizations(&store).await?;
+    let moved = config::organization_moves(&known, &config);
+    if !moved.is_empty() {
+        anyhow::bail!("{}", moved.join("\n"));
+    }
     let shutdown = CancellationToken::new();
     let (control, control_rx) = mpsc::unbounded_channel();
     let app = Arc::new(App {
@@ -59,6 +67,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         statuses: Default::default(),
         control,
         ephemeral: tokio::sync::broadcast::channel(1024).0,
+        hub_sync: Default::default(),
+        sessions: Default::default(),
     });
     let supervisor = Arc::new(Supervisor::new(app.clone()));
     // The hub's last good list: services keep running when the hub is down at start.
@@ -71,16 +81,18 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         hub: hub_list,
         hub_problems: Vec::new(),
         boundary: None,
+        known,
+        fd_limit,
     };
-    state.apply(&supervisor).await;
+    state.apply(&app, &supervisor).await;
 
     let router = crate::http::router(app.clone());
-    let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-            .await
-    });
+    let server = tokio::spawn(crate::http::server::serve(
+        listener,
+        router,
+        app.clone(),
+        fd_limit,
+    ));
     tracing::info!(listen = %local, services = config.services.len(), db = %db_path.display(), "switchboard is running");
     crate::notify::ready(&app);
     let watchdog = tokio::spawn(crate::notify::watchdog(app.clone()));
@@ -133,6 +145,18 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes glibc hand buffers of 128 KiB and more (request bodies, event frames) back to
+/// the system when they are freed. By default it raises that threshold to the largest
+/// buffer freed so far, after which megabyte bodies come from, and stay in, each
+/// thread's heap: 8 MiB of bodies in flight held ~100 MiB of resident memory.
+fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// The daemon's clock: the system clock, unless `SWITCHBOARD_CLOCK_START` (an RFC 3339
 /// instant) says where it should start — it then runs on in real time from there. For
 /// tests and rehearsals of date windows and opening hours; never set in production.
@@ -158,15 +182,40 @@ struct ControlState {
     hub_problems: Vec<String>,
     /// When a date window next opens or closes.
     boundary: Option<jiff::Timestamp>,
+    /// The organization of every service id stored or applied so far.
+    known: HashMap<String, String>,
+    /// The open-file limit in force (for `server.max_connections`).
+    fd_limit: u64,
 }
 
 impl ControlState {
-    /// Merges the hub's services into the config and applies the result.
-    async fn apply(&mut self, supervisor: &Supervisor) {
+    /// Merges the hub's services into the config and applies the result. A hub service
+    /// that names another organization than its id already has is not moved: the
+    /// version running keeps running (or it stays out), and the merge reports why.
+    async fn apply(&mut self, app: &App, supervisor: &Supervisor) {
         let merged = match &self.file.hub {
             Some(hub) => {
-                let (merged, problems) =
+                let (mut merged, mut problems) =
                     crate::hub::merge(&self.file, &self.hub, hub.organization.as_deref());
+                let running = app.config();
+                let moved: Vec<String> = merged
+                    .services
+                    .iter()
+                    .filter(|(id, s)| self.known.get(*id).is_some_and(|o| *o != s.organization))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in moved {
+                    let new = merged.services.remove(&id).expect("listed above");
+                    problems.push(format!(
+                        "hub service skipped: {}",
+                        config::organization_move(&id, &self.known[&id], &new.organization)
+                    ));
+                    if let Some(old) = running.services.get(&id)
+                        && old.organization == self.known[&id]
+                    {
+                        merged.services.insert(id, old.clone());
+                    }
+                }
                 if problems != self.hub_problems {
                     for p in &problems {
                         tracing::warn!(problem = %p, "hub service list");
@@ -177,8 +226,26 @@ impl ControlState {
             }
             None => self.file.clone(),
         };
+        for (id, svc) in &merged.services {
+            self.known
+                .entry(id.clone())
+                .or_insert_with(|| svc.organization.clone());
+        }
         self.boundary = supervisor.apply(merged).await;
     }
+}
+
+/// The organization of every service the store has seen.
+async fn known_organizations(store: &Store) -> anyhow::Result<HashMap<String, String>> {
+    let stored = store
+        .read
+        .services()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the stored services: {e}"))?;
+    Ok(stored
+        .into_iter()
+        .map(|s| (s.info.id, s.info.organization))
+        .collect())
 }
 
 /// The signals the daemon handles.
@@ -233,7 +300,7 @@ async fn control_loop(
             _ = xfsz.recv() => tracing::warn!("a write exceeded the file-size limit (RLIMIT_FSIZE)"),
             _ = hup.recv() => {
                 crate::notify::reloading();
-                if let Err(lines) = reload(&mut state, supervisor, config_path, &hub_config).await {
+                if let Err(lines) = reload(app, &mut state, supervisor, config_path, &hub_config).await {
                     for line in lines {
                         tracing::error!(problem = %line, "reload rejected; the running services are unchanged");
                     }
@@ -243,7 +310,7 @@ async fn control_loop(
             Some(msg) = control.recv() => match msg {
                 Control::Reload(reply) => {
                     crate::notify::reloading();
-                    let result = reload(&mut state, supervisor, config_path, &hub_config).await;
+                    let result = reload(app, &mut state, supervisor, config_path, &hub_config).await;
                     crate::notify::reloaded(app);
                     if let Err(lines) = &result {
                         for line in lines {
@@ -256,12 +323,12 @@ async fn control_loop(
                 }
                 Control::Hub(list) => {
                     state.hub = list;
-                    state.apply(supervisor).await;
+                    state.apply(app, supervisor).await;
                 }
-                Control::Reapply => state.apply(supervisor).await,
+                Control::Reapply => state.apply(app, supervisor).await,
             },
             _ = tokio::time::sleep(until_boundary.unwrap_or(Duration::MAX)), if until_boundary.is_some() => {
-                state.apply(supervisor).await;
+                state.apply(app, supervisor).await;
             }
         }
     }
@@ -270,6 +337,7 @@ async fn control_loop(
 /// Re-reads the config file and applies it; an invalid config changes nothing and
 /// yields the same lines `check-config` prints.
 async fn reload(
+    app: &App,
     state: &mut ControlState,
     supervisor: &Supervisor,
     config_path: &Path,
@@ -285,6 +353,14 @@ async fn reload(
     if new.storage.url != old.storage.url {
         refused.push("storage.url: changing the database needs a restart".to_owned());
     }
+    if new.server.max_body_in_flight != old.server.max_body_in_flight {
+        refused.push("server.max_body_in_flight: changing it needs a restart".to_owned());
+    }
+    if let Err(e) = crate::http::server::connection_cap(new.server.max_connections, state.fd_limit)
+    {
+        refused.push(e);
+    }
+    refused.extend(config::organization_moves(&state.known, &new));
     if !refused.is_empty() {
         return Err(refused);
     }
@@ -293,7 +369,7 @@ async fn reload(
         state.hub.clear();
     }
     state.file = Arc::new(new);
-    state.apply(supervisor).await;
+    state.apply(app, supervisor).await;
     tracing::info!("config reloaded");
     Ok(())
 }

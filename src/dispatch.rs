@@ -1,17 +1,55 @@
-//! The dispatcher: drains one service's outbox. Only the head of each queue
-//! (conversation) is ever ready, so a conversation's deliveries go one at a time, in
-//! order, while different conversations proceed in parallel. Results are committed before
-//! the next delivery of the same queue can start. Nothing here polls: it sleeps until the
-//! next retry is due, a new row is committed, or the connection comes back.
+//! The dispatcher: drains one service's outbox, one *lane* per queue (conversation) at a
+//! time, many lanes in parallel. Nothing here polls: it sleeps until the next retry is
+//! due, a new row is committed, a lane stops, or the connection comes back.
+//!
+//! - this file — the loop that starts lanes, and the lane itself.
+//! - [`attempt`] — one attempt: the connector call, its deadline, its slot, the outcome.
+//! - [`commit`] — the committer that records results in batches.
+//!
+//! # Order and at-least-once: the invariant
+//!
+//! A lane starts at the head of its queue (the oldest live row) and delivers the queue's
+//! rows in id order. It starts the next row as soon as the previous one was *accepted*
+//! (2xx, or the provider took the message) or given up (dead); it does not wait for that
+//! result's commit. Results go to the committer in the order they happened and are
+//! committed in that order, several per transaction. Therefore, for every queue:
+//!
+//! 1. **A row is attempted only after every row before it in its queue was accepted or
+//!    given up.** A failed attempt (retry, connection down) stops the lane, so nothing
+//!    behind a failed head is attempted, let alone reported delivered, until the head
+//!    is done.
+//! 2. **The committed outbox is always a suffix of the queue.** Results are committed in
+//!    order, so the rows marked done are always a prefix of what was delivered; the
+//!    oldest live row is the queue's head and is `ready`.
+//! 3. **After a crash, delivery resumes at the oldest uncommitted row.** Everything after
+//!    the committed prefix is delivered again, in order, with the same `webhook-id`
+//!    (`evt_<seq>`) or idempotency key (`<service>-<message id>`). A receiver may thus see
+//!    a contiguous run it already has once more; deduplicated by id, what it sees is in
+//!    order and complete.
+//! 4. **Only one lane per queue.** The loop tracks the queues that have a lane and skips
+//!    their heads; a lane leaves only after all its results are committed, so the next
+//!    look at the outbox sees where it stopped.
+//!
+//! A lane runs at most [`MAX_UNCOMMITTED`] results ahead of the commits, which bounds
+//! both memory and what a crash can make it deliver twice.
+//!
+//! # Fairness
+//!
+//! A service has `delivery_concurrency()` slots (16 by default); an attempt takes one
+//! while it runs. An attempt that has not answered within [`attempt::SLOW_AFTER`] gives
+//! its slot back and goes on outside the slots, so conversations whose target hangs
+//! hold no slot that the others need. At most [`MAX_LANES`] lanes exist per service,
+//! which bounds the requests in flight to a target in all.
+
+mod attempt;
+mod commit;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use switchboard_core::{
-    Backoff, ConnState, DeliveryError, EventDelivery, MessageStatus, OutboundMessage, RetryLimits,
-};
+use switchboard_core::{Backoff, ConnState, RetryLimits};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -19,12 +57,15 @@ use crate::app::RunningService;
 use crate::config::DeliveryConfig;
 use crate::metrics::Metrics;
 use crate::store::rows::now_ms;
-use crate::store::{OutboxItem, Outcome, Store};
+use crate::store::{QueueHead, Store};
+use commit::Committer;
 
-/// How long an attempt may take in all before it counts as a timeout.
-const ATTEMPT_DEADLINE: Duration = Duration::from_secs(120);
-/// Retry delay after the connection was found down mid-delivery.
-const DEFER_MS: i64 = 1_000;
+/// Most lanes (and so attempts in flight) per service.
+pub const MAX_LANES: usize = 256;
+/// Most results a lane has reported but not yet seen committed.
+pub const MAX_UNCOMMITTED: usize = 256;
+/// Rows a lane reads ahead of what it delivers.
+const READ_AHEAD: u32 = 64;
 
 /// Everything a dispatcher needs.
 pub struct Dispatcher {
@@ -34,6 +75,14 @@ pub struct Dispatcher {
     backoff: Backoff,
     limits: RetryLimits,
     on_drained: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// What the lanes of one dispatcher share.
+struct Lanes {
+    /// Attempt slots: `delivery_concurrency()` of them.
+    slots: Arc<Semaphore>,
+    /// Where results go.
+    committer: Committer,
 }
 
 impl Dispatcher {
@@ -67,61 +116,66 @@ impl Dispatcher {
         self.on_drained = Some(f);
     }
 
-    /// Runs until the service's shutdown fires, then lets in-flight attempts finish.
+    fn paused(&self, state: &tokio::sync::watch::Receiver<(ConnState, i64)>) -> bool {
+        self.svc.connector.needs_connection() && !matches!(state.borrow().0, ConnState::Connected)
+    }
+
+    /// Runs until the service's shutdown fires, then lets the lanes finish their current
+    /// attempt and commit what they have.
     pub async fn run(self) {
         let this = Arc::new(self);
         let id = this.svc.config.id.clone();
         let notify = this.store.outbox_notifier(&id);
         let mut state = this.svc.host.watch_state();
-        let needs_connection = this.svc.connector.needs_connection();
-        let concurrency = this.svc.connector.delivery_concurrency().max(1);
         let shutdown = this.svc.ctx.shutdown.clone();
-        let mut inflight: JoinSet<i64> = JoinSet::new();
-        let mut inflight_ids: HashSet<i64> = HashSet::new();
+        let (committer, committing) = Committer::start(this.store.clone(), shutdown.clone());
+        let lanes = Arc::new(Lanes {
+            slots: Arc::new(Semaphore::new(
+                this.svc.connector.delivery_concurrency().max(1),
+            )),
+            committer,
+        });
+        let mut running: JoinSet<String> = JoinSet::new();
+        let mut active: HashSet<String> = HashSet::new();
         let mut drained_reported = false;
 
         loop {
-            let paused = needs_connection && !matches!(state.borrow().0, ConnState::Connected);
             let mut wake_at: Option<i64> = None;
-            if !paused && inflight.len() < concurrency {
-                let now = now_ms();
-                let limit = (concurrency + inflight.len()) as u32;
-                match this.store.read.due(&id, now, limit).await {
-                    Ok(due) => {
-                        for item in due {
-                            if inflight.len() >= concurrency {
+            if !this.paused(&state) && running.len() < MAX_LANES {
+                let limit = (active.len() + MAX_LANES - running.len() + 1) as u32;
+                match this.store.read.heads(&id, limit).await {
+                    Ok(heads) => {
+                        let now = now_ms();
+                        let drained = heads.is_empty() && running.is_empty();
+                        for head in heads {
+                            if active.contains(&head.queue_key) {
+                                continue;
+                            }
+                            if head.next_attempt_at > now {
+                                // Heads come in due order: this is the next to wake for.
+                                wake_at = Some(head.next_attempt_at);
                                 break;
                             }
-                            if inflight_ids.insert(item.id) {
-                                let me = this.clone();
-                                inflight.spawn(
-                                    async move {
-                                        let id = item.id;
-                                        me.attempt(item).await;
-                                        id
-                                    }
-                                    .in_current_span(),
-                                );
+                            if running.len() >= MAX_LANES {
+                                break;
                             }
+                            active.insert(head.queue_key.clone());
+                            let (me, lanes) = (this.clone(), lanes.clone());
+                            running.spawn(me.lane(head, lanes).in_current_span());
                         }
-                        if inflight.len() < concurrency {
-                            let next = this.store.read.next_due(&id).await;
-                            wake_at = next.as_ref().ok().copied().flatten().filter(|&t| t > now);
-                            // No ready row at all: nothing is queued behind one either.
-                            // Re-armed whenever rows appear again, since a reply may
-                            // arrive between the report and the archive decision.
-                            let drained = matches!(next, Ok(None)) && inflight.is_empty();
-                            if !drained {
-                                drained_reported = false;
-                            } else if !drained_reported && let Some(f) = &this.on_drained {
-                                drained_reported = true;
-                                f();
-                            }
+                        // No ready row at all: nothing is queued behind one either.
+                        // Re-armed whenever rows appear again, since a reply may arrive
+                        // between the report and the archive decision.
+                        if !drained {
+                            drained_reported = false;
+                        } else if !drained_reported && let Some(f) = &this.on_drained {
+                            drained_reported = true;
+                            f();
                         }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "reading the outbox failed; retrying shortly");
-                        wake_at = Some(now + 1_000);
+                        wake_at = Some(now_ms() + 1_000);
                     }
                 }
             }
@@ -129,177 +183,69 @@ impl Dispatcher {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = notify.notified() => {}
-                Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                    if let Ok(id) = done { inflight_ids.remove(&id); }
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    if let Ok(queue) = done { active.remove(&queue); }
                 }
                 _ = state.changed() => {}
                 _ = tokio::time::sleep(sleep.unwrap_or(Duration::MAX)), if sleep.is_some() => {}
             }
         }
-        // Attempts in flight finish (their results are committed) within the shutdown
-        // deadline; the supervisor aborts them after it.
-        while inflight.join_next().await.is_some() {}
+        // Lanes finish their attempt in flight and commit what they have within the
+        // shutdown deadline; the supervisor aborts them after it.
+        while running.join_next().await.is_some() {}
+        drop(lanes);
+        let _ = committing.await;
     }
 
-    /// One attempt, with its result committed before returning.
-    async fn attempt(&self, item: OutboxItem) {
-        let svc = &self.svc;
-        let attempt = item.attempts + 1;
-        let now = now_ms();
-        let age = Duration::from_millis((now - item.created_at).max(0) as u64);
-        let result = if item.attempts > 0 && age > self.limits.max_age {
-            Err(DeliveryError::permanent(format!(
-                "gave up after {} attempts: older than {}",
-                item.attempts,
-                humantime::format_duration(self.limits.max_age)
-            )))
-        } else {
-            match tokio::time::timeout(ATTEMPT_DEADLINE, self.deliver(&item, attempt)).await {
-                Ok(r) => r,
-                Err(_) => Err(DeliveryError::transient("delivery timed out")),
-            }
-        };
-        let outcome = match result {
-            Ok(sent) => {
-                self.metrics
-                    .delivery_latency(&svc.config.id, &item.kind, age.as_secs_f64());
-                self.count(&item, "success");
-                match sent {
-                    Some((external_id, status)) => {
-                        self.metrics.message(
-                            &svc.config.id,
-                            svc.config.type_name(),
-                            "outbound",
-                            "sent",
-                        );
-                        tracing::debug!(message_id = item.ref_id, attempt, "message delivered");
-                        Outcome::Sent {
-                            external_id,
-                            status,
+    /// Delivers one queue from `head` on, in order, until it is empty, an attempt fails,
+    /// or the service stops; returns the queue's key once its results are committed.
+    async fn lane(self: Arc<Self>, head: QueueHead, lanes: Arc<Lanes>) -> String {
+        let queue = head.queue_key;
+        let state = self.svc.host.watch_state();
+        let shutdown = self.svc.ctx.shutdown.clone();
+        // The first read starts at the head itself.
+        let mut cursor = head.id - 1;
+        let mut ahead = std::collections::VecDeque::new();
+        let mut uncommitted = 0;
+        loop {
+            let item = match ahead.pop_front() {
+                Some(item) => item,
+                None => {
+                    match self
+                        .store
+                        .read
+                        .queue_after(&self.svc.config.id, &queue, cursor, READ_AHEAD)
+                        .await
+                    {
+                        Ok(rows) if !rows.is_empty() => {
+                            ahead.extend(rows);
+                            continue;
+                        }
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading the outbox failed; the queue waits");
+                            break;
                         }
                     }
-                    None => Outcome::EventDelivered,
                 }
+            };
+            if shutdown.is_cancelled() || self.paused(&state) {
+                break;
             }
-            Err(DeliveryError::Unavailable { reason }) => {
-                self.count(&item, "deferred");
-                tracing::debug!(reason, "connection unavailable; delivery waits");
-                Outcome::Defer {
-                    at: now_ms() + DEFER_MS,
-                }
+            cursor = item.id;
+            let outcome = self.attempt(&item, &lanes.slots).await;
+            let proceed = outcome.lets_queue_proceed();
+            lanes.committer.report(item.id, outcome);
+            uncommitted += 1;
+            if !proceed {
+                break;
             }
-            Err(DeliveryError::Transient {
-                reason,
-                retry_after,
-            }) if attempt < self.limits.max_attempts => {
-                let mut delay = self.backoff.delay(attempt);
-                if let Some(hint) = retry_after {
-                    delay = delay.max(hint);
-                }
-                self.count(&item, "retry");
-                if item.kind == "message" {
-                    self.metrics.message(
-                        &svc.config.id,
-                        svc.config.type_name(),
-                        "outbound",
-                        "retried",
-                    );
-                }
-                tracing::warn!(kind = %item.kind, ref_id = item.ref_id, attempt, error = %reason, retry_in = ?delay, "delivery failed; will retry");
-                Outcome::Retry {
-                    at: now_ms() + delay.as_millis() as i64,
-                    attempts: attempt,
-                    error: reason,
-                }
+            if uncommitted >= MAX_UNCOMMITTED {
+                lanes.committer.flush().await;
+                uncommitted = 0;
             }
-            Err(e) => {
-                self.count(&item, "dead");
-                if item.kind == "message" {
-                    self.metrics.message(
-                        &svc.config.id,
-                        svc.config.type_name(),
-                        "outbound",
-                        "failed",
-                    );
-                }
-                let error = match &e {
-                    DeliveryError::Transient { reason, .. } => {
-                        format!("gave up after {attempt} attempts: {reason}")
-                    }
-                    other => other.to_string(),
-                };
-                tracing::error!(kind = %item.kind, ref_id = item.ref_id, attempt, error = %error, "delivery is dead");
-                Outcome::Dead {
-                    attempts: attempt,
-                    error,
-                }
-            }
-        };
-        if let Err(e) = self.store.delivery_result(item.id, outcome).await {
-            // The row stays due and is attempted again: at least once, never lost.
-            tracing::warn!(error = %e, "recording a delivery result failed; it will be retried");
         }
-    }
-
-    /// Hands the item to the connector. `Ok(Some(..))` for a sent message,
-    /// `Ok(None)` for a delivered event.
-    async fn deliver(
-        &self,
-        item: &OutboxItem,
-        attempt: u32,
-    ) -> Result<Option<(Option<String>, MessageStatus)>, DeliveryError> {
-        let svc = &self.svc;
-        match item.kind.as_str() {
-            "message" => {
-                let Some((message, conversation)) = self
-                    .store
-                    .read
-                    .outbound(item.ref_id)
-                    .await
-                    .map_err(|e| DeliveryError::transient(e.to_string()))?
-                else {
-                    return Err(DeliveryError::permanent("the message no longer exists"));
-                };
-                let out = OutboundMessage {
-                    idempotency_key: format!("{}-{}", svc.config.id, message.id),
-                    message,
-                    conversation,
-                    attempt,
-                };
-                let sent = svc.connector.deliver_message(&svc.ctx, &out).await?;
-                Ok(Some((sent.external_id, sent.status)))
-            }
-            "event" => {
-                let Some(row) = self
-                    .store
-                    .read
-                    .event(item.ref_id)
-                    .await
-                    .map_err(|e| DeliveryError::transient(e.to_string()))?
-                else {
-                    return Err(DeliveryError::permanent("the event no longer exists"));
-                };
-                let body = row.body();
-                let event = serde_json::from_str(&body).map_err(|e| {
-                    DeliveryError::permanent(format!("stored event is not valid: {e}"))
-                })?;
-                let delivery = EventDelivery {
-                    delivery_id: format!("evt_{}", row.seq),
-                    event,
-                    body: Bytes::from(body),
-                    attempt,
-                };
-                svc.connector.deliver_event(&svc.ctx, &delivery).await?;
-                Ok(None)
-            }
-            other => Err(DeliveryError::permanent(format!(
-                "unknown outbox kind {other:?}"
-            ))),
-        }
-    }
-
-    fn count(&self, item: &OutboxItem, result: &str) {
-        self.metrics
-            .delivery(&self.svc.config.id, &item.kind, result);
+        lanes.committer.flush().await;
+        queue
     }
 }

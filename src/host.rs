@@ -148,13 +148,10 @@ pub fn validate_inbound(m: &InboundMessage) -> Result<(), HostError> {
         ));
     }
     for (i, a) in m.attachments.iter().enumerate() {
-        match url::Url::parse(&a.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(HostError::Invalid(format!(
-                    "attachments[{i}].url must be an http(s) URL"
-                )));
-            }
+        if !a.has_http_url() {
+            return Err(HostError::Invalid(format!(
+                "attachments[{i}].url must be an http(s) URL"
+            )));
         }
     }
     Ok(())

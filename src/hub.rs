@@ -286,6 +286,19 @@ pub async fn stored_list(store: &Store) -> Vec<serde_json::Value> {
     }
 }
 
+/// Keeps the outcome of a sync for the status page.
+fn record_sync<T, E: std::fmt::Display>(app: &App, result: &Result<Vec<T>, E>) {
+    let now = jiff::Timestamp::now();
+    let mut sync = app.hub_sync.write().expect("hub sync lock");
+    match result {
+        Ok(list) => {
+            sync.last_ok = Some(now);
+            sync.services = list.len();
+        }
+        Err(e) => sync.last_error = Some((now, e.to_string())),
+    }
+}
+
 /// Fetches the hub's services every `sync_interval`; a changed list is stored, then
 /// handed to the control loop. A failed sync changes nothing.
 pub async fn sync_task(app: Arc<App>, mut config: watch::Receiver<Option<HubConfig>>) {
@@ -299,7 +312,9 @@ pub async fn sync_task(app: Arc<App>, mut config: watch::Receiver<Option<HubConf
         let wait = match current {
             None => None,
             Some(cfg) => {
-                match client.services(&cfg, app.clock.now()).await {
+                let result = client.services(&cfg, app.clock.now()).await;
+                record_sync(&app, &result);
+                match result {
                     Ok(list) => {
                         let text = serde_json::Value::Array(list.clone()).to_string();
                         if last.as_deref() != Some(text.as_str()) {

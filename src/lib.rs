@@ -5,7 +5,8 @@
 //! and bots answer, without ever losing or duplicating a customer's message.
 //!
 //! ## Layout
-//! - [`cli`] — the command line; [`daemon`]: `run`; [`services_cmd`]: `services`.
+//! - [`cli`] — the command line; [`daemon`]: `run`; [`services_cmd`]: `services`;
+//!   [`deliveries_cmd`]: `deliveries list|retry`.
 //! - [`config`] — typed config from TOML, environment and secret files, fully validated.
 //! - [`registry`] — the one list of compiled-in service types.
 //! - [`app`] — shared state and API tokens; [`host`]: each service's
@@ -24,6 +25,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod deliveries_cmd;
 pub mod dispatch;
 pub mod host;
 pub mod http;

@@ -3,8 +3,8 @@
 //! What each metric means is in the README ("Metrics").
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder, exponential_buckets,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
 };
 
 /// The exposition's content type.
@@ -23,6 +23,8 @@ pub struct Metrics {
     restarts: IntCounterVec,
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
+    http_connections: IntGauge,
+    http_refused: IntCounterVec,
     writer_batch: Histogram,
     writer_failures: IntCounter,
     /// Held while the outbox gauges are replaced and while encoding, so a scrape never
@@ -90,6 +92,13 @@ impl Metrics {
         .expect("valid metric");
         r.register(Box::new(writer_failures.clone()))
             .expect("registered once");
+        let http_connections = IntGauge::new(
+            "switchboard_http_connections",
+            "Client connections open now",
+        )
+        .expect("valid metric");
+        r.register(Box::new(http_connections.clone()))
+            .expect("registered once");
         #[cfg(target_os = "linux")]
         r.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -155,6 +164,13 @@ impl Metrics {
                 "switchboard_http_request_duration_seconds",
                 "HTTP request duration by route",
                 &["route"],
+            ),
+            http_connections,
+            http_refused: counter(
+                &r,
+                "switchboard_http_connections_refused_total",
+                "Client connections refused by the limit that refused them (max_connections, max_connections_per_peer)",
+                &["limit"],
             ),
             writer_batch,
             writer_failures,
@@ -238,6 +254,17 @@ impl Metrics {
         self.http_latency
             .with_label_values(&[route])
             .observe(seconds);
+    }
+
+    /// Sets the number of open client connections.
+    pub fn set_http_connections(&self, open: usize) {
+        self.http_connections
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a connection refused by `limit`.
+    pub fn http_connection_refused(&self, limit: &str) {
+        self.http_refused.with_label_values(&[limit]).inc();
     }
 
     /// Counts a committed batch.

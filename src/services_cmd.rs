@@ -43,25 +43,12 @@ fn field(v: &Value, path: &[&str]) -> String {
 
 /// Asks the running daemon, with one read token per organization.
 async fn from_api(config: &Config) -> Option<Vec<[String; 6]>> {
-    let mut tokens: Vec<(String, String)> = Vec::new();
-    for svc in config.services.values() {
-        if tokens.iter().any(|(org, _)| *org == svc.organization) {
-            continue;
-        }
-        if let Some(t) = svc
-            .params
-            .tokens()
-            .into_iter()
-            .find(|t| t.scopes.contains(&Scope::Read))
-        {
-            tokens.push((svc.organization.clone(), t.token.expose().to_owned()));
-        }
-    }
+    let tokens = config.token_per_organization(Scope::Read);
     if tokens.is_empty() {
         return None;
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
+    let client = switchboard_core::outbound::client_builder()
         .timeout(Duration::from_secs(3))
         .build()
         .ok()?;

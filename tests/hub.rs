@@ -429,3 +429,43 @@ async fn an_unchanged_xmpp_session_survives_hub_changes_and_reloads() {
     assert!(d.terminate().success());
     rx.stop().await;
 }
+
+/// The status page shows the hub's sync state: synced (with how many services), then
+/// failing with the reason, never with the hub's credentials.
+#[tokio::test]
+async fn the_status_page_shows_the_hub_sync_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let hub = FakeHub::start(3600, vec![hook("h1", &rx.url("/h1"), "active")]).await;
+    let d = Daemon::start(dir.path(), &hub_config(dir.path(), &hub.url));
+    let api = Api::new(&d);
+    let live = || async {
+        let r = api
+            .http
+            .get(d.url("/status/live"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    };
+    let synced = eventually(T, "a synced hub on the page", || async {
+        let page = live().await;
+        page.contains("data-hub=\"ok\"").then_some(page)
+    })
+    .await;
+    assert!(synced.contains("1 service"), "{synced}");
+    assert!(synced.contains(&hub.url), "{synced}");
+
+    hub.state.lock().unwrap().down = true;
+    let failing = eventually(T, "a failing hub on the page", || async {
+        let page = live().await;
+        page.contains("data-hub=\"failing\"").then_some(page)
+    })
+    .await;
+    assert!(failing.contains("failing since"), "{failing}");
+    assert!(!failing.contains(PASSWORD));
+    assert!(d.terminate().success());
+    rx.stop().await;
+}

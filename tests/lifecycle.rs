@@ -59,12 +59,13 @@ scopes = ["ingest"]
     let before = service(&api, "windowed").await;
     assert_eq!(before["status"], "disabled", "{before}");
     assert_eq!(before["state"]["kind"], "stopped");
+    // Outside its window a service's tokens are refused (issue 14, item 5).
     assert_eq!(
         windowed
             .post("/v1/services/windowed/messages", &msg)
             .await
             .0,
-        404
+        401
     );
 
     let opened = eventually(T, "the window to open", || async {
@@ -98,7 +99,7 @@ scopes = ["ingest"]
             .post("/v1/services/windowed/messages", &msg)
             .await
             .0,
-        404
+        401
     );
 
     let events = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
@@ -192,7 +193,12 @@ async fn pending_archive_drains_its_outbox_then_becomes_archived() {
         (s, body["error"]["code"].as_str()),
         (409, Some("service_archived"))
     );
-    assert_eq!(api.inbound("m-4", "c-1", "hello?").await.0, 404);
+    // The archived service's own token may only read now (issue 14, item 5).
+    let (s, body) = api.inbound("m-4", "c-1", "hello?").await;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (409, Some("service_archived"))
+    );
     // Its data is kept.
     let (_, msgs) = api.get(&format!("/v1/conversations/{conv}/messages")).await;
     assert_eq!(msgs["data"].as_array().unwrap().len(), 3);

@@ -32,6 +32,29 @@ impl Proc {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// CPU time (user + system, clock ticks of 10 ms) of the process's threads named
+    /// `name` (all threads when `None`), from `/proc/<pid>/task/*/stat`.
+    pub fn cpu_ticks(&self, name: Option<&str>) -> u64 {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return 0;
+        };
+        tasks
+            .filter_map(Result::ok)
+            .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+            .filter_map(|stat| {
+                // "pid (comm) state …": comm may hold spaces, so split at the last ')'.
+                let (head, rest) = stat.rsplit_once(')')?;
+                let comm = head.split_once('(')?.1;
+                if name.is_some_and(|n| n != comm) {
+                    return None;
+                }
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+                Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+            })
+            .sum()
+    }
+
     /// SIGTERM and wait.
     pub fn stop(mut self) {
         let _ = Command::new("kill")

@@ -5,6 +5,7 @@
 //! bash bench/run.sh            # builds, runs everything, writes docs/, draws the chart
 //! sb-bench all [--quick] [--out docs/benchmarks.md]
 //! sb-bench ingest [--secs 10] [--clients 64] [--rate 2000]
+//! sb-bench relay  [--secs 10] [--clients 64] [--rate 2000]
 //! ```
 //!
 //! - [`daemon`] — starting switchboard and the bare ceiling server.
@@ -40,7 +41,7 @@ impl Plan {
             secs: 10,
             clients: 64,
             rate: 2000,
-            relay_rate: 500,
+            relay_rate: 2000,
             conversations: 10_000,
             services: 100,
             small: 10_000,
@@ -125,18 +126,39 @@ async fn load_phases(
     (closed, open)
 }
 
-/// [`load_phases`] against a fresh switchboard with `storage.synchronous = synchronous`.
+/// [`load_phases`] against a fresh switchboard with `storage.synchronous = synchronous`,
+/// with the writer thread's and the whole process's CPU per acknowledged message in the
+/// closed loop.
 async fn switchboard_phases(
     synchronous: &str,
     clients: usize,
     rate: u64,
     secs: Duration,
-) -> anyhow::Result<(load::Closed, load::Open)> {
+) -> anyhow::Result<(load::Closed, load::Open, CpuPerMessage)> {
     let dir = daemon::Scratch::new(&format!("ingest-{synchronous}"))?;
     let sb = daemon::switchboard(&dir.0, &daemon::config_with(&dir.0, synchronous, ""))?;
-    let result = load_phases(&ingest_url(&sb.base), clients, rate, secs).await;
+    let url = ingest_url(&sb.base);
+    let next = Counter::default();
+    load::closed_loop(&url, clients, Duration::from_secs(1), None, 1000, &next).await;
+    let (w0, p0) = (sb.cpu_ticks(Some("sb-writer")), sb.cpu_ticks(None));
+    let closed = load::closed_loop(&url, clients, secs, None, 1000, &next).await;
+    let (w1, p1) = (sb.cpu_ticks(Some("sb-writer")), sb.cpu_ticks(None));
+    let open = load::open_loop(&url, rate, secs, 1000, &next).await;
     sb.stop();
-    Ok(result)
+    let per = |ticks: u64| ticks as f64 * 10_000.0 / closed.acked.max(1) as f64;
+    let cpu = CpuPerMessage {
+        writer_us: per(w1 - w0),
+        process_us: per(p1 - p0),
+    };
+    Ok((closed, open, cpu))
+}
+
+/// CPU time per acknowledged message in a closed loop, from `/proc` ticks.
+struct CpuPerMessage {
+    /// The writer thread's.
+    writer_us: f64,
+    /// The whole daemon's.
+    process_us: f64,
 }
 
 async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
@@ -153,7 +175,8 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
 
     // 2. switchboard ingest, durable.
     eprintln!("ingest …");
-    let (ingest, ingest_open) = switchboard_phases("full", plan.clients, plan.rate, secs).await?;
+    let (ingest, ingest_open, cpu) =
+        switchboard_phases("full", plan.clients, plan.rate, secs).await?;
     let ratio = ingest.rate / ceiling.rate;
     row(
         &mut rows,
@@ -174,6 +197,13 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
         format!("{:.0} msg/s ({} errors)", ceiling.rate, ceiling.errors),
         "",
         None,
+    );
+    row(
+        &mut rows,
+        "CPU per acknowledged message in that closed loop (`/proc` ticks): writer thread / whole daemon",
+        format!("{:.1} / {:.1} µs", cpu.writer_us, cpu.process_us),
+        "writer ≤ 24 µs (half of 48)",
+        Some(cpu.writer_us <= 24.0),
     );
     row(
         &mut rows,
@@ -210,7 +240,8 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
 
     // 2b. The same with `synchronous = "normal"`: commits survive kill -9, not power loss.
     eprintln!("ingest, synchronous = normal …");
-    let (normal, normal_open) = switchboard_phases("normal", plan.clients, plan.rate, secs).await?;
+    let (normal, normal_open, _) =
+        switchboard_phases("normal", plan.clients, plan.rate, secs).await?;
     row(
         &mut rows,
         format!(
@@ -246,45 +277,8 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
     );
     curve(&mut csv, "bare handler ack", &ceiling_open.latencies);
 
-    // 3. Relay: inbound → signed webhook received.
-    eprintln!("relay …");
-    let sink = servers::Sink::default();
-    let sink_url = sink.start().await?;
-    let dir = daemon::Scratch::new("relay")?;
-    let sb = daemon::switchboard(
-        &dir.0,
-        &daemon::config(&dir.0, &daemon::webhook("sink", &sink_url)),
-    )?;
-    let next = Counter::default();
-    let relay = load::open_loop(&ingest_url(&sb.base), plan.relay_rate, secs, 1000, &next).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sink.arrived.lock().unwrap().len() < relay.scheduled.len() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let arrived = sink.arrived.lock().unwrap().clone();
-    let mut relay_lat: Vec<Duration> = relay
-        .scheduled
-        .iter()
-        .filter_map(|(n, at)| arrived.get(n).map(|t| t.duration_since(*at)))
-        .collect();
-    relay_lat.sort();
-    sb.stop();
-    row(
-        &mut rows,
-        format!(
-            "Relay latency, inbound → signed webhook received, at {} msg/s, p50 / p99 / p999",
-            plan.relay_rate
-        ),
-        format!(
-            "{} ({} of {} arrived)",
-            latency_cell(&relay_lat),
-            relay_lat.len(),
-            relay.scheduled.len()
-        ),
-        "",
-        None,
-    );
-    curve(&mut csv, "relay to webhook", &relay_lat);
+    // 3. Relay: inbound → signed webhook received, in the same run.
+    relay(plan, ingest.rate, &mut rows, &mut csv).await?;
 
     // 4. Memory: idle, and with many open conversations.
     eprintln!("memory …");
@@ -323,6 +317,7 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
     // 5. Start-up with many services.
     eprintln!("start-up …");
     let mut startups = Vec::new();
+    let sink_url = servers::Sink::default().start().await?;
     let services: String = (0..plan.services)
         .map(|i| {
             if i % 2 == 0 {
@@ -377,6 +372,150 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
     let csv_path = out.replace(".md", "-latency.csv");
     std::fs::write(&csv_path, csv).with_context(|| format!("writing {csv_path}"))?;
     eprintln!("wrote {out} and {csv_path}");
+    Ok(())
+}
+
+/// One relay run against a fresh daemon with a webhook to a [`servers::Sink`]: a closed
+/// loop of `clients` over `contacts` conversations, then until every acknowledged
+/// message's webhook arrived (or 60 s).
+struct RelayRun {
+    /// The ingest side.
+    ingest: load::Closed,
+    /// Distinct messages received per second, from the first post to the last arrival.
+    delivered_rate: f64,
+    /// Distinct messages received.
+    delivered: usize,
+    /// Deliveries in all, and those that came out of their conversation's order.
+    deliveries: u64,
+    out_of_order: u64,
+}
+
+async fn relay_closed(clients: usize, contacts: u64, secs: Duration) -> anyhow::Result<RelayRun> {
+    let sink = servers::Sink::default();
+    let sink_url = sink.start().await?;
+    let dir = daemon::Scratch::new(&format!("relay-{contacts}"))?;
+    let sb = daemon::switchboard(
+        &dir.0,
+        &daemon::config(&dir.0, &daemon::webhook("sink", &sink_url)),
+    )?;
+    let started = Instant::now();
+    let ingest = load::closed_loop(
+        &ingest_url(&sb.base),
+        clients,
+        secs,
+        None,
+        contacts,
+        &Counter::default(),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (sink.count() as u64) < ingest.acked && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let a = sink.arrived.lock().unwrap();
+    let last = a.first.values().max().copied().unwrap_or(started);
+    let run = RelayRun {
+        delivered_rate: a.first.len() as f64 / last.duration_since(started).as_secs_f64().max(1e-9),
+        delivered: a.first.len(),
+        deliveries: a.deliveries,
+        out_of_order: a.out_of_order,
+        ingest,
+    };
+    drop(a);
+    sb.stop();
+    Ok(run)
+}
+
+fn relay_cell(r: &RelayRun) -> String {
+    format!(
+        "{:.0} acknowledged/s, {:.0} delivered/s ({:.0}%; {} of {} arrived, {} deliveries, {} out of order)",
+        r.ingest.rate,
+        r.delivered_rate,
+        r.delivered_rate / r.ingest.rate * 100.0,
+        r.delivered,
+        r.ingest.acked,
+        r.deliveries,
+        r.out_of_order
+    )
+}
+
+/// The relay rows: sustained with many conversations, one conversation, and latency at
+/// a fixed rate.
+async fn relay(
+    plan: &Plan,
+    ingest_rate: f64,
+    rows: &mut Vec<Row>,
+    csv: &mut String,
+) -> anyhow::Result<()> {
+    let secs = Duration::from_secs(plan.secs);
+    eprintln!("relay, {} conversations …", plan.clients);
+    let many = relay_closed(plan.clients, plan.clients as u64, secs).await?;
+    let complete = |r: &RelayRun| r.out_of_order == 0 && r.delivered as u64 == r.ingest.acked;
+    row(
+        rows,
+        format!(
+            "Relay, {0} clients over {0} conversations, closed loop: inbound acknowledged → signed webhook received (same run)",
+            plan.clients
+        ),
+        format!(
+            "{} ({:.0}% of the ingest-only rate above)",
+            relay_cell(&many),
+            many.delivered_rate / ingest_rate * 100.0
+        ),
+        "delivered ≥ 80% of acknowledged",
+        Some(complete(&many) && many.delivered_rate >= 0.8 * many.ingest.rate),
+    );
+    eprintln!("relay, one conversation …");
+    let one = relay_closed(16, 1, secs).await?;
+    row(
+        rows,
+        "Relay, 16 clients into one conversation, closed loop (same run)",
+        relay_cell(&one),
+        "≥ 1,000 delivered/s",
+        Some(complete(&one) && one.delivered_rate >= 1000.0),
+    );
+
+    eprintln!("relay latency …");
+    let sink = servers::Sink::default();
+    let sink_url = sink.start().await?;
+    let dir = daemon::Scratch::new("relay")?;
+    let sb = daemon::switchboard(
+        &dir.0,
+        &daemon::config(&dir.0, &daemon::webhook("sink", &sink_url)),
+    )?;
+    let next = Counter::default();
+    let relay = load::open_loop(&ingest_url(&sb.base), plan.relay_rate, secs, 1000, &next).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.count() < relay.scheduled.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let arrived = sink.arrived.lock().unwrap().first.clone();
+    let mut relay_lat: Vec<Duration> = relay
+        .scheduled
+        .iter()
+        .filter_map(|(n, at)| arrived.get(n).map(|t| t.duration_since(*at)))
+        .collect();
+    relay_lat.sort();
+    sb.stop();
+    row(
+        rows,
+        format!(
+            "Relay latency, inbound → signed webhook received, at {} msg/s over 1,000 conversations, p50 / p99 / p999",
+            plan.relay_rate
+        ),
+        format!(
+            "{} ({} of {} arrived)",
+            latency_cell(&relay_lat),
+            relay_lat.len(),
+            relay.scheduled.len()
+        ),
+        "p99 ≤ 20 ms",
+        Some(
+            relay_lat.len() == relay.scheduled.len()
+                && pct(&relay_lat, 0.99) <= Duration::from_millis(20),
+        ),
+    );
+    curve(csv, "relay to webhook", &relay_lat);
     Ok(())
 }
 
@@ -544,10 +683,10 @@ fn jiff_like_now() -> String {
 }
 
 async fn ingest_only(secs: u64, clients: usize, rate: u64) -> anyhow::Result<()> {
-    let (c, o) = switchboard_phases("full", clients, rate, Duration::from_secs(secs)).await?;
+    let (c, o, cpu) = switchboard_phases("full", clients, rate, Duration::from_secs(secs)).await?;
     println!(
-        "closed loop, {clients} clients: {:.0} msg/s acknowledged ({} acked, {} errors)",
-        c.rate, c.acked, c.errors
+        "closed loop, {clients} clients: {:.0} msg/s acknowledged ({} acked, {} errors); CPU per message: writer {:.1} µs, daemon {:.1} µs",
+        c.rate, c.acked, c.errors, cpu.writer_us, cpu.process_us
     );
     println!(
         "open loop, {rate} msg/s: p50/p99/p999 {} ({} errors)",
@@ -586,6 +725,21 @@ fn main() -> anyhow::Result<()> {
             value("--rate", "2000").parse()?,
         )),
         "bare-server" => rt.block_on(servers::bare_server()),
+        "relay" => {
+            let plan = Plan {
+                secs: value("--secs", "10").parse()?,
+                clients: value("--clients", "64").parse()?,
+                relay_rate: value("--rate", "2000").parse()?,
+                ..Plan::full()
+            };
+            let mut rows = Vec::new();
+            let mut csv = String::new();
+            rt.block_on(relay(&plan, f64::NAN, &mut rows, &mut csv))?;
+            for r in rows {
+                println!("{}: {} [{}]", r.what, r.result, r.verdict);
+            }
+            Ok(())
+        }
         "growth" => {
             let plan = if flag("--quick") {
                 Plan::quick()
@@ -599,6 +753,8 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        other => bail!("unknown command {other:?}; expected all, ingest, growth or bare-server"),
+        other => {
+            bail!("unknown command {other:?}; expected all, ingest, relay, growth or bare-server")
+        }
     }
 }

@@ -31,11 +31,26 @@ pub async fn bare_server() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// When each message's `message.created` webhook arrived, by message number.
+/// What a [`Sink`] recorded.
+#[derive(Default)]
+pub struct Arrivals {
+    /// First arrival instant per message number.
+    pub first: HashMap<u64, Instant>,
+    /// Deliveries in all, repeats included.
+    pub deliveries: u64,
+    /// Deliveries whose event came before one already received from its conversation
+    /// (a repeat of the last one received is not counted: that is at-least-once).
+    pub out_of_order: u64,
+    /// Highest event seq received per conversation.
+    last_seq: HashMap<String, u64>,
+}
+
+/// Timestamps each `message.created` webhook on arrival, by message number, and checks
+/// that each conversation's events come in order.
 #[derive(Clone, Default)]
 pub struct Sink {
-    /// Arrival instants.
-    pub arrived: Arc<Mutex<HashMap<u64, Instant>>>,
+    /// What arrived.
+    pub arrived: Arc<Mutex<Arrivals>>,
 }
 
 impl Sink {
@@ -52,7 +67,20 @@ impl Sink {
                         .and_then(|id| id.strip_prefix("m-"))
                         .and_then(|n| n.parse::<u64>().ok())
                 {
-                    arrived.lock().unwrap().entry(n).or_insert(now);
+                    let seq = v["seq"].as_u64().unwrap_or(0);
+                    let conv = v["data"]["message"]["conversation_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let mut guard = arrived.lock().unwrap();
+                    let a = &mut *guard;
+                    a.deliveries += 1;
+                    a.first.entry(n).or_insert(now);
+                    let last = a.last_seq.entry(conv).or_insert(0);
+                    if seq < *last {
+                        a.out_of_order += 1;
+                    }
+                    *last = (*last).max(seq);
                 }
                 StatusCode::OK
             }
@@ -63,5 +91,10 @@ impl Sink {
             let _ = axum::serve(listener, app).await;
         });
         Ok(url)
+    }
+
+    /// Messages that arrived at least once.
+    pub fn count(&self) -> usize {
+        self.arrived.lock().unwrap().first.len()
     }
 }

@@ -20,7 +20,7 @@ use config::{Map, Value, ValueKind};
 use jiff::Timestamp;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use switchboard_core::{AnyParams, DurationParam, Issue};
+use switchboard_core::{AnyParams, DurationParam, Issue, Scope};
 
 pub use hub::HubConfig;
 use tree::join;
@@ -45,6 +45,29 @@ pub struct Config {
     pub hub: Option<HubConfig>,
 }
 
+impl Config {
+    /// The first configured token with `scope` of each organization, as
+    /// (organization, token): what the CLI's `services` and `deliveries` talk to the
+    /// running daemon with.
+    pub fn token_per_organization(&self, scope: Scope) -> Vec<(String, String)> {
+        let mut tokens: Vec<(String, String)> = Vec::new();
+        for svc in self.services.values() {
+            if tokens.iter().any(|(org, _)| *org == svc.organization) {
+                continue;
+            }
+            if let Some(t) = svc
+                .params
+                .tokens()
+                .into_iter()
+                .find(|t| t.scopes.contains(&scope))
+            {
+                tokens.push((svc.organization.clone(), t.token.expose().to_owned()));
+            }
+        }
+        tokens
+    }
+}
+
 /// `[server]`: the HTTP listener.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerConfig {
@@ -61,6 +84,39 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes. Default 1 MiB.
     #[serde(default = "default_max_body")]
     pub max_body: usize,
+    /// The bytes of request bodies held in memory at once, all requests together; a body
+    /// waits for room (until `body_read_timeout`, then 503). At least `max_body`.
+    /// Default 8 MiB (reading a body costs two to three times its size while it is
+    /// parsed). Takes effect at restart.
+    #[serde(default = "default_max_body_in_flight")]
+    pub max_body_in_flight: usize,
+    /// A request's whole body must arrive within this, or it is answered 408. Default
+    /// `30s`.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: DurationParam,
+    /// A request's head (request line and headers) must arrive within this, counted
+    /// from when the connection is ready for it: it is also how long a keep-alive
+    /// connection may sit idle between requests. Default `10s`.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: DurationParam,
+    /// A connection on which a response has waited this long without the peer taking a
+    /// byte is closed (a client that stopped reading). Default `60s`.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout: DurationParam,
+    /// Most client connections open at once; more are answered 503 and closed. Default:
+    /// three quarters of the open-file limit (`LimitNOFILE`); a value must leave at
+    /// least 128 descriptors for storage and outgoing connections.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one IP address. Behind a reverse proxy every
+    /// connection comes from the proxy: raise it to `max_connections` there. Default 256.
+    #[serde(default = "default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// A `/v1/events` client that has not taken a frame for this long is closed with
+    /// code 1008, saying so; it resumes with `after=`. Less than `write_timeout`.
+    /// Default `20s`.
+    #[serde(default = "default_events_stall_timeout")]
+    pub events_stall_timeout: DurationParam,
 }
 
 fn default_listen() -> SocketAddr {
@@ -71,6 +127,60 @@ fn default_shutdown_timeout() -> DurationParam {
 }
 fn default_max_body() -> usize {
     1024 * 1024
+}
+fn default_max_body_in_flight() -> usize {
+    8 * 1024 * 1024
+}
+fn default_body_read_timeout() -> DurationParam {
+    DurationParam(Duration::from_secs(30))
+}
+fn default_header_read_timeout() -> DurationParam {
+    DurationParam(Duration::from_secs(10))
+}
+fn default_write_timeout() -> DurationParam {
+    DurationParam(Duration::from_secs(60))
+}
+fn default_max_connections_per_peer() -> usize {
+    256
+}
+fn default_events_stall_timeout() -> DurationParam {
+    DurationParam(Duration::from_secs(20))
+}
+
+impl ServerConfig {
+    /// What serde cannot check of the connection and body limits.
+    fn check_limits(&self) -> Vec<Issue> {
+        let mut v = switchboard_core::Validator::new("server");
+        if self.max_body_in_flight < self.max_body {
+            v.error(
+                "max_body_in_flight",
+                format!("must be at least max_body ({} bytes)", self.max_body),
+            );
+        }
+        for (key, d) in [
+            ("body_read_timeout", self.body_read_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("write_timeout", self.write_timeout),
+            ("events_stall_timeout", self.events_stall_timeout),
+        ] {
+            if d.0.is_zero() {
+                v.error(key, "must be positive");
+            }
+        }
+        if self.events_stall_timeout.0 >= self.write_timeout.0 {
+            v.error(
+                "events_stall_timeout",
+                "must be less than write_timeout, so a stalled stream is told why before its connection is cut",
+            );
+        }
+        if self.max_connections == Some(0) {
+            v.error("max_connections", "must be at least 1");
+        }
+        if self.max_connections_per_peer == 0 {
+            v.error("max_connections_per_peer", "must be at least 1");
+        }
+        v.into_issues()
+    }
 }
 
 /// `[storage]`: the SQLite database.
@@ -313,9 +423,37 @@ impl std::error::Error for ConfigErrors {}
 
 /// Loads and validates the config at `path`, with the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    let env = environment(std::env::vars_os())?;
     let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     load_with(path, &env, credentials.as_deref())
+}
+
+/// The environment as text. A variable that is not UTF-8 is skipped, unless its name
+/// says it configures switchboard (`SWITCHBOARD_…`): that one is a problem, named.
+pub fn environment(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<Vec<(String, String)>, ConfigErrors> {
+    let mut env = Vec::new();
+    let mut issues = Vec::new();
+    for (key, value) in vars {
+        match (key.into_string(), value.into_string()) {
+            (Ok(k), Ok(v)) => env.push((k, v)),
+            (key, _) => {
+                let name = key.unwrap_or_else(|k| k.to_string_lossy().into_owned());
+                if name.starts_with("SWITCHBOARD_") {
+                    issues.push(Issue {
+                        path: name,
+                        message: "the environment variable is not valid UTF-8".into(),
+                    });
+                }
+            }
+        }
+    }
+    if issues.is_empty() {
+        Ok(env)
+    } else {
+        Err(ConfigErrors(issues))
+    }
 }
 
 /// Loads with an explicit environment (for tests).
@@ -400,6 +538,7 @@ pub fn from_tree(
                 message: "must be at least 1024 bytes".into(),
             });
         }
+        issues.extend(server.check_limits());
     }
     if let Some(storage) = &storage
         && let Err(e) = storage.path()
@@ -484,6 +623,31 @@ fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
         }
     }
     issues
+}
+
+/// One line per service of `config` whose id already belongs to another organization
+/// in `known` (id → organization, from storage and the config in force). Moving a
+/// service would leave its conversations, events and webhooks split between tenants.
+pub fn organization_moves(
+    known: &std::collections::HashMap<String, String>,
+    config: &Config,
+) -> Vec<String> {
+    config
+        .services
+        .iter()
+        .filter_map(|(id, svc)| {
+            let was = known.get(id)?;
+            (*was != svc.organization).then(|| organization_move(id, was, &svc.organization))
+        })
+        .collect()
+}
+
+/// The line refusing to move service `id` from organization `was` to `now`.
+pub fn organization_move(id: &str, was: &str, now: &str) -> String {
+    format!(
+        "{}: service {id:?} belongs to organization {was:?}; moving it to {now:?} requires a new service id",
+        join(&join("services", id), "organization")
+    )
 }
 
 /// Whether `id` is a valid service id.

@@ -29,10 +29,7 @@ pub fn read_str(
         .add_source(File::from_str(text, FileFormat::Toml))
         .build()
         .and_then(|c| c.try_deserialize::<Map<String, Value>>())
-        .map_err(|e| Issue {
-            path: origin.to_owned(),
-            message: format!("not valid TOML: {e}"),
-        })?;
+        .map_err(|e| toml_issue(text, origin, &e.to_string()))?;
 
     let overrides: Map<String, String> = env
         .iter()
@@ -40,6 +37,9 @@ pub fn read_str(
         .filter(|(k, _)| !NOT_KEYS.contains(&k.as_str()))
         .cloned()
         .collect();
+    for key in overrides.keys() {
+        check_indexes(key)?;
+    }
     if !overrides.is_empty() {
         let env_tree = config::Config::builder()
             .add_source(
@@ -57,6 +57,104 @@ pub fn read_str(
         merge_ignoring_case(&mut root, env_tree);
     }
     Ok(root)
+}
+
+/// A TOML error as an issue: named by the key on the line it points at when there is
+/// one (`delivery.max_attempts: … (line 4, column 16)`), else by the file.
+fn toml_issue(text: &str, origin: &str, error: &str) -> Issue {
+    let position = error.split("at line ").nth(1).and_then(|rest| {
+        let (line, rest) = rest.split_once(", column ")?;
+        let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some((
+            line.trim().parse::<usize>().ok()?,
+            column.parse::<usize>().ok()?,
+        ))
+    });
+    if let Some((line, column)) = position
+        && let Some(key) = key_at(text, line)
+    {
+        let what = error
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or(error);
+        return Issue {
+            path: key,
+            message: format!("not valid TOML: {what} (line {line}, column {column})"),
+        };
+    }
+    Issue {
+        path: origin.to_owned(),
+        message: format!("not valid TOML: {error}"),
+    }
+}
+
+/// The dotted path of the key assigned on 1-based line `line` of TOML `text`, following
+/// the `[table]` headers above it. Plain and quoted keys; `None` when the line assigns
+/// nothing (the error is elsewhere, or inside a multi-line value).
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if i + 1 == line {
+            let (key, _) = l.split_once('=')?;
+            let key = dotted(key)?;
+            return Some(join(&table, &key));
+        }
+        if let Some(header) = l.strip_prefix('[') {
+            let header = header.trim_start_matches('[');
+            let name = header.split(']').next()?;
+            table = dotted(name)?;
+        }
+    }
+    None
+}
+
+/// `a. "b c" .d` → `a.b c.d`; `None` for anything that is not a key.
+fn dotted(key: &str) -> Option<String> {
+    let parts: Option<Vec<String>> = key
+        .split('.')
+        .map(|p| {
+            let p = p.trim();
+            let unquoted = p.trim_matches(|c| c == '"' || c == '\'');
+            let bare = unquoted
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            (!unquoted.is_empty() && (bare || p.starts_with(['"', '\''])))
+                .then(|| unquoted.to_owned())
+        })
+        .collect();
+    Some(parts?.join("."))
+}
+
+/// The largest array index an environment override may name (`…__SCOPES[2]`). The
+/// config crate fills an array up to the index it is given, so
+/// `SWITCHBOARD_SERVICES__X[99999999]__TYPE` would allocate gigabytes.
+const MAX_ENV_INDEX: u64 = 1000;
+
+/// Refuses an override whose key names an array index (`[n]`, `[-n]`) beyond
+/// [`MAX_ENV_INDEX`] or not a number, naming the variable.
+fn check_indexes(var: &str) -> Result<(), Issue> {
+    let mut rest = var;
+    while let Some(open) = rest.find('[') {
+        let after = &rest[open + 1..];
+        let inner = after.split(']').next().unwrap_or(after);
+        let digits = inner.trim().strip_prefix('-').unwrap_or(inner.trim());
+        let fits = digits.len() <= 4
+            && !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && digits.parse::<u64>().is_ok_and(|n| n <= MAX_ENV_INDEX);
+        if !fits {
+            return Err(Issue {
+                path: var.to_owned(),
+                message: format!(
+                    "array index [{inner}] is not a number from -{MAX_ENV_INDEX} to {MAX_ENV_INDEX}"
+                ),
+            });
+        }
+        rest = &after[inner.len().min(after.len())..];
+    }
+    Ok(())
 }
 
 /// Overlays `over` onto `base`; a key of `over` replaces the key of `base` that equals it
@@ -219,6 +317,52 @@ mod tests {
         assert!(v["services"]["web_chat"]["params"].get("appid").is_none());
         assert_eq!(v["server"]["listen"], "127.0.0.1:9");
         assert!(v.get("config").is_none());
+    }
+
+    /// A number beyond TOML's integers was reported by file position only (issue 14,
+    /// item 11).
+    #[test]
+    fn toml_errors_name_the_key() {
+        let text = "[server]\nlisten = \"127.0.0.1:1\"\n\n[delivery]\nmax_attempts = 18446744073709551615\n";
+        let err = read_str(text, "c.toml", &[]).unwrap_err();
+        assert_eq!(err.path, "delivery.max_attempts", "{err}");
+        assert!(err.message.starts_with("not valid TOML: "), "{err}");
+        assert!(err.message.ends_with("(line 5, column 16)"), "{err}");
+        let err = read_str(
+            "[services.\"a\".params]\nport = 99999999999999999999\n",
+            "c.toml",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "services.a.params.port", "{err}");
+        let err = read_str("[server\n", "c.toml", &[]).unwrap_err();
+        assert_eq!(err.path, "c.toml", "no key on that line: {err}");
+    }
+
+    /// `SWITCHBOARD_SERVICES__X[99999999]__TYPE=api` allocated ~9.6 GB and aborted
+    /// (issue 14, item 9).
+    #[test]
+    fn huge_env_indexes_are_refused_by_name() {
+        let var = "SWITCHBOARD_SERVICES__X[99999999]__TYPE";
+        let err = read_str("", "config", &[(var.into(), "api".into())]).unwrap_err();
+        assert_eq!(err.path, var);
+        assert!(
+            err.message.starts_with("array index [99999999] is not"),
+            "{err}"
+        );
+        for bad in [
+            "SWITCHBOARD_A__B[-5000]",
+            "SWITCHBOARD_A__B[x]",
+            "SWITCHBOARD_A__B[]",
+        ] {
+            assert!(
+                read_str("", "config", &[(bad.into(), "1".into())]).is_err(),
+                "{bad}"
+            );
+        }
+        let ok = "SWITCHBOARD_SERVICES__X__PARAMS__SCOPES[1]";
+        let root = read_str("", "config", &[(ok.into(), "read".into())]).unwrap();
+        assert!(root.contains_key("services"));
     }
 
     #[test]

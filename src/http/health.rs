@@ -6,18 +6,28 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use switchboard_core::ConnState;
 
+use super::schema::answers::Unavailable;
+use super::schema::{Health, HealthStatus, NotReady, Readiness, ReadyStatus, StorageStatus};
 use crate::app::App;
 
 /// 200 while the process runs.
-pub async fn healthz() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process runs", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+    })
 }
 
 /// 200 when storage answers and every running service is connected (or in its first
 /// backoff after a drop); else 503 naming the services that are not.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: storage, shutdown, or the services named", body = Readiness),
+    ))]
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     let storage = app.store.read.ping().await;
     let mut not_ready = Vec::new();
@@ -29,7 +39,10 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
             _ => false,
         };
         if !ok {
-            not_ready.push(json!({"id": svc.config.id, "state": state.kind()}));
+            not_ready.push(NotReady {
+                id: svc.config.id.clone(),
+                state: state.kind().to_owned(),
+            });
         }
     }
     let ready = storage && not_ready.is_empty() && !app.shutdown.is_cancelled();
@@ -38,15 +51,28 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "storage": if storage { "ok" } else { "unavailable" },
-        "services": not_ready,
-    });
+    let body = Readiness {
+        status: if ready {
+            ReadyStatus::Ready
+        } else {
+            ReadyStatus::NotReady
+        },
+        storage: if storage {
+            StorageStatus::Ok
+        } else {
+            StorageStatus::Unavailable
+        },
+        services: not_ready,
+    };
     (status, Json(body)).into_response()
 }
 
 /// Prometheus exposition.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text exposition (version 0.0.4)", content_type = "text/plain"),
+        (status = 503, response = Unavailable),
+    ))]
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     crate::http::refresh_gauges(&app).await;
     (

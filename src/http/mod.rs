@@ -3,15 +3,27 @@
 //! - [`health`] — `/healthz`, `/readyz`, `/metrics`.
 //! - [`hooks`] — `/hooks/{service_id}[/…]` for providers.
 //! - [`v1`] — the REST API.
+//! - [`admin`] — dead deliveries: listing and retrying them.
 //! - [`events`] — the `/v1/events` websocket.
-//! - [`auth`], [`body`], [`error`]: bearer tokens, bodies, the error type.
+//! - [`status`] — `/status`, the operator's status page (login, live refresh).
+//! - [`openapi`] — `/v1/openapi.json`, derived from the handlers and [`schema`]'s types.
+//! - [`auth`], [`body`], [`error`]: bearer tokens (and their service's lifecycle),
+//!   bodies (size, time and the shared in-flight budget), the error type.
+//! - [`server`], [`stall`]: the listener (HTTP/1.1 only, connection caps, header-read
+//!   timeout) and the per-connection write deadline.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod hooks;
+pub mod openapi;
+pub mod schema;
+pub mod server;
+pub mod stall;
+pub mod status;
 pub mod v1;
 
 use std::sync::Arc;
@@ -26,8 +38,10 @@ use axum::routing::{any, get, post};
 use crate::app::App;
 use error::ApiError;
 
-/// The whole router.
+/// The whole router. The body budget is sized from the config in force now
+/// (`server.max_body_in_flight` takes effect at restart).
 pub fn router(app: Arc<App>) -> Router {
+    let budget = body::Budget::new(app.config().server.max_body_in_flight);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -45,8 +59,28 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/messages/{id}", get(v1::message))
         .route("/v1/events", get(events::events))
         .route("/v1/admin/reload", post(v1::reload))
+        .route("/v1/admin/deliveries", get(admin::deliveries))
+        .route("/v1/admin/deliveries/{id}/retry", post(admin::retry))
+        .route(
+            "/v1/admin/services/{id}/retry-dead",
+            post(admin::retry_dead),
+        )
+        .route("/v1/openapi.json", get(openapi::openapi_json))
+        .route("/status", get(status::page))
+        .route("/status/live", get(status::live))
+        .route("/status/login", get(status::login_form).post(status::login))
+        .route("/status/logout", post(status::logout))
+        .route("/status/dead", get(status::dead::page))
+        .route("/status/deliveries/{id}/retry", post(status::dead::retry))
+        .route(
+            "/status/services/{id}/retry-dead",
+            post(status::dead::retry_dead),
+        )
+        .route("/status/assets/status.css", get(status::stylesheet))
+        .route("/status/assets/status.js", get(status::script))
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn_with_state(app.clone(), track))
+        .layer(axum::Extension(budget))
         .with_state(app)
 }
 
@@ -59,7 +93,8 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
-    let resp = if app.shutdown.is_cancelled() && route != "/healthz" {
+    // `/readyz` answers its own 503 (not_ready) while shutting down.
+    let resp = if app.shutdown.is_cancelled() && route != "/healthz" && route != "/readyz" {
         ApiError::unavailable("shutting down").into_response()
     } else {
         next.run(req).await

@@ -1,21 +1,31 @@
 //! Storage on one SQLite file in WAL mode.
 //!
 //! - [`writer`] — the single writer thread with group commit; every write goes there.
-//! - [`ops`] — the write operations (ingest, reply, delivery results, receipts, state).
+//! - [`ingest`] — conversations and messages: inbound, replies, receipts.
+//! - [`outbox`] — durable deliveries and their results.
+//! - [`events`] — the event log.
+//! - [`service`] — services' recorded state and sync state.
 //! - [`read`] — reads on a pool of query-only connections.
 //! - [`rows`] — rows and their conversion into the contract's objects.
 //! - [`links`] — desk links: which desk conversation answers which of ours.
+//! - [`dead`] — dead deliveries: listing, and retrying them in their queue's order.
+//! - [`stats`] — read-only figures for the status page (traffic buckets, failing deliveries).
 //! - [`routes`] — what the writer shares (event routes, outbox wake-ups, the event head).
 //! - [`error`] — [`StoreError`].
 //!
 //! Migrations (in `migrations/`) are applied with sqlx when the store opens.
 
+pub mod dead;
 pub mod error;
+pub mod events;
+pub mod ingest;
 pub mod links;
-pub mod ops;
+pub mod outbox;
 pub mod read;
 pub mod routes;
 pub mod rows;
+pub mod service;
+pub mod stats;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -31,9 +41,11 @@ use switchboard_core::{
 use tokio::sync::{Notify, watch};
 
 pub use error::StoreError;
-pub use ops::{NewOutbound, Outcome, ServiceInfo, ServiceRef};
-pub use read::{ConversationFilter, EventRow, OutboxItem, Reader};
+pub use ingest::NewOutbound;
+pub use outbox::{OutboxKind, OutboxState, Outcome};
+pub use read::{ConversationFilter, EventRow, OutboxItem, QueueHead, Reader};
 pub use routes::{Routes, WebhookRoute};
+pub use service::{ServiceInfo, ServiceRef, service_json};
 
 use crate::config::Synchronous;
 use crate::metrics::Metrics;
@@ -155,18 +167,18 @@ impl Store {
         self.shared.notifier(service_id)
     }
 
-    /// See [`ops::ingest`].
+    /// See [`ingest::ingest`].
     pub async fn ingest(
         &self,
         service: ServiceRef,
         messages: Vec<InboundMessage>,
     ) -> Result<Vec<Ingested>, StoreError> {
         self.writer
-            .run(move |cx| ops::ingest(cx, &service, messages))
+            .run(move |cx| ingest::ingest(cx, &service, messages))
             .await
     }
 
-    /// See [`ops::reply`].
+    /// See [`ingest::reply`].
     pub async fn reply(
         &self,
         organization: Option<String>,
@@ -174,22 +186,18 @@ impl Store {
         new: NewOutbound,
     ) -> Result<(Message, Conversation, bool), StoreError> {
         self.writer
-            .run(move |cx| ops::reply(cx, organization.as_deref(), conversation_id, new))
+            .run(move |cx| ingest::reply(cx, organization.as_deref(), conversation_id, new))
             .await
     }
 
-    /// See [`ops::delivery_result`].
-    pub async fn delivery_result(
-        &self,
-        outbox_id: i64,
-        outcome: Outcome,
-    ) -> Result<(), StoreError> {
+    /// See [`outbox::delivery_results`].
+    pub async fn delivery_results(&self, results: Vec<(i64, Outcome)>) -> Result<(), StoreError> {
         self.writer
-            .run(move |cx| ops::delivery_result(cx, outbox_id, outcome))
+            .run(move |cx| outbox::delivery_results(cx, results))
             .await
     }
 
-    /// See [`ops::update_status`].
+    /// See [`ingest::update_status`].
     pub async fn update_status(
         &self,
         service_id: &str,
@@ -199,14 +207,16 @@ impl Store {
     ) -> Result<StatusChange, StoreError> {
         let (s, e) = (service_id.to_owned(), external_id.to_owned());
         self.writer
-            .run(move |cx| ops::update_status(cx, &s, &e, status, error))
+            .run(move |cx| ingest::update_status(cx, &s, &e, status, error))
             .await
     }
 
-    /// See [`ops::kv_put`].
+    /// See [`ingest::kv_put`].
     pub async fn kv_put(&self, service_id: &str, key: &str, value: &str) -> Result<(), StoreError> {
         let (s, k, v) = (service_id.to_owned(), key.to_owned(), value.to_owned());
-        self.writer.run(move |cx| ops::kv_put(cx, &s, &k, &v)).await
+        self.writer
+            .run(move |cx| service::kv_put(cx, &s, &k, &v))
+            .await
     }
 
     /// See [`links::put`].
@@ -239,7 +249,7 @@ impl Store {
     /// waiting for the commit.
     pub fn record_service(&self, info: ServiceInfo, state: ConnState, since: i64, event: bool) {
         self.writer
-            .run_detached(move |cx| ops::record_service(cx, &info, &state, since, event));
+            .run_detached(move |cx| service::record_service(cx, &info, &state, since, event));
     }
 
     /// Records a service's state and waits for the commit.
@@ -251,12 +261,12 @@ impl Store {
         event: bool,
     ) -> Result<(), StoreError> {
         self.writer
-            .run(move |cx| ops::record_service(cx, &info, &state, since, event))
+            .run(move |cx| service::record_service(cx, &info, &state, since, event))
             .await
     }
 
     /// Periodic housekeeping.
     pub async fn prune(&self) -> Result<(), StoreError> {
-        self.writer.run(ops::prune).await
+        self.writer.run(ingest::prune_receipts).await
     }
 }

@@ -1,12 +1,15 @@
 //! Reads, on a small sqlx pool of query-only connections. WAL lets them run beside the
 //! writer and see only committed data.
 
+use std::sync::LazyLock;
+
 use sqlx::SqlitePool;
 use switchboard_core::{ConnState, Conversation, Message};
 
 use super::error::StoreError;
-use super::ops::ServiceInfo;
+use super::outbox::{LIVE, OutboxKind, OutboxState};
 use super::rows::{CONVERSATION_COLS, ConversationRow, MESSAGE_COLS, MessageRow};
+use super::service::ServiceInfo;
 
 /// Conversation listing filters (`GET /v1/conversations`).
 #[derive(Debug, Clone, Default)]
@@ -19,19 +22,88 @@ pub struct ConversationFilter {
     pub updated_after: Option<i64>,
 }
 
-/// A due delivery.
+/// A delivery the dispatcher may attempt: the head of its queue, or a row behind it.
 #[derive(Debug, Clone)]
 pub struct OutboxItem {
-    /// Outbox row id.
+    /// Outbox row id; a queue's rows go in this order.
     pub id: i64,
-    /// `message` or `event`.
-    pub kind: String,
+    /// What it delivers; `None` for a kind this build does not know.
+    pub kind: Option<OutboxKind>,
     /// The message id or event seq.
     pub ref_id: i64,
+    /// The queue (conversation) it belongs to.
+    pub queue_key: String,
     /// Attempts so far.
     pub attempts: u32,
+    /// When it is due (unix ms); in the future for a retry that waits.
+    pub next_attempt_at: i64,
     /// When it was queued (unix ms).
     pub created_at: i64,
+    /// The event, for an event delivery, read with the row (`None` if it is gone).
+    pub event: Option<EventRow>,
+}
+
+/// The head of a queue: where a lane starts.
+#[derive(Debug, Clone)]
+pub struct QueueHead {
+    /// Its outbox row id.
+    pub id: i64,
+    /// The queue.
+    pub queue_key: String,
+    /// When it is due (unix ms).
+    pub next_attempt_at: i64,
+}
+
+/// The columns [`OutboxItem::from_row`] reads: the outbox row `o` and its event `e`.
+const ITEM_COLS: &str = "o.id, o.kind, o.ref_id, o.queue_key, o.attempts, o.next_attempt_at, \
+    o.created_at, e.seq, e.type, e.organization, e.created_at, e.data";
+
+/// Joins each event row to its event; message rows get NULLs.
+const ITEM_FROM: &str = "outbox o LEFT JOIN events e ON o.kind = 'event' AND e.seq = o.ref_id";
+
+/// [`Reader::heads`]: ready rows by due time, through the `outbox_ready` index.
+pub(super) static HEADS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT id, queue_key, next_attempt_at FROM outbox WHERE service_id = ? AND state = {ready} \
+         ORDER BY next_attempt_at, id LIMIT ?",
+        ready = OutboxState::Ready.code()
+    )
+});
+
+/// [`Reader::queue_after`]: one queue's live rows in order, through `outbox_live`.
+pub(super) static QUEUE_AFTER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {ITEM_COLS} FROM {ITEM_FROM} WHERE o.service_id = ? AND o.queue_key = ? \
+         AND o.{LIVE} AND o.id > ? ORDER BY o.id LIMIT ?"
+    )
+});
+
+impl OutboxItem {
+    fn from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        let kind: String = r.try_get(1)?;
+        let seq: Option<i64> = r.try_get(7)?;
+        let event = match seq {
+            Some(seq) => Some(EventRow {
+                seq,
+                kind: r.try_get(8)?,
+                organization: r.try_get(9)?,
+                created_at: r.try_get(10)?,
+                data: r.try_get(11)?,
+            }),
+            None => None,
+        };
+        Ok(OutboxItem {
+            id: r.try_get(0)?,
+            kind: OutboxKind::parse(&kind),
+            ref_id: r.try_get(2)?,
+            queue_key: r.try_get(3)?,
+            attempts: r.try_get::<i64, _>(4)?.max(0) as u32,
+            next_attempt_at: r.try_get(5)?,
+            created_at: r.try_get(6)?,
+            event,
+        })
+    }
 }
 
 /// A stored event.
@@ -60,7 +132,7 @@ impl EventRow {
 /// Reads.
 #[derive(Clone, Debug)]
 pub struct Reader {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl Reader {
@@ -229,6 +301,35 @@ impl Reader {
         Ok(rows)
     }
 
+    /// [`Reader::events_after`], stopping once the rows hold `max_bytes` of data: the
+    /// rows before the last one hold less than that, so a page of large events stays
+    /// near `max_bytes` however many `limit` allows. Sizes are summed in SQL, so rows
+    /// past the budget are never loaded.
+    pub async fn events_after_within(
+        &self,
+        organization: Option<&str>,
+        after: i64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query_as(
+            "WITH page AS (SELECT seq, octet_length(data) AS n FROM events \
+                 WHERE seq > ?1 AND (?2 IS NULL OR organization = ?2) ORDER BY seq LIMIT ?3), \
+             sized AS (SELECT seq, sum(n) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) - n AS before \
+                 FROM page) \
+             SELECT e.seq, e.type, e.organization, e.created_at, e.data \
+             FROM sized JOIN events e ON e.seq = sized.seq \
+             WHERE sized.before < ?4 ORDER BY e.seq",
+        )
+        .bind(after)
+        .bind(organization)
+        .bind(limit)
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     /// One event.
     pub async fn event(&self, seq: i64) -> Result<Option<EventRow>, StoreError> {
         Ok(sqlx::query_as(
@@ -239,61 +340,65 @@ impl Reader {
         .await?)
     }
 
-    /// Ready deliveries of a service that are due at `now`, oldest first.
-    pub async fn due(
-        &self,
-        service_id: &str,
-        now: i64,
-        limit: u32,
-    ) -> Result<Vec<OutboxItem>, StoreError> {
-        let rows: Vec<(i64, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT id, kind, ref_id, attempts, created_at FROM outbox \
-             WHERE service_id = ? AND state = 1 AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-        )
-        .bind(service_id)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+    /// The heads of a service's queues (ready rows) in the order they fall due, due or
+    /// not: the dispatcher starts the due ones and sleeps until the first that is not.
+    /// Light rows: a lane reads its rows, events included, with [`Reader::queue_after`].
+    pub async fn heads(&self, service_id: &str, limit: u32) -> Result<Vec<QueueHead>, StoreError> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(&HEADS)
+            .bind(service_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, kind, ref_id, attempts, created_at)| OutboxItem {
+            .map(|(id, queue_key, next_attempt_at)| QueueHead {
                 id,
-                kind,
-                ref_id,
-                attempts: attempts.max(0) as u32,
-                created_at,
+                queue_key,
+                next_attempt_at,
             })
             .collect())
     }
 
-    /// When the service's next ready delivery is due (unix ms).
-    pub async fn next_due(&self, service_id: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT min(next_attempt_at) FROM outbox WHERE service_id = ? AND state = 1",
-        )
-        .bind(service_id)
-        .fetch_one(&self.pool)
-        .await?)
+    /// The live rows of one queue after row `after`, in order: what a dispatcher delivers
+    /// next in a conversation whose earlier rows it has delivered.
+    pub async fn queue_after(
+        &self,
+        service_id: &str,
+        queue_key: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows = sqlx::query(&QUEUE_AFTER)
+            .bind(service_id)
+            .bind(queue_key)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(OutboxItem::from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Live (queued or ready) and dead deliveries per service.
     pub async fn outbox_depth(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT service_id, sum(state < 2), sum(state = 3) FROM outbox GROUP BY service_id",
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT service_id, sum({LIVE}), sum(state = {dead}) FROM outbox GROUP BY service_id",
+            dead = OutboxState::Dead.code()
+        ))
         .fetch_all(&self.pool)
         .await?)
     }
 
     /// Live deliveries of one service.
     pub async fn live_deliveries(&self, service_id: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE service_id = ? AND state < 2")
-                .bind(service_id)
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM outbox WHERE service_id = ? AND {LIVE}"
+        ))
+        .bind(service_id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// A sync-state value.

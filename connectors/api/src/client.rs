@@ -38,7 +38,7 @@ pub async fn post(
         .body(body)
         .send()
         .await
-        .map_err(|e| DeliveryError::from_reqwest(&e))?;
+        .map_err(|e| DeliveryError::from_reqwest_within(&e, params.callback_timeout.0))?;
     let status = resp.status();
     if !status.is_success() {
         let hint = retry_after(resp.headers());

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use crate::context::ServiceContext;
 use crate::error::{ConnectorError, DeliveryError, HookError};
 use crate::event::Event;
-use crate::hook::{HookHead, HookRequest, HookResponse};
+use crate::hook::{HookAdmission, HookHead, HookRequest, HookResponse};
 use crate::model::{Conversation, Message, MessageStatus};
 
 /// A running service type. One value per configured service; the supervisor owns it and
@@ -74,11 +74,21 @@ pub trait Connector: Send + Sync + 'static {
 /// this.
 #[async_trait]
 pub trait Hooks: Send + Sync {
-    /// Checks what a request carries before its body (header or path credentials); an
-    /// error answers at once, before the body is read. The default takes every head.
-    fn authorize_hook(&self, ctx: &ServiceContext, head: &HookHead) -> Result<(), HookError> {
+    /// Checks what a request carries in its head alone — method, path, credentials and
+    /// the presence and shape of a signature header — before the daemon reads its body,
+    /// so that an unauthenticated request is answered at once and costs no memory.
+    /// Compare secrets in constant time; the full check of a body signature belongs in
+    /// `handle_webhook`. What it returns says how much of the body may be read.
+    ///
+    /// The default admits every head; the daemon still bounds bodies in size, time and
+    /// total.
+    fn authorize_hook(
+        &self,
+        ctx: &ServiceContext,
+        head: &HookHead,
+    ) -> Result<HookAdmission, HookError> {
         let _ = (ctx, head);
-        Ok(())
+        Ok(HookAdmission::Signed)
     }
 
     /// Answers one request. Verify first; ingest through `ctx`, which returns only after
@@ -128,7 +138,11 @@ impl dyn Connector {
     }
 
     /// [`Hooks::authorize_hook`]; 404 for a type without hooks.
-    pub fn authorize_hook(&self, ctx: &ServiceContext, head: &HookHead) -> Result<(), HookError> {
+    pub fn authorize_hook(
+        &self,
+        ctx: &ServiceContext,
+        head: &HookHead,
+    ) -> Result<HookAdmission, HookError> {
         match self.hooks() {
             Some(h) => h.authorize_hook(ctx, head),
             None => Err(HookError::NotFound),

@@ -16,6 +16,7 @@ use crate::model::{Message, MessageStatus};
 /// The live state of a service's connection, as `GET /v1/services` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ConnState {
     /// Not running (not active, or shut down).
     Stopped,
@@ -28,6 +29,7 @@ pub enum ConnState {
         /// Attempts so far in this streak.
         attempt: u32,
         /// When the next attempt starts.
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
         until: Timestamp,
     },
     /// Not working for a reason an operator must look at (bad credentials, bad config);

@@ -68,14 +68,16 @@ impl DeliveryError {
     }
 
     /// Classifies an HTTP answer the way every provider spec here does: 408, 425, 429 and
-    /// 5xx are worth retrying, other 4xx are not.
+    /// 5xx are worth retrying, other 4xx are not. A 3xx that reaches here (one without a
+    /// usable `Location`; the others stop in [`crate::outbound::redirect_policy`]) is a
+    /// failed attempt worth retrying: the target's setup is wrong, not the message.
     pub fn from_status(
         status: StatusCode,
         retry_after: Option<Duration>,
         reason: impl Into<String>,
     ) -> Self {
         let reason = reason.into();
-        if is_retryable_status(status) {
+        if is_retryable_status(status) || status.is_redirection() {
             DeliveryError::Transient {
                 reason,
                 retry_after,
@@ -85,9 +87,13 @@ impl DeliveryError {
         }
     }
 
-    /// A transport error from reqwest: connection refused, reset, timeout. All transient;
-    /// the text never carries the URL (which may hold credentials).
+    /// A transport error from reqwest: connection refused, reset, timeout, a refused
+    /// redirect. All transient; the text never carries the request's URL (which may hold
+    /// credentials), only a redirect's target.
     pub fn from_reqwest(err: &reqwest::Error) -> Self {
+        if let Some(r) = crate::outbound::redirected(err) {
+            return DeliveryError::transient(r.to_string());
+        }
         let what = if err.is_timeout() {
             "timed out"
         } else if err.is_connect() {
@@ -98,6 +104,18 @@ impl DeliveryError {
             "request failed"
         };
         DeliveryError::transient(what)
+    }
+
+    /// [`DeliveryError::from_reqwest`] for a request sent with `timeout`: a timeout names
+    /// it, so a target that always answers too late shows why every attempt failed.
+    pub fn from_reqwest_within(err: &reqwest::Error, timeout: Duration) -> Self {
+        if err.is_timeout() && crate::outbound::redirected(err).is_none() {
+            return DeliveryError::transient(format!(
+                "timed out after {}",
+                humantime::format_duration(timeout)
+            ));
+        }
+        Self::from_reqwest(err)
     }
 }
 

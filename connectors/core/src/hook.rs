@@ -1,5 +1,6 @@
-//! A provider's request to `/hooks/{service_id}[/…]` and the answer to it, and the one
-//! JSON body parser every hook uses.
+//! A provider's request to `/hooks/{service_id}[/…]` and the answer to it: the head
+//! checked before the body is read (and what it earns), the one JSON body parser every
+//! hook uses.
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -27,6 +28,91 @@ impl HookHead {
     /// A header's value as text, if present and valid.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Requires header `name` (spelled `shown` in messages) to hold a signature of the
+    /// given shape. Only the shape is checked here; whether it signs the body is known
+    /// once the body is read.
+    pub fn require_signature(
+        &self,
+        name: &str,
+        shown: &str,
+        shape: SignatureShape,
+    ) -> Result<(), HookError> {
+        let Some(value) = self.header(name) else {
+            return Err(HookError::Unauthorized(format!("{shown} is missing")));
+        };
+        if shape.fits(value.trim()) {
+            Ok(())
+        } else {
+            Err(HookError::Unauthorized(format!(
+                "{shown} is not {}",
+                shape.describe()
+            )))
+        }
+    }
+}
+
+/// What the head of a provider's request earned: how much of its body may be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookAdmission {
+    /// Credentials are present and well-formed: the body may be read up to
+    /// `server.max_body`, then verified in full.
+    Signed,
+    /// No credentials in the head, but the provider sends this kind of request
+    /// unsigned and authenticated by its body (Google's webhook-setup request): at most
+    /// `max_body` bytes are read, and a longer body is refused as unauthenticated.
+    BodyAuthenticated {
+        /// The most bytes such a body has.
+        max_body: usize,
+    },
+}
+
+/// How a provider encodes a MAC in its signature header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureShape {
+    /// Padded standard base64 of a MAC of this many bytes (Twilio: 20, Google: 64).
+    Base64 {
+        /// The MAC's length in bytes.
+        bytes: usize,
+    },
+    /// `prefix` followed by lower- or upper-case hex of a MAC of this many bytes
+    /// (Intercom: `sha1=` and 20).
+    PrefixedHex {
+        /// What comes before the hex, e.g. `sha1=`.
+        prefix: &'static str,
+        /// The MAC's length in bytes.
+        bytes: usize,
+    },
+}
+
+impl SignatureShape {
+    /// Whether `value` has this shape.
+    pub fn fits(self, value: &str) -> bool {
+        use base64::Engine;
+        match self {
+            SignatureShape::Base64 { bytes } => {
+                // Length first: the decoder never sees more than a MAC's worth.
+                value.len() == bytes.div_ceil(3) * 4
+                    && base64::engine::general_purpose::STANDARD
+                        .decode(value)
+                        .is_ok_and(|b| b.len() == bytes)
+            }
+            SignatureShape::PrefixedHex { prefix, bytes } => {
+                value.strip_prefix(prefix).is_some_and(|hex| {
+                    hex.len() == bytes * 2 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+            }
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            SignatureShape::Base64 { bytes } => format!("the base64 of a {bytes}-byte signature"),
+            SignatureShape::PrefixedHex { prefix, bytes } => {
+                format!("{prefix}<hex> of a {bytes}-byte signature")
+            }
+        }
     }
 }
 
@@ -138,6 +224,23 @@ impl HookResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signature_shapes() {
+        let b64 = SignatureShape::Base64 { bytes: 20 };
+        assert!(b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAAA="));
+        assert!(!b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAAAA"), "unpadded");
+        assert!(!b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAA=="), "19 bytes");
+        assert!(!b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAA*="), "not base64");
+        let hex = SignatureShape::PrefixedHex {
+            prefix: "sha1=",
+            bytes: 20,
+        };
+        assert!(hex.fits(&format!("sha1={}", "aB".repeat(20))));
+        assert!(!hex.fits(&"ab".repeat(20)), "no prefix");
+        assert!(!hex.fits(&format!("sha1={}", "ab".repeat(19))), "short");
+        assert!(!hex.fits(&format!("sha1={}g", "ab".repeat(19))), "not hex");
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]

@@ -12,13 +12,16 @@ use crate::model::{Attachment, Author, AuthorType, Conversation, Message, Messag
 /// A message from a contact, normalized by its connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InboundMessage {
     /// The provider's id for the message: the dedupe key, unique per service.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub external_id: String,
     /// The sender.
     pub contact: ContactInfo,
     /// The provider's thread id; without one the contact's open conversation is used.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub conversation_external_id: Option<String>,
     /// Plain text.
     #[serde(default)]
@@ -31,8 +34,10 @@ pub struct InboundMessage {
 /// What a provider tells us about a contact.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactInfo {
     /// The provider's id for the person: unique per service.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
     pub external_id: String,
     /// Display name.
     #[serde(default)]

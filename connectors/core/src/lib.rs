@@ -19,6 +19,7 @@
 //! - [`progress`] — multi-part sends that a retry resumes instead of repeating.
 //! - [`error`] — connector, delivery, webhook and host errors, each saying what to do next.
 //! - [`params`] — config value types and the validation report.
+//! - [`outbound`] — the HTTP client policy: redirects refused and named, timeouts set.
 //! - [`secret`] — [`Secret`], a string that never prints.
 //! - [`signing`] — Standard Webhooks signatures.
 //! - [`backoff`] — capped exponential backoff with full jitter; `Retry-After` parsing.
@@ -32,6 +33,7 @@ pub mod event;
 pub mod hook;
 pub mod host;
 pub mod model;
+pub mod outbound;
 pub mod params;
 pub mod progress;
 pub mod secret;
@@ -50,7 +52,7 @@ pub use context::{
 };
 pub use error::{ConnectorError, DeliveryError, HookError, HostError};
 pub use event::{Event, EventData};
-pub use hook::{HookHead, HookRequest, HookResponse, parse_json};
+pub use hook::{HookAdmission, HookHead, HookRequest, HookResponse, SignatureShape, parse_json};
 pub use host::{
     ContactInfo, DeskLink, DeskReply, Host, InboundMessage, Ingested, Posted, StatusChange,
     SystemMessage,

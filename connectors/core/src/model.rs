@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 /// A file attached to a message, always by URL: switchboard never stores media itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
-    /// Where the provider (or the remote system) serves the file.
+    /// Where the provider (or the remote system) serves the file: an http(s) URL.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"))]
     pub url: String,
     /// MIME type when the provider told us.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -18,9 +20,22 @@ pub struct Attachment {
     pub name: Option<String>,
 }
 
+impl Attachment {
+    /// Whether `url` is an http(s) URL as written: it starts with `http://` or `https://`
+    /// (any case) and parses. A URL parser alone would also take `" http://x"` or
+    /// `"ht\ttp://x"` (it strips spaces and removes tabs), which are not what is stored.
+    pub fn has_http_url(&self) -> bool {
+        let u = self.url.as_str();
+        let starts = |p: &str| u.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+        (starts("http://") || starts("https://"))
+            && url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https"))
+    }
+}
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuthorType {
     /// The contact on the provider's side.
     Contact,
@@ -58,6 +73,7 @@ impl AuthorType {
 /// The author of a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Author {
     /// Contact, agent, bot or system.
     #[serde(rename = "type")]
@@ -70,6 +86,7 @@ pub struct Author {
 /// Which way a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Direction {
     /// From the contact to the business.
     Inbound,
@@ -91,6 +108,7 @@ impl Direction {
 /// `pending` → `sent` → `delivered` → `read`, or to `failed` before they were delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MessageStatus {
     /// An inbound message, stored.
     Received,
@@ -159,6 +177,7 @@ impl MessageStatus {
 
 /// A message as the API, the stream and webhooks show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// switchboard's id (opaque).
     pub id: String,
@@ -181,11 +200,13 @@ pub struct Message {
     /// Why it failed, for `failed`.
     pub error: Option<String>,
     /// When switchboard stored it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// One person on one service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// switchboard's id (opaque).
     pub id: String,
@@ -204,6 +225,7 @@ pub struct Contact {
 /// Whether a conversation takes new messages into the same thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ConversationStatus {
     /// New messages from the contact land here.
     Open,
@@ -214,6 +236,7 @@ pub enum ConversationStatus {
 
 /// A thread between a contact and the business.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conversation {
     /// switchboard's id (opaque).
     pub id: String,
@@ -228,10 +251,13 @@ pub struct Conversation {
     /// The contact on the other side.
     pub contact: Contact,
     /// When switchboard opened it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// When it last changed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
     /// When its last message was stored.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_message_at: Option<Timestamp>,
 }
 
@@ -268,6 +294,26 @@ pub const EVENT_TYPES: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::MessageStatus::*;
+
+    #[test]
+    fn attachment_urls_are_http_as_written() {
+        let ok = |u: &str| {
+            super::Attachment {
+                url: u.into(),
+                content_type: None,
+                name: None,
+            }
+            .has_http_url()
+        };
+        assert!(ok("https://example.com/a.png"));
+        assert!(ok("HTTP://example.com"));
+        // schemathesis: the document's pattern refuses these, the URL parser took them.
+        assert!(!ok(" http://example.com"));
+        assert!(!ok("ht\ttp://example.com"));
+        assert!(!ok("ftp://example.com"));
+        assert!(!ok("http://"));
+        assert!(!ok("é"));
+    }
 
     #[test]
     fn statuses_only_move_forward() {

@@ -136,26 +136,38 @@ impl<'de> Deserialize<'de> for Port {
     }
 }
 
-/// A duration, given as humantime text (`"10s"`, `"24h"`, `"1m 30s"`) or whole seconds.
+/// A duration, given as humantime text (`"10s"`, `"24h"`, `"1m 30s"`) or whole seconds,
+/// at most [`DurationParam::MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationParam(pub Duration);
 
+impl DurationParam {
+    /// The longest duration any key takes: ten years (of 365 days). Anything longer is
+    /// a typo, and unbounded values overflow when added to a timestamp at run time.
+    pub const MAX: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+}
+
 impl<'de> Deserialize<'de> for DurationParam {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match NumberOrString::deserialize(d)? {
-            NumberOrString::Number(n) if n >= 0 => Ok(DurationParam(Duration::from_secs(n as u64))),
-            NumberOrString::String(s) => humantime::parse_duration(s.trim())
-                .map(DurationParam)
-                .map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "expected a duration such as \"10s\" or \"5m\", got {s:?}"
-                    ))
-                }),
-            other => Err(serde::de::Error::custom(format!(
-                "expected a duration such as \"10s\" or \"5m\", got {}",
-                other.quoted()
-            ))),
+        let expected = |got: String| {
+            serde::de::Error::custom(format!(
+                "expected a duration such as \"10s\" or \"5m\", got {got}"
+            ))
+        };
+        let parsed = match NumberOrString::deserialize(d)? {
+            NumberOrString::Number(n) if n >= 0 => Duration::from_secs(n as u64),
+            NumberOrString::String(s) => {
+                humantime::parse_duration(s.trim()).map_err(|_| expected(format!("{s:?}")))?
+            }
+            other => return Err(expected(other.quoted())),
+        };
+        if parsed > Self::MAX {
+            return Err(serde::de::Error::custom(format!(
+                "must be at most 10 years, got {}",
+                humantime::format_duration(parsed)
+            )));
         }
+        Ok(DurationParam(parsed))
     }
 }
 
@@ -235,6 +247,27 @@ mod tests {
             Duration::from_secs(10)
         );
         assert!(serde_json::from_str::<DurationParam>("\"soon\"").is_err());
+    }
+
+    /// `"18446744073709551615s"` passed validation, then panicked the supervisor when it
+    /// was added to a timestamp (issue 14, item 10).
+    #[test]
+    fn durations_are_bounded() {
+        for text in ["\"18446744073709551615s\"", "\"3651d\"", "315360001"] {
+            let err = serde_json::from_str::<DurationParam>(text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("must be at most 10 years, got "),
+                "{text}: {err}"
+            );
+        }
+        assert_eq!(
+            serde_json::from_str::<DurationParam>("\"3650d\"")
+                .unwrap()
+                .0,
+            DurationParam::MAX
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use http::Method;
 use crate::connector::Hooks;
 use crate::context::ServiceContext;
 use crate::error::HookError;
-use crate::hook::{HookHead, HookRequest, HookResponse};
+use crate::hook::{HookAdmission, HookHead, HookRequest, HookResponse};
 use crate::host::{InboundMessage, Ingested, StatusChange};
 use crate::model::MessageStatus;
 
@@ -87,10 +87,16 @@ pub trait WebhookChannel: Send + Sync {
     }
 
     /// Checks credentials that ride in the head (a shared secret in a header, a token in
-    /// the path). Runs before the body is read; the default takes every head.
-    fn verify_head(&self, ctx: &ServiceContext, head: &HookHead) -> Result<(), HookError> {
+    /// the path, the presence and shape of a signature header), after the sub-path and
+    /// method. Runs before the body is read, and says how much of it may be read (see
+    /// [`Hooks::authorize_hook`]); the default admits every head.
+    fn verify_head(
+        &self,
+        ctx: &ServiceContext,
+        head: &HookHead,
+    ) -> Result<HookAdmission, HookError> {
         let _ = (ctx, head);
-        Ok(())
+        Ok(HookAdmission::Signed)
     }
 
     /// Checks what authenticates the body (a signature over it). Runs before
@@ -131,7 +137,13 @@ pub async fn serve<W: WebhookChannel + ?Sized>(
 ) -> Result<HookResponse, HookError> {
     // The HTTP layer ran this before reading the body; again here so that the helper is
     // whole wherever it is called from (it compares a path and headers).
-    check_head(channel, ctx, &req.head)?;
+    if let HookAdmission::BodyAuthenticated { max_body } = check_head(channel, ctx, &req.head)? {
+        if req.body.len() > max_body {
+            return Err(HookError::Unauthorized(format!(
+                "an unsigned request must be at most {max_body} bytes"
+            )));
+        }
+    }
     channel.verify(ctx, &req)?;
     let intake = channel.parse(ctx, &req)?;
 
@@ -166,7 +178,7 @@ fn check_head<W: WebhookChannel + ?Sized>(
     channel: &W,
     ctx: &ServiceContext,
     head: &HookHead,
-) -> Result<(), HookError> {
+) -> Result<HookAdmission, HookError> {
     if !channel.serves(&head.subpath) {
         return Err(HookError::NotFound);
     }
@@ -178,7 +190,11 @@ fn check_head<W: WebhookChannel + ?Sized>(
 
 #[async_trait]
 impl<W: WebhookChannel> Hooks for W {
-    fn authorize_hook(&self, ctx: &ServiceContext, head: &HookHead) -> Result<(), HookError> {
+    fn authorize_hook(
+        &self,
+        ctx: &ServiceContext,
+        head: &HookHead,
+    ) -> Result<HookAdmission, HookError> {
         check_head(self, ctx, head)
     }
 

@@ -8,8 +8,8 @@ use jiff::tz::TimeZone;
 use switchboard_core::progress::send_parts;
 use switchboard_core::{
     Author, AuthorType, Channel, Connector, ConnectorError, CredentialWatch, Delivered,
-    DeliveryError, HookError, HookRequest, HookResponse, Hooks, Intake, OutboundMessage,
-    ServiceContext, Stored, SystemMessage, WebhookChannel,
+    DeliveryError, HookAdmission, HookError, HookHead, HookRequest, HookResponse, Hooks, Intake,
+    OutboundMessage, ServiceContext, SignatureShape, Stored, SystemMessage, WebhookChannel,
 };
 
 use crate::auth::{ServiceAccount, TokenError, TokenSource};
@@ -107,6 +107,23 @@ impl Connector for GbmConnector {
 
 #[async_trait]
 impl WebhookChannel for GbmConnector {
+    /// An `X-Goog-Signature` shaped like base64 of an HMAC-SHA512; without one, only a
+    /// body the size of Google's webhook-setup request is read (it authenticates with the
+    /// client token inside).
+    fn verify_head(&self, _: &ServiceContext, head: &HookHead) -> Result<HookAdmission, HookError> {
+        if head.headers.contains_key(webhook::SIGNATURE_HEADER) {
+            head.require_signature(
+                webhook::SIGNATURE_HEADER,
+                "X-Goog-Signature",
+                SignatureShape::Base64 { bytes: 64 },
+            )?;
+            return Ok(HookAdmission::Signed);
+        }
+        Ok(HookAdmission::BodyAuthenticated {
+            max_body: webhook::HANDSHAKE_MAX_BODY,
+        })
+    }
+
     /// `X-Goog-Signature` over the body; without it, only Google's webhook-setup request
     /// is taken, authenticated by the client token in its body.
     fn verify(&self, _: &ServiceContext, req: &HookRequest) -> Result<(), HookError> {

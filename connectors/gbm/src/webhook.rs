@@ -14,6 +14,11 @@ use switchboard_core::{ContactInfo, HookError, InboundMessage, MessageStatus, Re
 /// partner's client token.
 pub const SIGNATURE_HEADER: &str = "x-goog-signature";
 
+/// The most bytes read of a request without `X-Goog-Signature`: Google's webhook-setup
+/// request (`{"clientToken": …, "secret": …}`) is far smaller, and nothing else may come
+/// unsigned.
+pub const HANDSHAKE_MAX_BODY: usize = 4096;
+
 /// Where Google serves the images users send; their URL arrives as the message text.
 const IMAGE_HOST: &str = "storage.googleapis.com";
 

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use switchboard_core::{
     Channel, ConnState, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError,
-    HookError, HookRequest, HookResponse, Hooks, Intake, OutboundMessage, ServiceContext, Stored,
-    WebhookChannel,
+    HookAdmission, HookError, HookHead, HookRequest, HookResponse, Hooks, Intake, OutboundMessage,
+    ServiceContext, SignatureShape, Stored, WebhookChannel,
 };
 
 use crate::catchup::{self, Seen};
@@ -79,6 +79,20 @@ impl Connector for IntercomConnector {
 
 #[async_trait]
 impl WebhookChannel for IntercomConnector {
+    /// An `X-Hub-Signature` shaped like `sha1=<40 hex>`; whether it signs the body is
+    /// checked once the body is read.
+    fn verify_head(&self, _: &ServiceContext, head: &HookHead) -> Result<HookAdmission, HookError> {
+        head.require_signature(
+            "x-hub-signature",
+            "X-Hub-Signature",
+            SignatureShape::PrefixedHex {
+                prefix: "sha1=",
+                bytes: 20,
+            },
+        )?;
+        Ok(HookAdmission::Signed)
+    }
+
     /// `X-Hub-Signature` over the raw body, keyed with the app's client secret.
     fn verify(&self, _: &ServiceContext, req: &HookRequest) -> Result<(), HookError> {
         webhook::verify(

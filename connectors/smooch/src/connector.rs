@@ -5,8 +5,9 @@
 use async_trait::async_trait;
 use switchboard_core::progress::send_parts;
 use switchboard_core::{
-    Channel, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError,
-    HookHead, HookRequest, Hooks, Intake, OutboundMessage, ServiceContext, WebhookChannel,
+    Channel, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookAdmission,
+    HookError, HookHead, HookRequest, Hooks, Intake, OutboundMessage, ServiceContext,
+    WebhookChannel,
 };
 
 use crate::client::{self, Client};
@@ -52,7 +53,8 @@ impl Connector for SmoochConnector {
 }
 
 impl WebhookChannel for SmoochConnector {
-    fn verify_head(&self, _: &ServiceContext, head: &HookHead) -> Result<(), HookError> {
+    /// The whole check: Sunshine's credential is the shared secret in `X-API-Key`.
+    fn verify_head(&self, _: &ServiceContext, head: &HookHead) -> Result<HookAdmission, HookError> {
         let Some(key) = head.headers.get("x-api-key") else {
             return Err(HookError::Unauthorized("missing X-API-Key header".into()));
         };
@@ -60,7 +62,7 @@ impl WebhookChannel for SmoochConnector {
             tracing::warn!("webhook rejected: X-API-Key does not match webhook_secret");
             return Err(HookError::Unauthorized("X-API-Key does not match".into()));
         }
-        Ok(())
+        Ok(HookAdmission::Signed)
     }
 
     /// Sunshine signs nothing in the body: the shared secret in the head is all.

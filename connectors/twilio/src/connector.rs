@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 use switchboard_core::{
-    Channel, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookError,
-    HookHead, HookRequest, HookResponse, Hooks, Intake, OutboundMessage, Receipt, ServiceContext,
-    StatusChange, Stored, WebhookChannel,
+    Channel, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookAdmission,
+    HookError, HookHead, HookRequest, HookResponse, Hooks, Intake, OutboundMessage, Receipt,
+    ServiceContext, SignatureShape, StatusChange, Stored, WebhookChannel,
 };
 
 use crate::client::Client;
@@ -75,13 +75,15 @@ impl WebhookChannel for TwilioConnector {
         matches!(subpath, "" | "status")
     }
 
-    fn verify_head(&self, _: &ServiceContext, head: &HookHead) -> Result<(), HookError> {
-        match head.header(signature::HEADER) {
-            Some(_) => Ok(()),
-            None => Err(HookError::Unauthorized(
-                "X-Twilio-Signature is missing".into(),
-            )),
-        }
+    /// An `X-Twilio-Signature` shaped like one (base64 of an HMAC-SHA1); whether it signs
+    /// the request is checked once the body is read.
+    fn verify_head(&self, _: &ServiceContext, head: &HookHead) -> Result<HookAdmission, HookError> {
+        head.require_signature(
+            signature::HEADER,
+            "X-Twilio-Signature",
+            SignatureShape::Base64 { bytes: 20 },
+        )?;
+        Ok(HookAdmission::Signed)
     }
 
     /// `X-Twilio-Signature` over the URL Twilio called and the form's fields.

@@ -27,7 +27,7 @@ pub async fn post(
         .body(d.body.clone())
         .send()
         .await
-        .map_err(|e| DeliveryError::from_reqwest(&e))?;
+        .map_err(|e| DeliveryError::from_reqwest_within(&e, params.timeout.0))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());

@@ -306,12 +306,10 @@ impl Clock for FixedClock {
     }
 }
 
-/// An HTTP client as the daemon builds one: no redirects followed, bounded in time.
+/// An HTTP client as the daemon builds one ([`crate::outbound::client_builder`]).
 pub fn test_http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
+    crate::outbound::client_builder()
         .build()
         .expect("an HTTP client")
 }

@@ -1,35 +1,19 @@
-//! The write operations. Each runs on the writer thread inside its own savepoint, so an
-//! error leaves nothing behind; none of them is visible to anyone before the commit.
+//! Writes of conversations and messages: inbound messages from providers, agents'
+//! replies, and provider receipts moving an outbound message's status. Each runs on the
+//! writer thread inside its job's savepoint, so an error leaves nothing behind.
 
 use rusqlite::{OptionalExtension, params};
-use serde_json::json;
 use switchboard_core::{
-    Attachment, Author, ConnState, Conversation, InboundMessage, Ingested, Message, MessageStatus,
+    Attachment, Author, Conversation, InboundMessage, Ingested, Message, MessageStatus,
     StatusChange,
 };
 
 use super::error::StoreError;
+use super::outbox::OutboxKind;
 use super::rows::{CONVERSATION_COLS, ConversationRow, MESSAGE_COLS, MessageRow, attachments_json};
+use super::service::ServiceRef;
 use super::writer::WriteCx;
-
-/// Outbox row states.
-pub const QUEUED: i64 = 0;
-/// The head of its queue, due at `next_attempt_at`.
-pub const READY: i64 = 1;
-/// Given up; kept for inspection.
-pub const DEAD: i64 = 3;
-
-/// The service a write happens on.
-#[derive(Debug, Clone)]
-pub struct ServiceRef {
-    /// Its id.
-    pub id: String,
-    /// Its organization.
-    pub organization: String,
-    /// False while the service is `pendingArchive`: existing conversations continue,
-    /// no new one is opened.
-    pub opens_conversations: bool,
-}
+use switchboard_core::EventData;
 
 /// An agent's or bot's message to store and deliver.
 #[derive(Debug, Clone)]
@@ -44,106 +28,7 @@ pub struct NewOutbound {
     pub idempotency_key: Option<String>,
 }
 
-/// What happened to one delivery attempt.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// A message was accepted by the provider.
-    Sent {
-        /// The provider's id for it.
-        external_id: Option<String>,
-        /// Usually `sent`.
-        status: MessageStatus,
-    },
-    /// An event reached its webhook.
-    EventDelivered,
-    /// Try again at `at` (unix ms).
-    Retry {
-        /// When.
-        at: i64,
-        /// Attempts made so far.
-        attempts: u32,
-        /// The last error.
-        error: String,
-    },
-    /// Give up.
-    Dead {
-        /// Attempts made.
-        attempts: u32,
-        /// Why.
-        error: String,
-    },
-    /// The connection is down; try at `at` without counting an attempt.
-    Defer {
-        /// When.
-        at: i64,
-    },
-}
-
 impl WriteCx<'_> {
-    /// Appends an event and enqueues it for every subscribed webhook service.
-    pub fn append_event(
-        &mut self,
-        kind: &str,
-        organization: &str,
-        service_id: Option<&str>,
-        conversation_id: Option<i64>,
-        data: &serde_json::Value,
-    ) -> Result<i64, StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO events (type, organization, service_id, conversation_id, created_at, data) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )?
-            .execute(params![kind, organization, service_id, conversation_id, self.now, data.to_string()])?;
-        let seq = self.conn.last_insert_rowid();
-        self.fx.last_seq = seq;
-        let queue_key = match (conversation_id, service_id) {
-            (Some(c), _) => format!("c{c}"),
-            (None, Some(s)) => format!("s{s}"),
-            (None, None) => format!("e{seq}"),
-        };
-        let routes = self.routes;
-        for target in routes.subscribers(organization, kind) {
-            self.enqueue(target, "event", seq, &queue_key)?;
-        }
-        Ok(seq)
-    }
-
-    /// Adds a delivery; it is ready at once unless its queue already has a live row.
-    pub fn enqueue(
-        &mut self,
-        service_id: &str,
-        kind: &str,
-        ref_id: i64,
-        queue_key: &str,
-    ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO outbox (service_id, kind, ref_id, queue_key, state, next_attempt_at, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, \
-                   CASE WHEN EXISTS (SELECT 1 FROM outbox WHERE service_id = ?1 AND queue_key = ?4 AND state < 2) \
-                   THEN 0 ELSE 1 END, ?5, ?5)",
-            )?
-            .execute(params![service_id, kind, ref_id, queue_key, self.now])?;
-        self.fx.outbox.insert(service_id.to_owned());
-        Ok(())
-    }
-
-    /// Makes the oldest queued row of a queue ready, now that the one before it is done.
-    fn promote_next(&mut self, service_id: &str, queue_key: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn
-            .prepare_cached(
-                "UPDATE outbox SET state = 1, next_attempt_at = ?3 WHERE id = \
-                 (SELECT id FROM outbox WHERE service_id = ?1 AND queue_key = ?2 AND state = 0 ORDER BY id LIMIT 1)",
-            )?
-            .execute(params![service_id, queue_key, self.now])?;
-        if n > 0 {
-            self.fx.outbox.insert(service_id.to_owned());
-        }
-        Ok(())
-    }
-
     fn conversation(
         &self,
         where_sql: &str,
@@ -173,7 +58,7 @@ impl WriteCx<'_> {
     }
 
     /// Moves an outbound message's status forward (never back) and records the event.
-    fn advance_status(
+    pub(super) fn advance_status(
         &mut self,
         message_id: i64,
         to: MessageStatus,
@@ -206,11 +91,10 @@ impl WriteCx<'_> {
         message.status = to;
         message.error = error.map(str::to_owned);
         self.append_event(
-            "message.status",
             &organization,
             Some(&service_id),
             Some(conversation_id),
-            &json!({ "message": message }),
+            &EventData::message_status(&message),
         )?;
         Ok(true)
     }
@@ -396,28 +280,25 @@ fn ingest_one(
     let org = service.organization.as_str();
     if contact_created {
         cx.append_event(
-            "contact.created",
             org,
             Some(&service.id),
             conv_id,
-            &json!({ "contact": conversation.contact }),
+            &EventData::contact_created(&conversation.contact),
         )?;
     }
     if conversation_created {
         cx.append_event(
-            "conversation.created",
             org,
             Some(&service.id),
             conv_id,
-            &json!({ "conversation": conversation }),
+            &EventData::conversation_created(&conversation),
         )?;
     }
     cx.append_event(
-        "message.created",
         org,
         Some(&service.id),
         conv_id,
-        &json!({ "message": message, "conversation": conversation }),
+        &EventData::message_created(&message, &conversation),
     )?;
     Ok(Ingested {
         message,
@@ -473,7 +354,12 @@ pub fn reply(
         )?
         .execute(params![now, conversation_id])?;
     let queue_key = format!("c{conversation_id}");
-    cx.enqueue(&conv.service_id, "message", message_id, &queue_key)?;
+    cx.enqueue(
+        &conv.service_id,
+        OutboxKind::Message,
+        message_id,
+        &queue_key,
+    )?;
 
     let mut conv = conv;
     conv.updated_at = now;
@@ -497,90 +383,15 @@ pub fn reply(
     }
     .into_message();
     cx.append_event(
-        "message.created",
         &organization,
         Some(&service_id),
         Some(conversation_id),
-        &json!({ "message": message, "conversation": conversation }),
+        &EventData::message_created(&message, &conversation),
     )?;
     Ok((message, conversation, true))
 }
 
-/// Records the result of a delivery attempt.
-pub fn delivery_result(
-    cx: &mut WriteCx<'_>,
-    outbox_id: i64,
-    outcome: Outcome,
-) -> Result<(), StoreError> {
-    let row: Option<(String, String, i64, String)> = cx
-        .conn
-        .prepare_cached(
-            "SELECT service_id, kind, ref_id, queue_key FROM outbox WHERE id = ? AND state = 1",
-        )?
-        .query_row([outbox_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()?;
-    // Already recorded (a duplicate report after a restart): nothing to do.
-    let Some((service_id, kind, ref_id, queue_key)) = row else {
-        return Ok(());
-    };
-    match outcome {
-        Outcome::Sent {
-            external_id,
-            status,
-        } => {
-            cx.conn
-                .prepare_cached("DELETE FROM outbox WHERE id = ?")?
-                .execute([outbox_id])?;
-            cx.promote_next(&service_id, &queue_key)?;
-            if let Some(ext) = &external_id {
-                cx.conn
-                    .prepare_cached("UPDATE OR IGNORE messages SET external_id = ? WHERE id = ? AND external_id IS NULL")?
-                    .execute(params![ext, ref_id])?;
-            }
-            cx.advance_status(ref_id, status, None)?;
-            if let Some(ext) = &external_id {
-                apply_early_receipts(cx, &service_id, ext, ref_id)?;
-            }
-        }
-        Outcome::EventDelivered => {
-            cx.conn
-                .prepare_cached("DELETE FROM outbox WHERE id = ?")?
-                .execute([outbox_id])?;
-            cx.promote_next(&service_id, &queue_key)?;
-        }
-        Outcome::Retry {
-            at,
-            attempts,
-            error,
-        } => {
-            cx.conn
-                .prepare_cached("UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")?
-                .execute(params![attempts, at, error, outbox_id])?;
-            cx.fx.outbox.insert(service_id);
-        }
-        Outcome::Dead { attempts, error } => {
-            cx.conn
-                .prepare_cached(
-                    "UPDATE outbox SET state = 3, attempts = ?, last_error = ? WHERE id = ?",
-                )?
-                .execute(params![attempts, error, outbox_id])?;
-            cx.promote_next(&service_id, &queue_key)?;
-            if kind == "message" {
-                cx.advance_status(ref_id, MessageStatus::Failed, Some(&error))?;
-            }
-        }
-        Outcome::Defer { at } => {
-            cx.conn
-                .prepare_cached("UPDATE outbox SET next_attempt_at = ? WHERE id = ?")?
-                .execute(params![at, outbox_id])?;
-        }
-    }
-    Ok(())
-}
-
-fn apply_early_receipts(
+pub(super) fn apply_early_receipts(
     cx: &mut WriteCx<'_>,
     service_id: &str,
     external_id: &str,
@@ -646,96 +457,8 @@ pub fn update_status(
     }
 }
 
-/// Writes a sync-state value.
-pub fn kv_put(
-    cx: &mut WriteCx<'_>,
-    service_id: &str,
-    key: &str,
-    value: &str,
-) -> Result<(), StoreError> {
-    cx.conn
-        .prepare_cached(
-            "INSERT INTO sync_state (service_id, key, value, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (service_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )?
-        .execute(params![service_id, key, value, cx.now])?;
-    Ok(())
-}
-
-/// A service's identity as stored with its state.
-#[derive(Debug, Clone)]
-pub struct ServiceInfo {
-    /// Id.
-    pub id: String,
-    /// Type name.
-    pub kind: String,
-    /// Display name.
-    pub name: Option<String>,
-    /// Lifecycle status.
-    pub status: String,
-    /// Organization.
-    pub organization: String,
-}
-
-/// Records a service's state and, when `event` is set, a `service.state` event.
-pub fn record_service(
-    cx: &mut WriteCx<'_>,
-    info: &ServiceInfo,
-    state: &ConnState,
-    since: i64,
-    event: bool,
-) -> Result<(), StoreError> {
-    let last_error = match state {
-        ConnState::Failed { reason } => Some(reason.clone()),
-        _ => None,
-    };
-    cx.conn
-        .prepare_cached(
-            "INSERT INTO services (id, type, name, status, organization, state, state_since, last_error, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (id) DO UPDATE SET type = ?2, name = ?3, status = ?4, organization = ?5, state = ?6, \
-             state_since = ?7, last_error = coalesce(?8, last_error), updated_at = ?9",
-        )?
-        .execute(params![
-            info.id,
-            info.kind,
-            info.name,
-            info.status,
-            info.organization,
-            serde_json::to_string(state)?,
-            since,
-            last_error,
-            cx.now
-        ])?;
-    if event {
-        let data = json!({ "service": service_json(info, state, since) });
-        cx.append_event(
-            "service.state",
-            &info.organization,
-            Some(&info.id),
-            None,
-            &data,
-        )?;
-    }
-    Ok(())
-}
-
-/// The service object of the API and `service.state` events.
-pub fn service_json(info: &ServiceInfo, state: &ConnState, since: i64) -> serde_json::Value {
-    let mut state_json = serde_json::to_value(state).unwrap_or_default();
-    state_json["since"] = json!(super::rows::ts(since));
-    json!({
-        "id": info.id,
-        "type": info.kind,
-        "name": info.name,
-        "status": info.status,
-        "organization": info.organization,
-        "state": state_json,
-    })
-}
-
 /// Deletes receipts that never matched a message, after a day.
-pub fn prune(cx: &mut WriteCx<'_>) -> Result<(), StoreError> {
+pub fn prune_receipts(cx: &mut WriteCx<'_>) -> Result<(), StoreError> {
     cx.conn
         .prepare_cached("DELETE FROM early_receipts WHERE received_at < ?")?
         .execute([cx.now - 24 * 3600 * 1000])?;
