@@ -253,10 +253,13 @@ fn nested(key: &str, depth: usize, closed: bool) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let cases = cases(dir.path());
-    let d = Daemon::start(dir.path(), &config(dir.path(), &cases));
-    let api = Api::new(&d);
+    let mut cases = Vec::new();
+    let h = Harness::start(|dir| {
+        cases = self::cases(dir);
+        config(dir, &cases)
+    });
+    let d = &h.daemon;
+    let api = &h.api;
     for c in &cases {
         let Case::Json {
             path,
@@ -274,14 +277,14 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         let truncated = good[..good.len() / 2].to_vec();
         assert_clean(
             &case("truncated"),
-            post(&d, path, &sign(&truncated), "application/json", truncated).await,
+            post(d, path, &sign(&truncated), "application/json", truncated).await,
             400,
         );
         // Deeply nested where the parser reads, past serde_json's recursion limit:
         // unterminated (not JSON: 400) and terminated (400 for the depth, or 422).
         for closed in [false, true] {
             let body = nested(key, MAX_BODY / 4, closed);
-            let got = post(&d, path, &sign(&body), "application/json", body).await;
+            let got = post(d, path, &sign(&body), "application/json", body).await;
             assert!(
                 matches!(got.0, 400 | 422) && (closed || got.0 == 400),
                 "{}: {got:?}",
@@ -292,7 +295,7 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         // Under a key no parser reads, deep nesting is skipped without recursion: a
         // provider may acknowledge it as an event it does not know, but stores nothing.
         let body = nested("unknown_key", MAX_BODY / 4, true);
-        let (status, _) = post(&d, path, &sign(&body), "application/json", body).await;
+        let (status, _) = post(d, path, &sign(&body), "application/json", body).await;
         assert!(
             status < 500,
             "{}: {status}",
@@ -307,7 +310,7 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         assert_clean(
             &case("latin-1"),
             post(
-                &d,
+                d,
                 path,
                 &sign(&latin1),
                 "application/json; charset=iso-8859-1",
@@ -323,7 +326,7 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         assert_clean(
             &case("utf-16"),
             post(
-                &d,
+                d,
                 path,
                 &sign(&utf16),
                 "application/json; charset=utf-16",
@@ -337,7 +340,7 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         big.resize(MAX_BODY + 1, b' ');
         assert_clean(
             &case("oversized"),
-            post(&d, path, &sign(&big), "application/json", big).await,
+            post(d, path, &sign(&big), "application/json", big).await,
             413,
         );
     }
@@ -378,7 +381,7 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         assert_clean(
             "twilio: oversized",
             post(
-                &d,
+                d,
                 "/hooks/sms",
                 &[("x-twilio-signature", twilio_sig(&big))],
                 form,
@@ -396,7 +399,7 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         assert_clean(
             "twilio: latin-1",
             post(
-                &d,
+                d,
                 "/hooks/sms",
                 &[("x-twilio-signature", twilio_sig(&lossy))],
                 form,
@@ -409,7 +412,7 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         let cut = truncated[..truncated.find("MessageSid").unwrap()].to_owned();
         let cut_params: Vec<(String, String)> = serde_urlencoded::from_str(&cut).unwrap();
         let got = post(
-            &d,
+            d,
             "/hooks/sms",
             &[("x-twilio-signature", twilio_sig(&cut_params))],
             form,
@@ -422,10 +425,10 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
     // Nothing of it was stored.
     let (_, list) = api.get("/v1/conversations").await;
     assert_eq!(list["data"], serde_json::json!([]), "nothing stored");
-    let events = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(400)).await;
+    let events = read_events(d, TOKEN, 0, 1000, Duration::from_millis(400)).await;
     assert!(
         events.iter().all(|e| e["type"] == "service.state"),
         "{events:?}"
     );
-    assert!(d.terminate().success());
+    h.finish();
 }

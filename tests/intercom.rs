@@ -596,7 +596,6 @@ async fn a_reply_whose_answer_was_lost_is_not_posted_twice() {
 
 #[tokio::test]
 async fn catch_up_brings_in_what_was_missed_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
     // Intercom's clock runs ahead of ours: the cursor must be Intercom's time.
     let fake = FakeIntercom::start(100).await;
     let t0 = fake.state.now();
@@ -608,14 +607,13 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         t0 - 7200,
     );
     fake.add_conversation("601", user("c-601", "Bea Live"), "<p>first</p>", t0);
-
-    let cfg = config(dir.path(), &fake, ACCESS_TOKEN);
-    let d = Daemon::start(dir.path(), &cfg);
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    let mut h = Harness::start(|dir| config(dir, &fake, ACCESS_TOKEN));
+    let d = &h.daemon;
+    let api = &h.api;
+    wait_connected(api).await;
     // Live: the notification and the first passes race for conversation 601; either
     // way it is stored once.
-    ingest_from_fake(&d, &api, &fake, "601").await;
+    ingest_from_fake(d, api, &fake, "601").await;
     let b1 = fake.add_part(
         "601",
         "comment",
@@ -628,7 +626,7 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         (fake.searches().len() >= searched + 2).then_some(())
     })
     .await;
-    let before: Vec<String> = inbound_ids(&api).await;
+    let before: Vec<String> = inbound_ids(api).await;
     assert_eq!(before.len(), 2, "{before:?}");
     assert!(before.contains(&b1));
     let cursor_before = fake
@@ -641,7 +639,7 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         .map(|c| c["updated_at"].as_i64().unwrap())
         .max()
         .unwrap();
-    assert!(d.terminate().success());
+    h.stop();
 
     // While we are down: replies, a new conversation, an admin note on the old one.
     let c = user("c-601", "Bea Live");
@@ -683,13 +681,14 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         .to_owned();
 
     let searches_before_restart = fake.searches().len();
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
+    h.start_again(&[]);
+    let d = &h.daemon;
+    let api = &h.api;
     let mut expected: Vec<String> = before.clone();
     expected.extend([b2, b3, c0, c1, d3]);
     expected.sort();
     let got = eventually(T, "the missed parts", || async {
-        let ids = inbound_ids(&api).await;
+        let ids = inbound_ids(api).await;
         (ids.len() >= expected.len()).then_some(ids)
     })
     .await;
@@ -711,20 +710,21 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         (fake.searches().len() >= n + 2).then_some(())
     })
     .await;
-    assert_eq!(inbound_ids(&api).await, expected);
-    assert!(d.terminate().success());
+    assert_eq!(inbound_ids(api).await, expected);
+    h.stop();
 
     // A second restart adds nothing either: one message.created per part, ever.
     let n = fake.searches().len();
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    h.start_again(&[]);
+    let d = &h.daemon;
+    let api = &h.api;
+    wait_connected(api).await;
     eventually(T, "two passes after the second restart", || async {
         (fake.searches().len() >= n + 2).then_some(())
     })
     .await;
-    assert_eq!(inbound_ids(&api).await, expected);
-    let texts: Vec<String> = conversations(&api)
+    assert_eq!(inbound_ids(api).await, expected);
+    let texts: Vec<String> = conversations(api)
         .await
         .into_iter()
         .flat_map(|(_, m)| m)
@@ -740,14 +740,14 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
             .any(|t| t.contains("old question") || t.contains("yes!") || t.contains("internal")),
         "no history, admin or note parts: {texts:?}"
     );
-    let events = read_events(&d, TOKEN, 0, 500, Duration::from_millis(800)).await;
+    let events = read_events(d, TOKEN, 0, 500, Duration::from_millis(800)).await;
     let created = events
         .iter()
         .filter(|e| e["type"] == "message.created")
         .count();
     assert_eq!(created, expected.len());
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 

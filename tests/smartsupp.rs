@@ -441,19 +441,17 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
         .unwrap_or(20);
     let run_limit = Duration::from_secs(90);
     let xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()).replace("switchboard=debug", "switchboard=info")
+    let h = Harness::start(|dir| {
+        base_config(dir).replace("switchboard=debug", "switchboard=info")
             + &api_service("")
-            + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
+            + &plain(xmpp.port)
+    });
+    let api = &h.api;
     api.wait_state_within("chat", "connected", T).await;
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor.say(AGENT_JID, "open", "hello").await;
     let conv = eventually(T, "the conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
     let conv_id = conv["id"].as_str().unwrap().to_owned();
@@ -468,7 +466,7 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
             let mut ids = Vec::new();
             for i in 0..REPLIES {
                 let m = reply(
-                    &api,
+                    api,
                     &conv_id,
                     &format!("reply {run}-{i}"),
                     &format!("k{run}-{i}"),
@@ -489,7 +487,7 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
             run_limit,
             &format!("run {run}: every message stored"),
             || async {
-                let n = inbound_count(&api, "stored").await as usize;
+                let n = inbound_count(api, "stored").await as usize;
                 (n >= expected).then_some(n)
             },
         )
@@ -506,14 +504,14 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
         )
         .await;
         for id in &reply_ids {
-            wait_status(&api, id, "sent", run_limit).await;
+            wait_status(api, id, "sent", run_limit).await;
         }
         timings.push(started.elapsed());
         eprintln!("flood run {run}: {:?}", started.elapsed());
     }
 
     // Exactly once, by content: every flood message is there once, in the order sent.
-    let msgs = all_messages(&api, &conv_id).await;
+    let msgs = all_messages(api, &conv_id).await;
     let inbound: Vec<&str> = msgs
         .iter()
         .filter(|m| m["direction"] == "inbound")
@@ -541,10 +539,10 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
         per_reply.values().all(|&n| n == 1),
         "each reply arrives once"
     );
-    assert_eq!(inbound_count(&api, "duplicate").await, 0);
+    assert_eq!(inbound_count(api, "duplicate").await, 0);
     eprintln!("flood: {runs} runs of {MESSAGES} messages + {REPLIES} replies: {timings:?}");
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// Acknowledgements follow commits: the daemon is killed (SIGKILL) in the middle of a
@@ -554,12 +552,12 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
 async fn a_crash_mid_flood_loses_nothing() {
     const MESSAGES: usize = 2_000;
     let xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path()).replace("switchboard=debug", "switchboard=info")
-        + &api_service("")
-        + &plain(xmpp.port);
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let mut h = Harness::start(|dir| {
+        base_config(dir).replace("switchboard=debug", "switchboard=info")
+            + &api_service("")
+            + &plain(xmpp.port)
+    });
+    let api = &h.api;
     api.wait_state_within("chat", "connected", T).await;
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     let batch: Vec<(String, String)> = (0..MESSAGES)
@@ -569,24 +567,24 @@ async fn a_crash_mid_flood_loses_nothing() {
         visitor.send_many(AGENT_JID, chunk).await;
     }
     let at_kill = eventually(T, "part of the flood stored", || async {
-        let n = inbound_count(&api, "stored").await;
+        let n = inbound_count(api, "stored").await;
         (n >= 100).then_some(n)
     })
     .await;
-    d.kill();
+    h.crash();
     eprintln!("killed after {at_kill} messages were stored");
 
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
+    h.start_again(&[]);
+    let api = &h.api;
     api.wait_state_within("chat", "connected", T).await;
     let conv = eventually(T, "the conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
     let conv_id = conv["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
     let texts = loop {
-        let msgs = all_messages(&api, &conv_id).await;
+        let msgs = all_messages(api, &conv_id).await;
         if msgs.len() >= MESSAGES {
             break msgs;
         }
@@ -599,7 +597,7 @@ async fn a_crash_mid_flood_loses_nothing() {
     };
     // Give late re-deliveries a moment to show up as duplicates if they were stored twice.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let msgs = all_messages(&api, &conv_id).await;
+    let msgs = all_messages(api, &conv_id).await;
     assert_eq!(msgs.len(), texts.len());
     let stored: BTreeSet<String> = msgs
         .iter()
@@ -610,7 +608,7 @@ async fn a_crash_mid_flood_loses_nothing() {
         assert!(stored.contains(body), "{body} is missing");
     }
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// Issue 10's outage: the XMPP server restarts repeatedly while visitors write and agents

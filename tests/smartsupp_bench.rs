@@ -135,16 +135,16 @@ async fn xmpp_to_webhook_relay() {
     users.extend(names.iter().map(|n| (n.as_str(), "visitor-secret")));
     let xmpp = Prosody::start(Security::Plain, &users, "warn");
     let (url, got, rx_task) = receiver().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path()).replace("info,switchboard=debug", "info")
-        + &api_service("")
-        + &webhook_service(&url, "events = [\"message.created\"]")
-        + &format!(
-            "\n[services.chat]\ntype = \"smartsupp\"\n[services.chat.params]\njid = \"agent@localhost\"\npassword = \"agent-secret-1\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-            xmpp.port
-        );
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir).replace("info,switchboard=debug", "info")
+            + &api_service("")
+            + &webhook_service(&url, "events = [\"message.created\"]")
+            + &format!(
+                "\n[services.chat]\ntype = \"smartsupp\"\n[services.chat.params]\njid = \"agent@localhost\"\npassword = \"agent-secret-1\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+                xmpp.port
+            )
+    });
+    let api = &h.api;
     eventually(Duration::from_secs(20), "connected", || async {
         let (_, s) = api.get("/v1/services").await;
         s["data"]
@@ -206,7 +206,7 @@ async fn xmpp_to_webhook_relay() {
         }
     }
     let all_stored = eventually(Duration::from_secs(300), "the burst stored", || async {
-        (stored(&api).await >= warm.len() + paced + texts.len()).then(Instant::now)
+        (stored(api).await >= warm.len() + paced + texts.len()).then(Instant::now)
     })
     .await;
     let arrived = wait_all(&got, &texts, Duration::from_secs(300)).await;
@@ -233,6 +233,6 @@ async fn xmpp_to_webhook_relay() {
     for v in visitors {
         v.close().await;
     }
-    assert!(d.terminate().success());
+    h.finish();
     rx_task.abort();
 }

@@ -103,12 +103,22 @@ impl Daemon {
 
     /// SIGTERM, then waits (bounded) for the exit.
     pub fn terminate(mut self) -> ExitStatus {
-        self.signal("TERM");
-        self.wait(Duration::from_secs(20))
+        self.stop()
     }
 
     /// SIGKILL, then waits.
     pub fn kill(mut self) {
+        self.crash()
+    }
+
+    /// [`Daemon::terminate`] in place: what is left is a stopped daemon's logs.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait(Duration::from_secs(20))
+    }
+
+    /// [`Daemon::kill`] in place.
+    pub fn crash(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

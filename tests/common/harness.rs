@@ -1,7 +1,7 @@
 //! A daemon in its own temporary directory with a client for its API, which is what
 //! nearly every end-to-end test starts from, and the conversations a test opens on it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -33,6 +33,50 @@ impl Harness {
         let daemon = Daemon::start_at(&path, env);
         let api = Api::new(&daemon);
         Harness { daemon, api, dir }
+    }
+
+    /// The config file the daemon reads (`dir/switchboard.toml`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("switchboard.toml")
+    }
+
+    /// The config file's text.
+    pub fn config(&self) -> String {
+        std::fs::read_to_string(self.config_path()).unwrap()
+    }
+
+    /// Replaces the config file (for a reload or the next start).
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    /// SIGTERM and a clean exit, then the daemon again on the same config file and
+    /// database (with `env`), and a new client.
+    pub fn restart(&mut self, env: &[(&str, &str)]) {
+        self.stop();
+        self.start_again(env);
+    }
+
+    /// SIGTERM and a clean exit; [`Harness::start_again`] brings it back.
+    pub fn stop(&mut self) {
+        let status = self.daemon.stop();
+        assert!(
+            status.success(),
+            "switchboard did not exit 0: {status}\n{}",
+            self.daemon.log_text()
+        );
+    }
+
+    /// SIGKILL: a crash; [`Harness::start_again`] brings it back.
+    pub fn crash(&mut self) {
+        self.daemon.crash();
+    }
+
+    /// Starts the daemon again (after [`Harness::stop`] or [`Harness::crash`]) on the same
+    /// config file and database, with `env`, and a new client.
+    pub fn start_again(&mut self, env: &[(&str, &str)]) {
+        self.daemon = Daemon::start_at(&self.config_path(), env);
+        self.api = Api::new(&self.daemon);
     }
 
     /// The conversation of `service` with this provider id, once it is stored (waits up

@@ -83,8 +83,8 @@ async fn head_only(d: &Daemon, path: &str, headers: &str) -> (String, Duration) 
 #[tokio::test]
 async fn missing_or_malformed_credentials_are_refused_before_the_body() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &config(dir.path(), ""));
+    let h = Harness::start(|dir| config(dir, ""));
+    let d = &h.daemon;
     let b64_20 = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     for (path, headers) in [
         ("/hooks/sun", String::new()),
@@ -106,7 +106,7 @@ async fn missing_or_malformed_credentials_are_refused_before_the_body() {
         ),
         ("/hooks/g", format!("x-goog-signature: {b64_20}\r\n")),
     ] {
-        let (status, took) = head_only(&d, path, &headers).await;
+        let (status, took) = head_only(d, path, &headers).await;
         assert!(
             status.starts_with("HTTP/1.1 401"),
             "{path} {headers:?}: {status}"
@@ -118,7 +118,7 @@ async fn missing_or_malformed_credentials_are_refused_before_the_body() {
     }
     // Google's unsigned webhook-setup request is small; a larger unsigned body is
     // refused once it passes 4 KiB, without reading the rest.
-    let (status, took) = head_only(&d, "/hooks/g", "").await;
+    let (status, took) = head_only(d, "/hooks/g", "").await;
     assert!(status.starts_with("HTTP/1.1 401"), "{status}");
     assert!(took < Duration::from_secs(2), "{took:?}");
     let r = reqwest::Client::new()
@@ -138,26 +138,25 @@ async fn missing_or_malformed_credentials_are_refused_before_the_body() {
         "an unsigned request must be at most 4096 bytes"
     );
     // Well-formed credentials still reach the full check.
-    let (status, _) = head_only(&d, "/hooks/sun", &format!("x-api-key: {SMOOCH_KEY}\r\n")).await;
+    let (status, _) = head_only(d, "/hooks/sun", &format!("x-api-key: {SMOOCH_KEY}\r\n")).await;
     assert!(
         status.is_empty() || status.starts_with("HTTP/1.1 408"),
         "the body is awaited: {status}"
     );
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// A body that does not arrive within `body_read_timeout` is 408 and stores nothing;
 /// while it holds the whole budget, another body waits for room and then goes through.
 #[tokio::test]
 async fn slow_bodies_time_out_and_others_wait_for_room() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &config(
-            dir.path(),
+    let h = Harness::start(|dir| {
+        config(
+            dir,
             "max_body = 8192\nmax_body_in_flight = 8192\nbody_read_timeout = \"1s\"",
-        ),
-    );
+        )
+    });
+    let d = &h.daemon;
     let mut slow = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     let started = Instant::now();
     slow.write_all(
@@ -170,7 +169,7 @@ async fn slow_bodies_time_out_and_others_wait_for_room() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let api = Api::new(&d);
+    let api = &h.api;
     let waited = Instant::now();
     let (s, m) = api.inbound("m-1", "c-1", "hello").await;
     let waited = waited.elapsed();
@@ -193,5 +192,5 @@ async fn slow_bodies_time_out_and_others_wait_for_room() {
         1,
         "only the second was stored"
     );
-    assert!(d.terminate().success());
+    h.finish();
 }

@@ -1,5 +1,9 @@
 //! What the hardening tests share: raw loopback sockets from chosen source addresses,
 //! the daemon's memory from `/proc`, a `/healthz` prober, and size knobs.
+#![allow(
+    dead_code,
+    reason = "some serve only the modules gated on connector features"
+)]
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

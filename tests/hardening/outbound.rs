@@ -101,19 +101,20 @@ fn webhook(id: &str, url: &str, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_never_follow_redirects_and_timeouts_name_their_limit() {
     let target = Target::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path()).replace(
-        "retry_max = \"400ms\"",
-        "retry_max = \"400ms\"\nmax_attempts = 2",
-    ) + &api_service(&format!(
-        "callback_url = \"{}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"",
-        target.url("/callback")
-    )) + &webhook("w302", &target.url("/r302"), "")
-        + &webhook("w307", &target.url("/r307"), "")
-        + &webhook("bare", &target.url("/bare"), "")
-        + &webhook("slow", &target.url("/slow"), "timeout = \"300ms\"");
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir).replace(
+            "retry_max = \"400ms\"",
+            "retry_max = \"400ms\"\nmax_attempts = 2",
+        ) + &api_service(&format!(
+            "callback_url = \"{}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"",
+            target.url("/callback")
+        )) + &webhook("w302", &target.url("/r302"), "")
+            + &webhook("w307", &target.url("/r307"), "")
+            + &webhook("bare", &target.url("/bare"), "")
+            + &webhook("slow", &target.url("/slow"), "timeout = \"300ms\"")
+    });
+    let d = &h.daemon;
+    let api = &h.api;
     let (s, m) = api.inbound("m-1", "c-1", "hello").await;
     assert_eq!(s, 201, "{m}");
     let conv = m["conversation_id"].as_str().unwrap().to_owned();
@@ -199,5 +200,5 @@ async fn deliveries_never_follow_redirects_and_timeouts_name_their_limit() {
             "{id}: nothing counted as delivered"
         );
     }
-    assert!(d.terminate().success());
+    h.finish();
 }
