@@ -97,17 +97,7 @@ impl Hostile for switchboard_smartsupp::Smartsupp {
 impl Hostile for switchboard_smooch::Smooch {
     fn case(_: &Path) -> Option<Case> {
         Some(Case::Json {
-            service: r#"
-[services.sun]
-type = "smooch"
-[services.sun.params]
-appId = "app1"
-keyId = "key1"
-secret = "api-secret"
-webhook_secret = "hostile-smooch-webhook-key"
-api_base = "http://127.0.0.1:9"
-"#
-            .into(),
+            service: smooch_service("sun", "hostile-smooch-webhook-key"),
             path: "/hooks/sun",
             key: "events",
             good: include_bytes!("../connectors/smooch/fixtures/v2_conversation_message.json"),
@@ -120,17 +110,7 @@ api_base = "http://127.0.0.1:9"
 impl Hostile for switchboard_intercom::Intercom {
     fn case(_: &Path) -> Option<Case> {
         Some(Case::Json {
-            service: r#"
-[services.ic]
-type = "intercom"
-[services.ic.params]
-app_id = "app1"
-access_token = "intercom-access-token"
-assignee_id = 1
-client_secret = "hostile-intercom-client-secret"
-api_base = "http://127.0.0.1:9"
-"#
-            .into(),
+            service: intercom_service("ic", "hostile-intercom-client-secret"),
             path: "/hooks/ic",
             key: "data",
             good: include_bytes!(
@@ -155,22 +135,12 @@ api_base = "http://127.0.0.1:9"
 #[cfg(feature = "gbm")]
 impl Hostile for switchboard_gbm::Gbm {
     fn case(dir: &Path) -> Option<Case> {
-        let key = dir.join("sa.json");
-        std::fs::write(&key, gbm_kit::key_file("http://127.0.0.1:9/token")).unwrap();
         Some(Case::Json {
-            service: format!(
-                r#"
-[services.g]
-type = "gbm"
-[services.g.params]
-location = "loc1"
-welcomeMessage = "hi"
-starter = "hello"
-client_token = "hostile-gbm-client-token-0123456789"
-service_account_file = "{}"
-api_base = "http://127.0.0.1:9"
-"#,
-                key.display()
+            service: gbm_service(
+                dir,
+                "g",
+                "hostile-gbm-client-token-0123456789",
+                &gbm_kit::key_file(&format!("{NOWHERE}/token")),
             ),
             path: "/hooks/g",
             key: "message",
@@ -187,17 +157,7 @@ api_base = "http://127.0.0.1:9"
 impl Hostile for switchboard_twilio::Twilio {
     fn case(_: &Path) -> Option<Case> {
         Some(Case::Form {
-            service: format!(
-                r#"
-[services.sms]
-type = "twilio"
-[services.sms.params]
-account_sid = "AC0123456789abcdef0123456789abcdef"
-auth_token = "{TWILIO_TOKEN}"
-from = "+14155550100"
-api_base = "http://127.0.0.1:9"
-"#
-            ),
+            service: twilio_service_nowhere("sms", TWILIO_TOKEN),
         })
     }
 }

@@ -106,7 +106,7 @@ async fn list_services(State(h): State<Shared>, headers: HeaderMap) -> Response 
 struct FakeHub {
     url: String,
     state: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: FakeServer,
 }
 
 impl FakeHub {
@@ -120,34 +120,16 @@ impl FakeHub {
             .route("/v2/auth/token", axum::routing::post(login).get(refresh))
             .route("/v2/services", axum::routing::get(list_services))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/v2", listener.local_addr().unwrap());
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let server = FakeServer::spawn(app).await;
         FakeHub {
-            url,
+            url: server.url("/v2"),
             state,
-            stop: Some(stop),
+            _server: server,
         }
     }
 
     fn set(&self, services: Vec<Value>) {
         self.state.lock().unwrap().services = services;
-    }
-}
-
-impl Drop for FakeHub {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
     }
 }
 

@@ -120,11 +120,7 @@ async fn a_full_disk_gets_503_stores_nothing_it_refused_and_recovers() {
 
 /// A provider that answers 429 (Retry-After: 1) twice, then 503 (Retry-After: 1) twice,
 /// then 200, recording when each attempt came.
-async fn grumpy_provider() -> (
-    String,
-    Arc<Mutex<Vec<Instant>>>,
-    tokio::sync::oneshot::Sender<()>,
-) {
+async fn grumpy_provider() -> (FakeServer, Arc<Mutex<Vec<Instant>>>) {
     let seen: Arc<Mutex<Vec<Instant>>> = Default::default();
     let s = seen.clone();
     let app = axum::Router::new().fallback(move || {
@@ -150,24 +146,16 @@ async fn grumpy_provider() -> (
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/callback", listener.local_addr().unwrap());
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    (url, seen, stop)
+    (FakeServer::spawn(app).await, seen)
 }
 
 #[tokio::test]
 async fn a_provider_answering_429_and_503_gets_the_message_once_after_retry_after() {
-    let (url, seen, stop) = grumpy_provider().await;
-    let params = format!("callback_url = \"{url}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"");
+    let (provider, seen) = grumpy_provider().await;
+    let params = format!(
+        "callback_url = \"{}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"",
+        provider.url("/callback")
+    );
     let h = Harness::start(|dir| base_config(dir) + &api_service(&params));
     let api = &h.api;
     let (_, m) = api.inbound("m-1", "c-1", "hello").await;
@@ -197,5 +185,5 @@ async fn a_provider_answering_429_and_503_gets_the_message_once_after_retry_afte
     let (_, m) = api.get(&format!("/v1/messages/{id}")).await;
     assert_eq!(m["error"], serde_json::Value::Null);
     h.finish();
-    let _ = stop.send(());
+    provider.stop().await;
 }

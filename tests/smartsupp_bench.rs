@@ -36,7 +36,7 @@ fn knob(name: &str, default: usize) -> usize {
 type Arrivals = Arc<Mutex<Vec<(Instant, Received)>>>;
 
 /// A webhook receiver that timestamps each request on arrival and answers 200.
-async fn receiver() -> (String, Arrivals, tokio::task::JoinHandle<()>) {
+async fn receiver() -> (FakeServer, Arrivals) {
     let got: Arrivals = Default::default();
     let sink = got.clone();
     let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
@@ -54,12 +54,7 @@ async fn receiver() -> (String, Arrivals, tokio::task::JoinHandle<()>) {
             axum::http::StatusCode::OK
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/events", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (url, got, task)
+    (FakeServer::spawn(app).await, got)
 }
 
 /// Arrival time per message text, checking every signature.
@@ -134,7 +129,8 @@ async fn xmpp_to_webhook_relay() {
     let mut users: Vec<(&str, &str)> = vec![("agent", "agent-secret-1")];
     users.extend(names.iter().map(|n| (n.as_str(), "visitor-secret")));
     let xmpp = Prosody::start(Security::Plain, &users, "warn");
-    let (url, got, rx_task) = receiver().await;
+    let (rx, got) = receiver().await;
+    let url = rx.url("/events");
     let h = Harness::start(|dir| {
         base_config(dir).replace("info,switchboard=debug", "info")
             + &api_service("")
@@ -234,5 +230,5 @@ async fn xmpp_to_webhook_relay() {
         v.close().await;
     }
     h.finish();
-    rx_task.abort();
+    rx.stop().await;
 }

@@ -7,6 +7,7 @@
 //! - [`receiver`] — a recording webhook/callback target; Standard Webhooks checked here.
 //! - [`harness`] — a daemon in its own temp dir with its API client, and the
 //!   conversations it stored.
+//! - [`services`] — config snippets of provider services whose API is never reached.
 //! - [`FakeServer`] — any fake provider's router on 127.0.0.1:0, from core's testkit.
 //!
 //! Fakes of the providers are in `tests/fakes/`.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod daemon;
 pub mod harness;
 pub mod receiver;
+pub mod services;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ pub use api::*;
 pub use daemon::*;
 pub use harness::*;
 pub use receiver::*;
+pub use services::*;
 pub use switchboard_core::testkit::fake::FakeServer;
 
 /// The example token of the test configs.

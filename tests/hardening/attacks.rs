@@ -11,37 +11,7 @@ use tokio::task::JoinSet;
 use super::kit::*;
 use crate::common::*;
 
-const SMOOCH_KEY: &str = "hardening-smooch-webhook-key";
-const TWILIO_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const MIB: usize = 1024 * 1024;
-
-/// A daemon with a Smooch and a Twilio service; `server` lines go into `[server]`.
-fn hooks_config(dir: &std::path::Path, server: &str) -> String {
-    base_config(dir).replace(
-        "shutdown_timeout = \"5s\"",
-        &format!("shutdown_timeout = \"5s\"\n{server}"),
-    ) + &api_service("")
-        + &format!(
-            r#"
-[services.sun]
-type = "smooch"
-[services.sun.params]
-appId = "app1"
-keyId = "key1"
-secret = "api-secret"
-webhook_secret = "{SMOOCH_KEY}"
-api_base = "http://127.0.0.1:9"
-
-[services.sms]
-type = "twilio"
-[services.sms.params]
-account_sid = "AC0123456789abcdef0123456789abcdef"
-auth_token = "{TWILIO_TOKEN}"
-from = "+14155550100"
-api_base = "http://127.0.0.1:9"
-"#
-        )
-}
 
 /// An attacking connection reset before an answer could be read.
 const RESET: &str = "reset";

@@ -9,54 +9,15 @@ use tokio::io::AsyncWriteExt;
 use super::kit::*;
 use crate::common::*;
 
-const SMOOCH_KEY: &str = "bodies-smooch-webhook-key";
-
+/// [`hooks_config`] with an Intercom service `ic` and a Google one `g` besides.
 fn config(dir: &std::path::Path, server: &str) -> String {
-    let key = dir.join("sa.json");
-    std::fs::write(&key, crate::gbm_kit::key_file("http://127.0.0.1:9/token")).unwrap();
-    base_config(dir).replace(
-        "shutdown_timeout = \"5s\"",
-        &format!("shutdown_timeout = \"5s\"\n{server}"),
-    ) + &api_service("")
-        + &format!(
-            r#"
-[services.sun]
-type = "smooch"
-[services.sun.params]
-appId = "app1"
-keyId = "key1"
-secret = "api-secret"
-webhook_secret = "{SMOOCH_KEY}"
-api_base = "http://127.0.0.1:9"
-
-[services.ic]
-type = "intercom"
-[services.ic.params]
-app_id = "app1"
-access_token = "intercom-access-token"
-assignee_id = 1
-client_secret = "intercom-client-secret"
-api_base = "http://127.0.0.1:9"
-
-[services.g]
-type = "gbm"
-[services.g.params]
-location = "loc1"
-welcomeMessage = "hi"
-starter = "hello"
-client_token = "gbm-client-token-0123456789"
-service_account_file = "{}"
-api_base = "http://127.0.0.1:9"
-
-[services.sms]
-type = "twilio"
-[services.sms.params]
-account_sid = "AC0123456789abcdef0123456789abcdef"
-auth_token = "0123456789abcdef0123456789abcdef"
-from = "+14155550100"
-api_base = "http://127.0.0.1:9"
-"#,
-            key.display()
+    hooks_config(dir, server)
+        + &intercom_service("ic", "intercom-client-secret")
+        + &gbm_service(
+            dir,
+            "g",
+            "gbm-client-token-0123456789",
+            &crate::gbm_kit::key_file(&format!("{NOWHERE}/token")),
         )
 }
 

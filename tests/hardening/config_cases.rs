@@ -123,16 +123,7 @@ async fn durations_are_bounded_by_key_and_the_bound_runs() {
             .replace("restart_initial = \"100ms\"", "restart_initial = \"3650d\"")
             .replace("restart_max = \"1s\"", "restart_max = \"3650d\"")
             + &api_service("")
-            + r#"
-[services.ic]
-type = "intercom"
-[services.ic.params]
-app_id = "app1"
-access_token = "intercom-access-token"
-assignee_id = 1
-client_secret = "intercom-client-secret"
-api_base = "http://127.0.0.1:9"
-"#
+            + &intercom_service("ic", "intercom-client-secret")
     });
     let d = &h.daemon;
     let state = h.api.wait_state("ic", "backoff").await;

@@ -214,9 +214,8 @@ async fn a_hub_cannot_move_a_service_to_another_organization() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = FakeServer::spawn(app).await;
+    let hub = server.url("");
     let rx = Receiver::start().await;
     let service = |org: &str| {
         json!([{"id": "hooked", "organization": org, "type": "webhook", "status": "active",
@@ -266,6 +265,6 @@ async fn a_hub_cannot_move_a_service_to_another_organization() {
     )
     .await;
     h.finish();
-    server.abort();
+    server.stop().await;
     rx.stop().await;
 }
