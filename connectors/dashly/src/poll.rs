@@ -261,18 +261,16 @@ where
     }
 }
 
-/// The wait before the next pass: `interval` while at least half the budget is left,
-/// then longer in proportion to how little is (×2 at a quarter, ×half the capacity at
-/// none), never more than the budget's window.
+/// The wait before the next pass: `interval` stretched by how much of the budget is
+/// spent (`capacity / remaining`: ×2 at half, ×12 at a twelfth), never more than the
+/// budget's window. An idle service at the default 5 s thus settles near 10 lists a
+/// minute, leaving the rest of the key's 60 to replies and changed conversations.
 pub fn pace(interval: Duration, remaining: usize, capacity: usize, window: Duration) -> Duration {
-    let half = (capacity / 2).max(1);
-    if remaining >= half {
+    if remaining >= capacity {
         return interval;
     }
-    let factor = half as u32 / (remaining.max(1) as u32);
-    interval
-        .saturating_mul(factor.max(1))
-        .min(window.max(interval))
+    let stretched = interval.mul_f64(capacity as f64 / remaining.max(1) as f64);
+    stretched.min(window.max(interval))
 }
 
 #[cfg(test)]
@@ -304,14 +302,10 @@ mod tests {
         let i = Duration::from_secs(2);
         let w = Duration::from_secs(61);
         assert_eq!(pace(i, 60, 60, w), i);
-        assert_eq!(pace(i, 30, 60, w), i);
-        assert_eq!(pace(i, 15, 60, w), i * 2);
-        assert_eq!(pace(i, 3, 60, w), i * 10);
-        assert_eq!(pace(i, 0, 60, w), i * 30);
-        assert_eq!(
-            pace(Duration::from_secs(10), 0, 60, w),
-            w,
-            "at most a window"
-        );
+        assert_eq!(pace(i, 30, 60, w), i * 2);
+        assert_eq!(pace(i, 15, 60, w), i * 4);
+        assert_eq!(pace(i, 5, 60, w), i * 12);
+        assert_eq!(pace(i, 0, 60, w), w, "at most a window");
+        assert_eq!(pace(w * 2, 0, 60, w), w * 2, "never below the interval");
     }
 }
