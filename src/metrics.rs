@@ -248,13 +248,11 @@ impl Metrics {
 
     /// Sets one of a service's provider gauges.
     pub fn set_gauge(&self, service: &str, gauge: switchboard_core::Gauge, value: i64) {
-        match gauge {
-            switchboard_core::Gauge::ProviderBudgetRemaining => self
-                .provider_budget
+        // `Gauge` is non-exhaustive: a gauge of a newer core is not shown.
+        if gauge == switchboard_core::Gauge::ProviderBudgetRemaining {
+            self.provider_budget
                 .with_label_values(&[service])
-                .set(value),
-            // A gauge of a newer core that this daemon does not show.
-            _ => {}
+                .set(value)
         }
     }
 

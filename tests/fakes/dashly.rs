@@ -335,11 +335,12 @@ fn answer(
         ));
     }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let count = || -> Result<usize, Response> {
+    // `count`: 1 to 50, default 20; None when out of range.
+    let count = || -> Option<usize> {
         match args.get("count").map(|c| c.parse::<usize>()) {
-            None => Ok(20),
-            Some(Ok(n)) if (1..=50).contains(&n) => Ok(n),
-            _ => Err(fail(400, "ValidationError", "count: from 1 to 50")),
+            None => Some(20),
+            Some(Ok(n)) if (1..=50).contains(&n) => Some(n),
+            _ => None,
         }
     };
     match (method.as_str(), segs.as_slice()) {
@@ -350,9 +351,8 @@ fn answer(
             if let Some(s) = st.poll_script.lock().unwrap().pop_front() {
                 return scripted(s);
             }
-            let count = match count() {
-                Ok(c) => c,
-                Err(r) => return r,
+            let Some(count) = count() else {
+                return fail(400, "ValidationError", "count: from 1 to 50");
             };
             let after = match args.get("after").map(|a| a.parse::<f64>()) {
                 None => f64::MIN,
@@ -391,9 +391,8 @@ fn answer(
             if let Some(s) = st.poll_script.lock().unwrap().pop_front() {
                 return scripted(s);
             }
-            let count = match count() {
-                Ok(c) => c,
-                Err(r) => return r,
+            let Some(count) = count() else {
+                return fail(400, "ValidationError", "count: from 1 to 50");
             };
             let after = args
                 .get("after")
