@@ -773,3 +773,70 @@ async fn a_rejected_token_is_reported_as_failed_without_the_token() {
     h.finish();
     fake.stop().await;
 }
+
+/// The token is revoked while the service runs: Intercom answers the reply 401. The
+/// reply waits (still `pending`, never `failed`), the service shows `failed` with
+/// Intercom's reason and not the token, and once Intercom takes the token again the
+/// reply goes out, once.
+#[tokio::test]
+async fn a_reply_refused_for_its_token_waits_while_the_service_is_failed() {
+    let fake = FakeIntercom::start(0).await;
+    fake.add_conversation(
+        "902",
+        user("c-902", "Mia Major"),
+        "<p>Anyone?</p>",
+        fake.state.now(),
+    );
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let (d, api) = (&h.daemon, &h.api);
+    let conv = ingest_from_fake(d, api, &fake, "902").await;
+
+    let revoked = || Scripted {
+        process: false,
+        answer: Some((
+            axum::http::StatusCode::UNAUTHORIZED,
+            json!({"type": "error.list", "request_id": null,
+                   "errors": [{"code": "unauthorized", "message": "Access Token Invalid"}]}),
+        )),
+        headers: Vec::new(),
+    };
+    fake.state
+        .reply_script
+        .lock()
+        .unwrap()
+        .extend([revoked(), revoked()]);
+    let (_, msg) = api
+        .post(
+            &format!("/v1/conversations/{conv}/messages"),
+            &json!({"text": "Still there?"}),
+        )
+        .await;
+    let id = msg["id"].as_str().unwrap().to_owned();
+    let failed = api.wait_state("ic", "failed").await;
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(reason.contains("Intercom refused the access token"), "{failed}");
+    assert!(!failed.to_string().contains(ACCESS_TOKEN), "{failed}");
+    let m = api.get(&format!("/v1/messages/{id}")).await.1;
+    assert_eq!(m["status"], "pending", "the reply waits, not failed: {m}");
+
+    // The script is spent: Intercom takes the token again.
+    let sent = message_when(api, &id, "sent once the token works", |m| {
+        m["status"] == "sent"
+    })
+    .await;
+    let replies = fake.requests(axum::http::Method::POST, "/conversations/902/reply");
+    assert_eq!(replies.len(), 3, "two refusals, one success, nothing after");
+    assert!(replies.windows(2).all(|w| w[0].body == w[1].body));
+    let last = fake.conversation("902")["conversation_parts"]["conversation_parts"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(sent["external_id"], last["id"]);
+    api.wait_state("ic", "connected").await;
+    assert!(!d.log_text().contains(ACCESS_TOKEN));
+    assert!(fake.problems().is_empty(), "{:?}", fake.problems());
+    h.finish();
+    fake.stop().await;
+}
