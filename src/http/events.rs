@@ -1,6 +1,8 @@
 //! `GET /v1/events`: the event log as a websocket, one event per text frame, resumable
 //! from any `after=<seq>`. Ephemeral signals (`conversation.typing`) are interleaved live;
-//! they carry no `seq` and are not replayed. Events are read from storage in pages, so a slow client only
+//! they carry no `seq` and are not replayed. A client resuming from before what event
+//! retention pruned first gets an `events.pruned` frame (no `seq` either), then what
+//! remains. Events are read from storage in pages, so a slow client only
 //! slows its own reads and nothing is buffered on its behalf.
 
 use std::sync::Arc;
@@ -54,6 +56,11 @@ pub async fn events(
 async fn stream(mut socket: WebSocket, app: Arc<App>, organization: String, mut after: i64) {
     let mut head = app.store.subscribe_events();
     let mut live = app.ephemeral.subscribe();
+    if let Some(frame) = pruned_frame(&app, &organization, after).await
+        && socket.send(Message::Text(frame.into())).await.is_err()
+    {
+        return;
+    }
     loop {
         let rows = match app
             .store
@@ -116,4 +123,25 @@ async fn stream(mut socket: WebSocket, app: Arc<App>, organization: String, mut 
             }
         }
     }
+}
+
+/// The frame telling a client that resumes after `after` that retention pruned some of
+/// its organization's events after that (up to `pruned_through`): what it gets next is
+/// what remains. The data it missed (messages, conversations) is still in `/v1`.
+async fn pruned_frame(app: &App, organization: &str, after: i64) -> Option<String> {
+    let pruned_through = match app.store.read.pruned_through(organization).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "reading the retention horizon failed");
+            return None;
+        }
+    };
+    (after < pruned_through).then(|| {
+        serde_json::json!({
+            "type": "events.pruned",
+            "timestamp": jiff::Timestamp::now(),
+            "data": {"after": after, "pruned_through": pruned_through},
+        })
+        .to_string()
+    })
 }
