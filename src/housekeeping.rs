@@ -8,10 +8,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 
-/// How often the whole event log is walked again, for old events whose deliveries
-/// finished (a retry succeeded, a dead one was retried) after a pass first kept them;
-/// early receipts expire on the same beat.
-const SWEEP: Duration = Duration::from_secs(3600);
 /// Between two retention batches: ingest jobs that queued behind one commit before the
 /// next batch is submitted.
 const PAUSE: Duration = Duration::from_millis(10);
@@ -23,6 +19,15 @@ pub fn retention_tick(retention: Duration) -> Duration {
     (retention / 4).clamp(Duration::from_millis(250), Duration::from_secs(60))
 }
 
+/// How often the whole event log is walked again, for old events whose deliveries
+/// finished (a retry succeeded, a dead one was retried) after a pass first kept them;
+/// early receipts expire on the same beat. Four retentions, at most an hour.
+pub fn sweep_every(retention: Duration) -> Duration {
+    retention
+        .saturating_mul(4)
+        .clamp(Duration::from_secs(1), Duration::from_secs(3600))
+}
+
 /// Runs until `stop`. The retention in force is read from the current config at every
 /// pass, so a reload changes it. Between full walks, a pass starts after the last seq
 /// the previous one cleared.
@@ -31,7 +36,7 @@ pub async fn run(app: Arc<App>, stop: CancellationToken) {
     let mut last_sweep = Instant::now();
     loop {
         let retention = app.config().storage.event_retention.0;
-        let from = if last_sweep.elapsed() >= SWEEP {
+        let from = if last_sweep.elapsed() >= sweep_every(retention) {
             last_sweep = Instant::now();
             if let Err(e) = app.store.prune().await {
                 tracing::warn!(error = %e, "expiring early receipts failed");
@@ -65,7 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_tick_follows_the_retention_within_bounds() {
+    fn passes_follow_the_retention_within_bounds() {
         assert_eq!(
             retention_tick(Duration::from_secs(1)),
             Duration::from_millis(250)
@@ -74,9 +79,9 @@ mod tests {
             retention_tick(Duration::from_secs(20)),
             Duration::from_secs(5)
         );
-        assert_eq!(
-            retention_tick(Duration::from_secs(7 * 24 * 3600)),
-            Duration::from_secs(60)
-        );
+        let week = Duration::from_secs(7 * 24 * 3600);
+        assert_eq!(retention_tick(week), Duration::from_secs(60));
+        assert_eq!(sweep_every(Duration::from_secs(1)), Duration::from_secs(4));
+        assert_eq!(sweep_every(week), Duration::from_secs(3600));
     }
 }
