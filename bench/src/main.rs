@@ -9,10 +9,12 @@
 //! ```
 //!
 //! - [`daemon`] — starting switchboard and the bare ceiling server.
+//! - [`growth`] — ingest as history grows, with and without event retention; database size.
 //! - [`load`] — closed and open load loops, percentiles.
 //! - [`servers`] — the ceiling server and the timestamping webhook sink.
 
 mod daemon;
+mod growth;
 mod load;
 mod servers;
 
@@ -136,7 +138,7 @@ async fn switchboard_phases(
     secs: Duration,
 ) -> anyhow::Result<(load::Closed, load::Open, CpuPerMessage)> {
     let dir = daemon::Scratch::new(&format!("ingest-{synchronous}"))?;
-    let sb = daemon::switchboard(&dir.0, &daemon::config_with(&dir.0, synchronous, ""))?;
+    let sb = daemon::switchboard(&dir.0, &daemon::config_with(&dir.0, synchronous, "", ""))?;
     let url = ingest_url(&sb.base);
     let next = Counter::default();
     load::closed_loop(&url, clients, Duration::from_secs(1), None, 1000, &next).await;
@@ -366,7 +368,7 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
         None,
     );
 
-    growth(plan, &mut rows).await?;
+    growth::growth(plan, &mut rows).await?;
 
     write_report(out, plan, &rows)?;
     let csv_path = out.replace(".md", "-latency.csv");
@@ -516,80 +518,6 @@ async fn relay(
         ),
     );
     curve(csv, "relay to webhook", &relay_lat);
-    Ok(())
-}
-
-/// Ingest rate with a small and with a large database.
-async fn growth(plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    // 6. Ingest cost as the database grows.
-    eprintln!("growth …");
-    let dir = daemon::Scratch::new("growth")?;
-    let sb = daemon::switchboard(&dir.0, &daemon::config(&dir.0, ""))?;
-    let url = ingest_url(&sb.base);
-    let next = Counter::default();
-    let contacts = 10_000;
-    let forever = Duration::from_secs(24 * 3600);
-    load::closed_loop(
-        &url,
-        plan.clients,
-        forever,
-        Some(plan.small),
-        contacts,
-        &next,
-    )
-    .await;
-    let at_small = load::closed_loop(
-        &url,
-        plan.clients,
-        forever,
-        Some(plan.window),
-        contacts,
-        &next,
-    )
-    .await;
-    let filled = plan.small + plan.window;
-    load::closed_loop(
-        &url,
-        plan.clients,
-        forever,
-        Some(plan.large.saturating_sub(filled)),
-        contacts,
-        &next,
-    )
-    .await;
-    let at_large = load::closed_loop(
-        &url,
-        plan.clients,
-        forever,
-        Some(plan.window),
-        contacts,
-        &next,
-    )
-    .await;
-    let db_size = std::fs::metadata(dir.0.join("bench.db"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    sb.stop();
-    let slowdown = at_small.rate / at_large.rate;
-    row(
-        rows,
-        format!(
-            "Ingest msg/s with {} vs {} messages stored ({} clients)",
-            fmt_n(plan.small),
-            fmt_n(plan.large),
-            plan.clients
-        ),
-        format!(
-            "{:.0} vs {:.0}: {:.2}× slower (database {:.0} MiB)",
-            at_small.rate,
-            at_large.rate,
-            slowdown,
-            db_size as f64 / 1_048_576.0
-        ),
-        "≤ 1.2× slower",
-        Some(slowdown <= 1.2),
-    );
-
     Ok(())
 }
 
@@ -747,7 +675,7 @@ fn main() -> anyhow::Result<()> {
                 Plan::full()
             };
             let mut rows = Vec::new();
-            rt.block_on(growth(&plan, &mut rows))?;
+            rt.block_on(growth::growth(&plan, &mut rows))?;
             for r in rows {
                 println!("{}: {}", r.what, r.result);
             }
