@@ -416,4 +416,10 @@ async fn one_sender_against_matterbridge() {
         median(p50),
         median(p99)
     );
+    // For `bash bench/run.sh`, which puts these beside sb-bench's figures.
+    eprintln!(
+        "xmpp-one-sender runs={runs} burst2000={small:.0} burst10000={large:.0} paced_rate={rate} p50_ms={:.2} p99_ms={:.2}",
+        median(p50),
+        median(p99)
+    );
 }

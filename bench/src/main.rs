@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! bash bench/run.sh            # builds, runs everything, writes docs/, draws the chart
-//! sb-bench all [--quick] [--out docs/benchmarks.md]
+//! sb-bench all [--quick] [--out docs/benchmarks.md] [--xmpp FILE]
 //! sb-bench ingest [--secs 10] [--clients 64] [--rate 2000]
 //! sb-bench relay  [--secs 10] [--clients 64] [--rate 2000]
 //! ```
@@ -12,11 +12,13 @@
 //! - [`growth`] — ingest as history grows, with and without event retention; database size.
 //! - [`load`] — closed and open load loops, percentiles.
 //! - [`servers`] — the ceiling server and the timestamping webhook sink.
+//! - [`xmpp`] — rows from the XMPP one-sender benchmark that `bench/run.sh` runs first.
 
 mod daemon;
 mod growth;
 mod load;
 mod servers;
+mod xmpp;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -163,7 +165,8 @@ struct CpuPerMessage {
     process_us: f64,
 }
 
-async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
+async fn all(plan: &Plan, out: &str, xmpp: Option<&str>) -> anyhow::Result<()> {
+    let load_at_start = loadavg();
     let mut rows = Vec::new();
     let mut csv = String::from("series,quantile,latency_ms\n");
     let secs = Duration::from_secs(plan.secs);
@@ -369,8 +372,11 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
     );
 
     growth::growth(plan, &mut rows).await?;
+    if let Some(path) = xmpp {
+        xmpp::rows(path, &mut rows)?;
+    }
 
-    write_report(out, plan, &rows)?;
+    write_report(out, plan, &rows, &load_at_start)?;
     let csv_path = out.replace(".md", "-latency.csv");
     std::fs::write(&csv_path, csv).with_context(|| format!("writing {csv_path}"))?;
     eprintln!("wrote {out} and {csv_path}");
@@ -558,7 +564,15 @@ fn machine() -> String {
 /// Marks where hand-written notes begin; the harness keeps everything below it.
 const NOTES: &str = "<!-- notes: kept across runs of the harness -->";
 
-fn write_report(out: &str, plan: &Plan, rows: &[Row]) -> anyhow::Result<()> {
+/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn write_report(out: &str, plan: &Plan, rows: &[Row], load_at_start: &str) -> anyhow::Result<()> {
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -577,6 +591,11 @@ fn write_report(out: &str, plan: &Plan, rows: &[Row]) -> anyhow::Result<()> {
         jiff_like_now()
     );
     let _ = writeln!(md, "Machine: {}.", machine());
+    let _ = writeln!(
+        md,
+        "Load average (1 / 5 / 15 min) when the run started: {load_at_start}; when it ended: {}.",
+        loadavg()
+    );
     let _ = writeln!(
         md,
         "The daemon is a release build with durable commits (`storage.synchronous = \"full\"`: every acknowledged message was fsynced). \
@@ -645,7 +664,15 @@ fn main() -> anyhow::Result<()> {
             } else {
                 Plan::full()
             };
-            rt.block_on(all(&plan, &value("--out", "docs/benchmarks.md")))
+            let xmpp = args
+                .iter()
+                .position(|a| a == "--xmpp")
+                .and_then(|i| args.get(i + 1));
+            rt.block_on(all(
+                &plan,
+                &value("--out", "docs/benchmarks.md"),
+                xmpp.map(String::as_str),
+            ))
         }
         "ingest" => rt.block_on(ingest_only(
             value("--secs", "10").parse()?,
