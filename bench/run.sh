@@ -14,7 +14,7 @@ if command -v prosody >/dev/null; then
     runs=3
     if [ "${1:-}" = "--quick" ]; then runs=1; fi
     BENCH_RUNS=$runs cargo test --release --locked --test smartsupp_bench -- \
-        --ignored --nocapture one_sender 2>"$log"
+        --ignored --nocapture one_sender 2>"$log" || { tail -50 "$log" >&2; exit 1; }
     grep -E '^(round|one sender)' "$log" >&2
     xmpp=(--xmpp "$log")
 else

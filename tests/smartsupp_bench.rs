@@ -406,20 +406,19 @@ async fn one_sender_against_matterbridge() {
         small.push(b2.relayed_rate());
         large.push(b10.relayed_rate());
     }
-    let (small, large) = (median(small), median(large));
+    let (small, large, p50, p99) = (median(small), median(large), median(p50), median(p99));
     eprintln!(
         "one sender, medians of {runs}: burst 2,000 relayed {small:.0} msg/s ({:.1}× matterbridge's 576), \
          burst 10,000 relayed {large:.0} msg/s ({:.1}× its 611), paced {rate}/s p50 {:.2} ms / p99 {:.2} ms \
          (matterbridge 5 / 42 ms)",
         small / 576.0,
         large / 611.0,
-        median(p50),
-        median(p99)
+        p50,
+        p99
     );
     // For `bash bench/run.sh`, which puts these beside sb-bench's figures.
     eprintln!(
         "xmpp-one-sender runs={runs} burst2000={small:.0} burst10000={large:.0} paced_rate={rate} p50_ms={:.2} p99_ms={:.2}",
-        median(p50),
-        median(p99)
+        p50, p99
     );
 }
