@@ -39,11 +39,14 @@ max_attempts = {max_attempts}
     )
 }
 
+/// The daemon's database, opened read-only beside it.
+fn read_only(db: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
 /// `(seq, organization)` of every stored event, read from the database file.
 fn stored_events(db: &Path) -> Vec<(i64, String)> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
+    let conn = read_only(db);
     let mut stmt = conn
         .prepare("SELECT seq, organization FROM events ORDER BY seq")
         .unwrap();
@@ -63,9 +66,7 @@ fn of(events: &[(i64, String)], org: &str) -> Vec<i64> {
 
 /// The states of `service`'s outbox rows.
 fn outbox_states(db: &Path, service: &str) -> Vec<i64> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
+    let conn = read_only(db);
     let mut stmt = conn
         .prepare("SELECT state FROM outbox WHERE service_id = ?")
         .unwrap();
@@ -77,9 +78,7 @@ fn outbox_states(db: &Path, service: &str) -> Vec<i64> {
 
 /// Dead outbox rows whose event is still stored.
 fn dead_with_event(db: &Path) -> i64 {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
+    let conn = read_only(db);
     conn.query_row(
         "SELECT count(*) FROM outbox o JOIN events e ON e.seq = o.ref_id \
          WHERE o.kind = 'event' AND o.state = 3",
