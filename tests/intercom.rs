@@ -814,7 +814,10 @@ async fn a_reply_refused_for_its_token_waits_while_the_service_is_failed() {
     let id = msg["id"].as_str().unwrap().to_owned();
     let failed = api.wait_state("ic", "failed").await;
     let reason = failed["reason"].as_str().unwrap();
-    assert!(reason.contains("Intercom refused the access token"), "{failed}");
+    assert!(
+        reason.contains("Intercom refused the access token"),
+        "{failed}"
+    );
     assert!(!failed.to_string().contains(ACCESS_TOKEN), "{failed}");
     let m = api.get(&format!("/v1/messages/{id}")).await.1;
     assert_eq!(m["status"], "pending", "the reply waits, not failed: {m}");

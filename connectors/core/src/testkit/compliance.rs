@@ -26,8 +26,7 @@ use super::RecordingHost;
 use super::fake::{Answer, Recorder, Request, Script};
 use crate::{
     ConnState, Connector, ConnectorError, DeliveryError, HookAdmission, HookError, HookHead,
-    HookRequest,
-    OutboundMessage, Params, Registered, ServiceContext, ServiceType, Validator,
+    HookRequest, OutboundMessage, Params, Registered, ServiceContext, ServiceType, Validator,
 };
 
 /// The service id the suite runs as.
