@@ -42,13 +42,13 @@ use switchboard_core::{
     ConnState, Conversation, DeskLink, InboundMessage, Ingested, Message, MessageStatus,
     StatusChange,
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 pub use error::StoreError;
 pub use ingest::NewOutbound;
 pub use outbox::{OutboxKind, OutboxState, Outcome};
 pub use read::{ConversationFilter, EventRow, OutboxItem, QueueHead, Reader};
-pub use routes::{Routes, WebhookRoute};
+pub use routes::{OutboxSignal, Routes, WebhookRoute};
 pub use service::{ServiceInfo, ServiceRef, service_json};
 
 use crate::config::Synchronous;
@@ -166,8 +166,9 @@ impl Store {
         self.shared.subscribe_seq()
     }
 
-    /// The wake-up for a service's dispatcher, fired when its outbox changes.
-    pub fn outbox_notifier(&self, service_id: &str) -> Arc<Notify> {
+    /// The wake-up for a service's dispatcher, fired when its outbox changes, and the
+    /// count of its dead rows' retries.
+    pub fn outbox_signal(&self, service_id: &str) -> Arc<OutboxSignal> {
         self.shared.notifier(service_id)
     }
 
