@@ -51,7 +51,7 @@ put gbm_webhook '{"agent":"brands/b/agents/a","conversationId":"c1","sendTime":"
 put gbm_webhook '{"conversationId":"c1","userStatus":{"requestedLiveAgent":true}}' live_agent
 put gbm_webhook '{"conversationId":"c1","surveyResponse":{"survey":"s"}}' survey
 
-# The API's inbound message and reply bodies (CONTRACT.md).
+# The API's inbound message and reply bodies (docs/contract.md).
 put api_inbound '{"external_id":"crm-1","contact":{"external_id":"cust-9","name":"Mary","email":"mary@example.com","phone":"+31612345678"},"conversation_external_id":"case-4","text":"Hello","attachments":[{"url":"https://files.example.com/a.pdf","content_type":"application/pdf","name":"a.pdf"}]}' full
 put api_inbound '{"external_id":"m2","contact":{"external_id":"c"},"text":"hi"}' minimal
 put api_reply '{"text":"Hi Mary","author":{"type":"agent","name":"Ann"},"idempotency_key":"reply-1"}' text

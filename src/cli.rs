@@ -1,5 +1,5 @@
-//! The command line (CONTRACT.md "CLI"): `run`, `check-config`, `migrate`, `services`,
-//! `deliveries`.
+//! The command line: `run`, `check-config`, `migrate`, `services`, `deliveries`
+//! (docs/contract.md, "CLI").
 
 use std::path::PathBuf;
 use std::process::ExitCode;

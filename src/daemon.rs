@@ -70,7 +70,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let supervisor = Arc::new(Supervisor::new(app.clone()));
     // The hub's last good list: services keep running when the hub is down at start.
     let hub_list = match config.hub {
-        Some(_) => stored_hub_list(&store).await,
+        Some(_) => crate::hub::stored_list(&store).await,
         None => Vec::new(),
     };
     let mut state = ControlState {
@@ -97,7 +97,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let housekeeping = tokio::spawn(crate::housekeeping::run(app.clone(), shutdown.clone()));
 
     let (hub_config, hub_config_rx) = watch::channel(config.hub.clone());
-    let hub = tokio::spawn(hub_task(app.clone(), hub_config_rx));
+    let hub = tokio::spawn(crate::hub::sync_task(app.clone(), hub_config_rx));
     control_loop(
         &app,
         &supervisor,
@@ -263,7 +263,7 @@ async fn control_loop(
     config_path: &Path,
     mut state: ControlState,
     mut control: mpsc::UnboundedReceiver<Control>,
-    hub_config: watch::Sender<Option<crate::hub::HubConfig>>,
+    hub_config: watch::Sender<Option<crate::config::HubConfig>>,
     signals: Signals,
 ) -> anyhow::Result<()> {
     let Signals {
@@ -325,7 +325,7 @@ async fn reload(
     state: &mut ControlState,
     supervisor: &Supervisor,
     config_path: &Path,
-    hub_config: &watch::Sender<Option<crate::hub::HubConfig>>,
+    hub_config: &watch::Sender<Option<crate::config::HubConfig>>,
 ) -> Result<(), Vec<String>> {
     let new = config::load(config_path)
         .map_err(|e| e.0.iter().map(|i| i.to_string()).collect::<Vec<_>>())?;
@@ -356,86 +356,4 @@ async fn reload(
     state.apply(app, supervisor).await;
     tracing::info!("config reloaded");
     Ok(())
-}
-
-/// The hub's last good list from storage (empty if none or unreadable).
-async fn stored_hub_list(store: &Store) -> Vec<serde_json::Value> {
-    match store
-        .read
-        .kv_get(crate::hub::STORE_SERVICE, crate::hub::STORE_KEY)
-        .await
-    {
-        Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_default(),
-        Ok(None) => Vec::new(),
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the stored hub service list failed");
-            Vec::new()
-        }
-    }
-}
-
-/// Keeps the outcome of a sync for the status page.
-fn record_hub_sync<T, E: std::fmt::Display>(app: &App, result: &Result<Vec<T>, E>) {
-    let now = jiff::Timestamp::now();
-    let mut sync = app.hub_sync.write().expect("hub sync lock");
-    match result {
-        Ok(list) => {
-            sync.last_ok = Some(now);
-            sync.services = list.len();
-        }
-        Err(e) => sync.last_error = Some((now, e.to_string())),
-    }
-}
-
-/// Fetches the hub's services every `sync_interval`; a changed list is stored, then
-/// handed to the control loop. A failed sync changes nothing.
-async fn hub_task(app: Arc<App>, mut config: watch::Receiver<Option<crate::hub::HubConfig>>) {
-    let mut client = crate::hub::HubClient::new(app.http.clone());
-    // What the control loop already has (from storage), so an unchanged list is not
-    // stored and applied again.
-    let stored = stored_hub_list(&app.store).await;
-    let mut last = (!stored.is_empty()).then(|| serde_json::Value::Array(stored).to_string());
-    loop {
-        let current = config.borrow_and_update().clone();
-        let wait = match current {
-            None => None,
-            Some(cfg) => {
-                let result = client.services(&cfg, app.clock.now()).await;
-                record_hub_sync(&app, &result);
-                match result {
-                    Ok(list) => {
-                        let text = serde_json::Value::Array(list.clone()).to_string();
-                        if last.as_deref() != Some(text.as_str()) {
-                            match app
-                                .store
-                                .kv_put(crate::hub::STORE_SERVICE, crate::hub::STORE_KEY, &text)
-                                .await
-                            {
-                                Ok(()) => {
-                                    tracing::info!(
-                                        services = list.len(),
-                                        "hub service list changed"
-                                    );
-                                    last = Some(text);
-                                    let _ = app.control.send(Control::Hub(list));
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "storing the hub service list failed; will retry")
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "hub sync failed; the running services are kept")
-                    }
-                }
-                Some(cfg.sync_interval.0)
-            }
-        };
-        tokio::select! {
-            _ = app.shutdown.cancelled() => return,
-            changed = config.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {}
-        }
-    }
 }

@@ -35,27 +35,6 @@ pub enum Action {
     },
 }
 
-/// One admin token per organization, from the config's api services.
-fn admin_tokens(config: &Config) -> Vec<(String, String)> {
-    let mut tokens: Vec<(String, String)> = Vec::new();
-    for svc in config.services.values() {
-        let Some(api) = svc.params.as_api() else {
-            continue;
-        };
-        if tokens.iter().any(|(org, _)| *org == svc.organization) {
-            continue;
-        }
-        if let Some(t) = api
-            .tokens
-            .values()
-            .find(|t| t.scopes.contains(&Scope::Admin))
-        {
-            tokens.push((svc.organization.clone(), t.token.expose().to_owned()));
-        }
-    }
-    tokens
-}
-
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -109,7 +88,7 @@ fn text(v: &Value) -> String {
 
 /// Runs the action.
 pub async fn run(config: &Config, action: Action) -> anyhow::Result<()> {
-    let tokens = admin_tokens(config);
+    let tokens = config.token_per_organization(Scope::Admin);
     if tokens.is_empty() {
         bail!("no api service in the config has a token with the admin scope");
     }

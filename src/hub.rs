@@ -1,75 +1,29 @@
-//! Services defined in a Web1on1 hub (seed: "Services", "Authentication"): fetched every
-//! `hub.sync_interval`, mapped onto our services, merged with the config (the config wins
-//! on an id clash), and kept in storage so a hub outage or a restart never stops what
-//! runs.
+//! Services defined in a Web1on1 hub (docs/web1on1.md): fetched every
+//! `hub.sync_interval` by [`sync_task`], mapped onto our services, merged with the config
+//! (the config wins on an id clash), and kept in storage so a hub outage or a restart
+//! never stops what runs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use config::{Map, Value, ValueKind};
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use switchboard_core::{DurationParam, Issue, Secret, Validator};
+use switchboard_core::Secret;
 
-use crate::config::{Config, ServiceConfig, Unknown};
+use tokio::sync::watch;
+
+use crate::app::{App, Control};
+use crate::config::typed::Unknown;
+use crate::config::{Config, HubConfig, ServiceConfig};
+use crate::store::Store;
 
 /// Sync-state key under which the last good service list is stored. The `:` keeps it out
 /// of the service id space.
 pub const STORE_SERVICE: &str = ":hub";
 /// Sync-state key of the list.
 pub const STORE_KEY: &str = "services";
-
-/// `[hub]`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct HubConfig {
-    /// The hub's API base, e.g. `https://api.web1on1.chat/v2`.
-    pub url: String,
-    /// A bot user's non-expiring API token (or `token_file`). Give this or email/password.
-    #[serde(default)]
-    pub token: Option<Secret>,
-    /// A user's e-mail, for `POST /auth/token`.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// That user's password (or `password_file`).
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// How often the service list is fetched. Default `60s`.
-    #[serde(default = "default_sync_interval")]
-    pub sync_interval: DurationParam,
-    /// Only services of this organization are taken (default: all the hub returns).
-    #[serde(default)]
-    pub organization: Option<String>,
-}
-
-fn default_sync_interval() -> DurationParam {
-    DurationParam(Duration::from_secs(60))
-}
-
-/// Secret keys of `[hub]` that may be given as `<name>_file`.
-pub const SECRETS: &[&str] = &["token", "password"];
-
-impl HubConfig {
-    /// Checks what serde cannot.
-    pub fn validate(&self) -> Vec<Issue> {
-        let mut v = Validator::new("hub");
-        v.url("url", &self.url);
-        match (&self.token, &self.email, &self.password) {
-            (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-            (Some(_), _, _) => v.error("token", "give either token or email/password, not both"),
-            (None, None, None) => v.error("token", "required (or email and password)"),
-            (None, Some(_), None) => v.error("password", "required with email"),
-            (None, None, Some(_)) => v.error("email", "required with password"),
-        }
-        if self.sync_interval.0 < Duration::from_secs(1) {
-            v.error("sync_interval", "must be at least 1s");
-        }
-        v.into_issues()
-    }
-
-    fn endpoint(&self, path: &str) -> String {
-        format!("{}{}", self.url.trim_end_matches('/'), path)
-    }
-}
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
@@ -320,8 +274,82 @@ pub fn merge(
     (merged, problems)
 }
 
-/// The hub's service object as a config tree: the seed's camelCase dates become our keys,
-/// a missing status is the seed's default (`queued`), and bookkeeping fields are dropped.
+/// The hub's last good list from storage (empty if none or unreadable).
+pub async fn stored_list(store: &Store) -> Vec<serde_json::Value> {
+    match store.read.kv_get(STORE_SERVICE, STORE_KEY).await {
+        Ok(Some(text)) => serde_json::from_str(&text).unwrap_or_default(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the stored hub service list failed");
+            Vec::new()
+        }
+    }
+}
+
+/// Keeps the outcome of a sync for the status page.
+fn record_sync<T, E: std::fmt::Display>(app: &App, result: &Result<Vec<T>, E>) {
+    let now = jiff::Timestamp::now();
+    let mut sync = app.hub_sync.write().expect("hub sync lock");
+    match result {
+        Ok(list) => {
+            sync.last_ok = Some(now);
+            sync.services = list.len();
+        }
+        Err(e) => sync.last_error = Some((now, e.to_string())),
+    }
+}
+
+/// Fetches the hub's services every `sync_interval`; a changed list is stored, then
+/// handed to the control loop. A failed sync changes nothing.
+pub async fn sync_task(app: Arc<App>, mut config: watch::Receiver<Option<HubConfig>>) {
+    let mut client = HubClient::new(app.http.clone());
+    // What the control loop already has (from storage), so an unchanged list is not
+    // stored and applied again.
+    let stored = stored_list(&app.store).await;
+    let mut last = (!stored.is_empty()).then(|| serde_json::Value::Array(stored).to_string());
+    loop {
+        let current = config.borrow_and_update().clone();
+        let wait = match current {
+            None => None,
+            Some(cfg) => {
+                let result = client.services(&cfg, app.clock.now()).await;
+                record_sync(&app, &result);
+                match result {
+                    Ok(list) => {
+                        let text = serde_json::Value::Array(list.clone()).to_string();
+                        if last.as_deref() != Some(text.as_str()) {
+                            match app.store.kv_put(STORE_SERVICE, STORE_KEY, &text).await {
+                                Ok(()) => {
+                                    tracing::info!(
+                                        services = list.len(),
+                                        "hub service list changed"
+                                    );
+                                    last = Some(text);
+                                    let _ = app.control.send(Control::Hub(list));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "storing the hub service list failed; will retry")
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hub sync failed; the running services are kept")
+                    }
+                }
+                Some(cfg.sync_interval.0)
+            }
+        };
+        tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            changed = config.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {}
+        }
+    }
+}
+
+/// The hub's service object as a config tree: Web1on1's camelCase dates become our keys,
+/// a missing status is Web1on1's default (`queued`), and bookkeeping fields are dropped.
 fn to_config_value(item: &serde_json::Value) -> Value {
     let mut table = Map::new();
     let Some(obj) = item.as_object() else {
@@ -366,7 +394,8 @@ fn json_to_value(v: &serde_json::Value) -> Value {
     Value::new(None, kind)
 }
 
-#[cfg(test)]
+// The sample service lists use the api and webhook types.
+#[cfg(all(test, feature = "api", feature = "webhook"))]
 mod tests {
     use super::*;
 

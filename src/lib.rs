@@ -8,8 +8,9 @@
 //! - [`cli`] — the command line; [`daemon`]: `run`; [`services_cmd`]: `services`;
 //!   [`deliveries_cmd`]: `deliveries list|retry`.
 //! - [`config`] — typed config from TOML, environment and secret files, fully validated.
-//! - [`registry`] — the closed set of service types and the one `match` that builds them.
-//! - [`app`] — shared state, API tokens, and the per-service [`switchboard_core::Host`].
+//! - [`registry`] — the one list of compiled-in service types.
+//! - [`app`] — shared state and API tokens; [`host`]: each service's
+//!   [`switchboard_core::Host`].
 //! - [`hub`] — services from a Web1on1 hub, merged with the config.
 //! - [`supervisor`] — runs each service's connection with backoff, in its own span.
 //! - [`dispatch`] — drains each service's outbox in per-conversation order.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod daemon;
 pub mod deliveries_cmd;
 pub mod dispatch;
+pub mod host;
 pub mod housekeeping;
 pub mod http;
 pub mod hub;

@@ -43,22 +43,7 @@ fn field(v: &Value, path: &[&str]) -> String {
 
 /// Asks the running daemon, with one read token per organization.
 async fn from_api(config: &Config) -> Option<Vec<[String; 6]>> {
-    let mut tokens: Vec<(String, String)> = Vec::new();
-    for svc in config.services.values() {
-        let Some(api) = svc.params.as_api() else {
-            continue;
-        };
-        if tokens.iter().any(|(org, _)| *org == svc.organization) {
-            continue;
-        }
-        if let Some(t) = api
-            .tokens
-            .values()
-            .find(|t| t.scopes.contains(&Scope::Read))
-        {
-            tokens.push((svc.organization.clone(), t.token.expose().to_owned()));
-        }
-    }
+    let tokens = config.token_per_organization(Scope::Read);
     if tokens.is_empty() {
         return None;
     }

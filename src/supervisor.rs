@@ -30,13 +30,14 @@ pub struct Supervisor {
 }
 
 /// A service's status as it is now: its configured status, with an `active` service
-/// outside its date window shown as `disabled` (the seed: the window flips a service
-/// between disabled and active) and a drained `pendingArchive` service as `archived`.
-pub fn effective_status(svc: &ServiceConfig, now: Timestamp, outbox_empty: bool) -> &'static str {
+/// outside its date window shown as `disabled` (Web1on1's `startDate`/`endDate` flip a
+/// service between disabled and active, docs/web1on1.md) and a drained
+/// `pendingArchive` service as `archived`.
+pub fn effective_status(svc: &ServiceConfig, now: Timestamp, outbox_empty: bool) -> ServiceStatus {
     match svc.status {
-        ServiceStatus::Active if !in_window(svc, now) => "disabled",
-        ServiceStatus::PendingArchive if outbox_empty => "archived",
-        other => other.as_str(),
+        ServiceStatus::Active if !in_window(svc, now) => ServiceStatus::Disabled,
+        ServiceStatus::PendingArchive if outbox_empty => ServiceStatus::Archived,
+        other => other,
     }
 }
 
@@ -46,8 +47,11 @@ pub fn in_window(svc: &ServiceConfig, now: Timestamp) -> bool {
 }
 
 /// Whether a service in this effective status runs.
-pub fn runs(status: &str) -> bool {
-    matches!(status, "active" | "pendingArchive")
+pub fn runs(status: ServiceStatus) -> bool {
+    matches!(
+        status,
+        ServiceStatus::Active | ServiceStatus::PendingArchive
+    )
 }
 
 /// The next instant after `now` at which an active service's window opens or closes.
@@ -78,7 +82,7 @@ impl Supervisor {
     pub async fn apply(&self, config: Arc<Config>) -> Option<Timestamp> {
         let mut handles = self.handles.lock().await;
         let now = self.app.clock.now();
-        let mut status: BTreeMap<String, &'static str> = BTreeMap::new();
+        let mut status: BTreeMap<String, ServiceStatus> = BTreeMap::new();
         for svc in config.services.values() {
             let drained = svc.status == ServiceStatus::PendingArchive
                 && self
@@ -111,10 +115,7 @@ impl Supervisor {
 
         let previous = std::mem::replace(
             &mut *self.app.statuses.write().expect("statuses lock"),
-            status
-                .iter()
-                .map(|(k, v)| (k.clone(), (*v).to_owned()))
-                .collect(),
+            status.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         );
         *self.app.config.write().expect("config lock") = config.clone();
         *self.app.tokens.write().expect("tokens lock") = Arc::new(TokenTable::from_config(&config));
@@ -122,8 +123,8 @@ impl Supervisor {
         // Record services that do not run, so the API and CLI show them; a change of
         // status is an event.
         for svc in config.services.values().filter(|s| !runs(status[&s.id])) {
-            let changed = previous.get(&svc.id).is_some_and(|p| p != status[&svc.id]);
-            let info = service_info(svc, status[&svc.id]);
+            let changed = previous.get(&svc.id).is_some_and(|p| *p != status[&svc.id]);
+            let info = service_info(svc, status[&svc.id].as_str());
             if let Err(e) = self
                 .app
                 .store
@@ -138,7 +139,7 @@ impl Supervisor {
                 tracing::warn!(service_id = %svc.id, error = %e, "recording a service status failed");
             }
             if changed {
-                tracing::info!(service_id = %svc.id, status = status[&svc.id], "service status changed");
+                tracing::info!(service_id = %svc.id, status = status[&svc.id].as_str(), "service status changed");
             }
         }
 
@@ -175,7 +176,7 @@ impl Supervisor {
     fn start(
         &self,
         svc: &ServiceConfig,
-        status: &'static str,
+        status: ServiceStatus,
         config: &Config,
     ) -> Result<(Arc<RunningService>, Handle), String> {
         let policy = &config.supervisor;
@@ -266,19 +267,19 @@ async fn stop(h: Handle, grace: Duration) {
     }
 }
 
-/// The webhook subscriptions of the services that will run.
-pub fn routes(config: &Config, status: &BTreeMap<String, &'static str>) -> Routes {
+/// The event subscriptions of the services that will run.
+pub fn routes(config: &Config, status: &BTreeMap<String, ServiceStatus>) -> Routes {
     Routes {
         webhooks: config
             .services
             .values()
-            .filter(|s| status.get(&s.id).is_some_and(|st| runs(st)))
+            .filter(|s| status.get(&s.id).is_some_and(|st| runs(*st)))
             .filter_map(|s| {
-                let p = s.params.as_webhook()?;
+                let subscription = s.params.subscription()?;
                 Some(WebhookRoute {
                     service_id: s.id.clone(),
                     organization: s.organization.clone(),
-                    events: p.events.clone(),
+                    events: subscription.types,
                 })
             })
             .collect(),

@@ -1,5 +1,6 @@
 //! Bad input gets a clear error and stores nothing: bad config exits 2 before anything
 //! starts, naming each key; bad requests get the contract's JSON errors.
+#![cfg(all(feature = "api", feature = "webhook"))]
 
 mod common;
 
@@ -207,13 +208,14 @@ async fn error_of(r: (u16, serde_json::Value)) -> (u16, String) {
 
 #[tokio::test]
 async fn bad_requests_get_json_errors_and_store_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path()).replace(
-        "shutdown_timeout = \"5s\"",
-        "shutdown_timeout = \"5s\"\nmax_body = 4096",
-    ) + &api_service("");
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir).replace(
+            "shutdown_timeout = \"5s\"",
+            "shutdown_timeout = \"5s\"\nmax_body = 4096",
+        ) + &api_service("")
+    });
+    let d = &h.daemon;
+    let api = &h.api;
     let path = "/v1/services/api/messages";
 
     assert_eq!(
@@ -264,7 +266,7 @@ async fn bad_requests_get_json_errors_and_store_nothing() {
 
     let anon = Api {
         token: "wrong-token-0000000000".into(),
-        ..Api::new(&d)
+        ..Api::new(d)
     };
     let ok = json!({"external_id": "m", "contact": {"external_id": "c"}, "text": "x"});
     assert_eq!(
@@ -280,7 +282,7 @@ async fn bad_requests_get_json_errors_and_store_nothing() {
     assert_eq!(r.status().as_u16(), 401);
     let reader = Api {
         token: READ_TOKEN.into(),
-        ..Api::new(&d)
+        ..Api::new(d)
     };
     assert_eq!(
         error_of(reader.post(path, &ok).await).await,
@@ -313,7 +315,7 @@ async fn bad_requests_get_json_errors_and_store_nothing() {
     // Nothing of the above was stored.
     let (_, list) = api.get("/v1/conversations").await;
     assert_eq!(list["data"], json!([]));
-    let events = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(400)).await;
+    let events = read_events(d, TOKEN, 0, 1000, Duration::from_millis(400)).await;
     assert!(
         events.iter().all(|e| e["type"] == "service.state"),
         "{events:?}"
@@ -349,5 +351,5 @@ async fn bad_requests_get_json_errors_and_store_nothing() {
         "only the inbound message"
     );
 
-    assert!(d.terminate().success());
+    h.finish();
 }

@@ -13,8 +13,10 @@
 //!
 //! Small by default, for CI. A long soak:
 //! `CRASH_KILLS=50 CRASH_CLIENTS=32 cargo test --release --test crash -- --nocapture`
+#![cfg(all(feature = "api", feature = "twilio", feature = "webhook"))]
 
 mod common;
+#[path = "fakes/twilio/mod.rs"]
 mod twilio_kit;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -103,20 +105,19 @@ async fn post_until_acked(
 async fn acknowledged_messages_survive_kill_9_exactly_once() {
     let kills = env_or("CRASH_KILLS", 5);
     let clients = env_or("CRASH_CLIENTS", 8);
-    let dir = tempfile::tempdir().unwrap();
     let twilio = FakeTwilio::start().await;
     let rx = Receiver::start().await;
     let port = free_port();
-    let config = base_config(dir.path()).replace(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"127.0.0.1:{port}\"\npublic_url = \"{PUBLIC}\""),
-    ) + &api_service("")
-        + &twilio_service("sms", &twilio, FROM_PARAM)
-        + &webhook_service(&rx.url("/events"), "events = [\"message.created\"]");
-    let d = Daemon::start(dir.path(), &config);
-    let config_path = d.config_path.clone();
-    let base = d.url("");
-    let api = Api::new(&d);
+    let mut h = Harness::start(|dir| {
+        base_config(dir).replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\"\npublic_url = \"{PUBLIC}\""),
+        ) + &api_service("")
+            + &twilio_service("sms", &twilio, FROM_PARAM)
+            + &webhook_service(&rx.url("/events"), "events = [\"message.created\"]")
+    });
+    let base = h.daemon.url("");
+    let api = &h.api;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
@@ -133,10 +134,10 @@ async fn acknowledged_messages_survive_kill_9_exactly_once() {
             "hello",
         );
         post_until_acked(&http, &base, &Inbound::Twilio(p), 0).await;
-        let conv = conversation(&api, "sms", &format!("{contact}|{SMS_NUMBER}")).await;
+        let conv = conversation(api, "sms", &format!("{contact}|{SMS_NUMBER}")).await;
         for r in 0..2 {
             let text = format!("reply {r} to {contact}");
-            let id = reply(&api, &conv, json!({"text": text})).await;
+            let id = reply(api, &conv, json!({"text": text})).await;
             replies.push((id, text));
         }
     }
@@ -178,7 +179,6 @@ async fn acknowledged_messages_survive_kill_9_exactly_once() {
 
     // The killer: SIGKILL right after a webhook delivery was answered 2xx, at random
     // moments; restart at once.
-    let mut daemon = d;
     for _ in 0..kills {
         tokio::time::sleep(Duration::from_millis(fastrand::u64(300..900))).await;
         let seen = rx.got.lock().unwrap().len();
@@ -186,11 +186,14 @@ async fn acknowledged_messages_survive_kill_9_exactly_once() {
         while rx.got.lock().unwrap().len() == seen && Instant::now() < wait {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        daemon.kill();
-        let path = config_path.clone();
-        daemon = tokio::task::spawn_blocking(move || Daemon::start_at(&path, &[]))
-            .await
-            .unwrap();
+        h.crash();
+        // The start waits for the daemon's first lines: off the runtime's threads.
+        h = tokio::task::spawn_blocking(move || {
+            h.start_again(&[]);
+            h
+        })
+        .await
+        .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
@@ -214,7 +217,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once() {
     );
 
     // Every acknowledged message exists exactly once.
-    let api = Api::new(&daemon);
+    let api = &h.api;
     let mut stored: BTreeMap<String, usize> = BTreeMap::new();
     let mut after = String::new();
     loop {
@@ -340,7 +343,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once() {
 
     // Every reply posted before the kills reached Twilio at least once, and is sent.
     for (id, text) in &replies {
-        wait_status(&api, id, "sent").await;
+        wait_status(api, id, "sent").await;
         let sends = twilio
             .requests()
             .iter()
@@ -348,7 +351,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once() {
             .count();
         assert!(sends >= 1, "reply {text:?} never reached Twilio");
     }
-    assert!(daemon.terminate().success());
+    h.finish();
     rx.stop().await;
     twilio.stop().await;
 }

@@ -2,6 +2,8 @@
 //! starve the others (issue 14, item 7), and one conversation's events arrive in order,
 //! pipelined, each with its own stable `webhook-id`.
 
+#![cfg(all(feature = "api", feature = "webhook"))]
+
 mod common;
 
 use std::collections::HashMap;
@@ -13,13 +15,12 @@ use axum::http::StatusCode;
 use common::*;
 
 /// A webhook target that never answers events of messages whose text starts with
-/// "hang" (until it is stopped), and answers the others 200 at once, noting when.
+/// "hang" (until it is dropped), and answers the others 200 at once, noting when.
 struct Target {
     url: String,
     hanging: Arc<Mutex<usize>>,
     answered: Arc<Mutex<HashMap<String, Instant>>>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    _server: FakeServer,
 }
 
 impl Target {
@@ -34,7 +35,7 @@ impl Target {
                 let text = v["data"]["message"]["text"].as_str().unwrap_or_default();
                 if text.starts_with("hang") {
                     *h.lock().unwrap() += 1;
-                    // Longer than the test; the server's stop ends it.
+                    // Longer than the test; dropping the server ends it.
                     tokio::time::sleep(Duration::from_secs(60)).await;
                 } else {
                     a.lock().unwrap().insert(text.to_owned(), Instant::now());
@@ -42,44 +43,29 @@ impl Target {
                 StatusCode::OK
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/events", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            // Without graceful shutdown: hanging handlers are dropped when this ends.
-            tokio::select! {
-                _ = axum::serve(listener, app) => {}
-                _ = stopped => {}
-            }
-        });
+        let server = FakeServer::spawn(app).await;
         Target {
-            url,
+            url: server.url("/events"),
             hanging,
             answered,
-            stop,
-            task,
+            _server: server,
         }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_conversations_do_not_starve_the_others() {
-    let dir = tempfile::tempdir().unwrap();
     let target = Target::start().await;
     // A 10 s timeout: the others must not wait for it.
-    let config = base_config(dir.path())
-        + &api_service("")
-        + &webhook_service(
-            &target.url,
-            "events = [\"message.created\"]\ntimeout = \"10s\"",
-        );
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir)
+            + &api_service("")
+            + &webhook_service(
+                &target.url,
+                "events = [\"message.created\"]\ntimeout = \"10s\"",
+            )
+    });
+    let api = &h.api;
 
     // 20 conversations whose deliveries hang: more than the 16 slots of the service.
     for i in 0..20 {
@@ -128,23 +114,24 @@ async fn hanging_conversations_do_not_starve_the_others() {
         "the others waited {waited:?}, as long as the hanging ones' timeout"
     );
 
-    assert!(d.terminate().success());
-    target.stop().await;
+    h.finish();
+    // Dropped, not stopped: the hanging answers end with it.
+    drop(target);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_conversation_arrives_in_order_with_one_id_per_event() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
-    let config = base_config(dir.path())
-        + &api_service("")
-        + &webhook_service(&rx.url("/events"), "events = [\"message.created\"]");
-    let d = Daemon::start(dir.path(), &config);
+    let h = Harness::start(|dir| {
+        base_config(dir)
+            + &api_service("")
+            + &webhook_service(&rx.url("/events"), "events = [\"message.created\"]")
+    });
     let n = 300;
     // Posted concurrently into one conversation: a backlog the lane pipelines through.
     let mut posts = tokio::task::JoinSet::new();
     for i in 0..n {
-        let api = Api::new(&d);
+        let api = Api::new(&h.daemon);
         posts.spawn(async move {
             let (status, _) = api
                 .inbound(&format!("m{i}"), "one-contact", &format!("m {i}"))
@@ -176,6 +163,6 @@ async fn one_conversation_arrives_in_order_with_one_id_per_event() {
             "the webhook-id is the event's"
         );
     }
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }

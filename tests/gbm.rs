@@ -1,8 +1,10 @@
 //! End-to-end tests of the `gbm` service type: the real binary and SQLite, Google's own
 //! sample webhooks signed here and posted over loopback, and fakes of Google's token
 //! endpoint and Business Messages API that check every request (see `gbm_kit`).
+#![cfg(all(feature = "gbm", feature = "api"))]
 
 mod common;
+#[path = "fakes/gbm.rs"]
 mod gbm_kit;
 
 use std::path::Path;
@@ -51,14 +53,24 @@ api_base = "{}"
         )
 }
 
-/// Starts a daemon whose clock starts at `clock` (RFC 3339), or the real one.
-fn start(dir: &Path, config: &str, clock: Option<&str>) -> Daemon {
-    let path = dir.join("switchboard.toml");
-    std::fs::write(&path, config).unwrap();
-    match clock {
-        Some(at) => Daemon::start_at(&path, &[("SWITCHBOARD_CLOCK_START", at)]),
-        None => Daemon::start_at(&path, &[]),
-    }
+/// A daemon on [`config`] whose clock starts at `clock` (RFC 3339), or the real one.
+fn start(google: &FakeGoogle, hours: &str, clock: Option<&str>) -> Harness {
+    let env: Vec<(&str, &str)> = clock
+        .map(|at| ("SWITCHBOARD_CLOCK_START", at))
+        .into_iter()
+        .collect();
+    Harness::start_with_env(|dir| config(dir, google, hours), &env)
+}
+
+/// A daemon on [`config`] with the conversation Google's sample `body` opened: its id.
+async fn opened(google: &FakeGoogle, body: &[u8]) -> (Harness, String) {
+    let h = start(google, "", None);
+    assert_eq!(signed(&h.daemon, body).await, 200);
+    let conv = h.conversation("g", CONV).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (h, conv)
 }
 
 /// POSTs `body` to the service's hook as Google does, signed unless told otherwise;
@@ -96,26 +108,18 @@ fn text_message(message_id: &str, conversation: &str, text: &str) -> Vec<u8> {
 }
 
 async fn conversations(api: &Api) -> Vec<Value> {
-    let (s, list) = api.get("/v1/conversations?service_id=g").await;
-    assert_eq!(s, 200, "{list}");
-    list["data"].as_array().unwrap().clone()
+    api.conversations("g").await
 }
 
 async fn conversation_id(api: &Api, external: &str) -> String {
-    conversations(api)
-        .await
-        .iter()
-        .find(|c| c["external_id"] == external)
-        .unwrap_or_else(|| panic!("no conversation {external}"))["id"]
+    api.conversation("g", external).await["id"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
 async fn messages(api: &Api, conv: &str) -> Vec<Value> {
-    let (s, list) = api.get(&format!("/v1/conversations/{conv}/messages")).await;
-    assert_eq!(s, 200, "{list}");
-    list["data"].as_array().unwrap().clone()
+    api.messages(conv).await
 }
 
 /// `(author type, text)` of a conversation's outbound messages, oldest first.
@@ -153,32 +157,28 @@ async fn event_count(d: &Daemon) -> usize {
 }
 
 fn no_secrets_logged(d: &Daemon) {
-    let logs = d.log_text();
     let key_body = key_pair().private_pem.lines().nth(1).unwrap().to_owned();
-    assert!(!logs.contains(CLIENT_TOKEN), "client token logged");
-    assert!(!logs.contains(&key_body), "private key logged");
-    assert!(!logs.contains("ya29."), "access token logged");
+    d.assert_never_logged(&[CLIENT_TOKEN, &key_body, "ya29."]);
 }
 
 // ---- inbound ----
 
 #[tokio::test]
 async fn signed_samples_become_messages_and_duplicates_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
+    let h = start(&google, "", None);
+    let (d, api) = (&h.daemon, &h.api);
 
-    assert_eq!(signed(&d, TEXT).await, 200);
-    assert_eq!(signed(&d, SUGGESTION).await, 200);
+    assert_eq!(signed(d, TEXT).await, 200);
+    assert_eq!(signed(d, SUGGESTION).await, 200);
 
-    let convs = conversations(&api).await;
+    let convs = conversations(api).await;
     assert_eq!(convs.len(), 1, "{convs:#?}");
     assert_eq!(convs[0]["external_id"], CONV);
     assert_eq!(convs[0]["contact"]["external_id"], CONV);
     assert_eq!(convs[0]["contact"]["name"], "USER_NAME");
     let conv = convs[0]["id"].as_str().unwrap().to_owned();
-    let got = messages(&api, &conv).await;
+    let got = messages(api, &conv).await;
     let inbound: Vec<(&str, &str)> = got
         .iter()
         .filter(|m| m["direction"] == "inbound")
@@ -202,7 +202,7 @@ async fn signed_samples_become_messages_and_duplicates_change_nothing() {
     );
     // The new conversation was greeted, once, as a bot at Google.
     assert_eq!(
-        outbound(&api, &conv).await,
+        outbound(api, &conv).await,
         [("system".into(), WELCOME.into())]
     );
     let created = wait_created(&google, 1).await;
@@ -214,33 +214,25 @@ async fn signed_samples_become_messages_and_duplicates_change_nothing() {
     assert_eq!(created[0].body["text"], WELCOME);
 
     // Google retries for days until it gets a 2xx: a retry is acknowledged, nothing new.
-    let before = event_count(&d).await;
-    assert_eq!(signed(&d, TEXT).await, 200);
-    assert_eq!(signed(&d, SUGGESTION).await, 200);
-    assert_eq!(
-        event_count(&d).await,
-        before,
-        "a duplicate writes no events"
-    );
-    assert_eq!(messages(&api, &conv).await.len(), 3);
+    let before = event_count(d).await;
+    assert_eq!(signed(d, TEXT).await, 200);
+    assert_eq!(signed(d, SUGGESTION).await, 200);
+    assert_eq!(event_count(d).await, before, "a duplicate writes no events");
+    assert_eq!(messages(api, &conv).await.len(), 3);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(google.calls().len(), 1, "no second welcome");
 
-    no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    no_secrets_logged(d);
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn an_image_arrives_as_an_attachment() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-
-    assert_eq!(signed(&d, IMAGE).await, 200);
-    let conv = conversation_id(&api, CONV).await;
-    let got = messages(&api, &conv).await;
+    let (h, conv) = opened(&google, IMAGE).await;
+    let api = &h.api;
+    let got = messages(api, &conv).await;
     let sample: Value = serde_json::from_slice(IMAGE).unwrap();
     assert_eq!(got[0]["external_id"], "MESSAGE_ID");
     assert_eq!(got[0]["text"], Value::Null);
@@ -250,20 +242,17 @@ async fn an_image_arrives_as_an_attachment() {
         "the signed storage URL, JSON escapes decoded"
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn typing_reaches_the_event_stream_live_and_is_not_stored() {
     use futures_util::StreamExt;
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-    assert_eq!(signed(&d, TEXT).await, 200);
-    let conv = conversation_id(&api, CONV).await;
-    let stored = event_count(&d).await;
+    let (h, conv) = opened(&google, TEXT).await;
+    let d = &h.daemon;
+    let stored = event_count(d).await;
 
     let url = format!("ws://{}/v1/events?access_token={TOKEN}", d.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
@@ -273,7 +262,7 @@ async fn typing_reaches_the_event_stream_live_and_is_not_stored() {
                         "userStatus": {"isTyping": true, "createTime": "2021-05-04T10:00:00Z"},
                         "sendTime": "2021-05-04T10:00:00Z"})
         .to_string();
-    assert_eq!(signed(&d, typing.as_bytes()).await, 200);
+    assert_eq!(signed(d, typing.as_bytes()).await, 200);
     let frame = tokio::time::timeout(T, async {
         loop {
             if let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) = ws.next().await {
@@ -289,18 +278,17 @@ async fn typing_reaches_the_event_stream_live_and_is_not_stored() {
     assert_eq!(frame["data"]["conversation_id"], json!(conv));
     assert_eq!(frame["data"]["typing"], true);
     assert!(frame.get("seq").is_none(), "ephemeral: no sequence number");
-    assert_eq!(event_count(&d).await, stored, "typing is not stored");
-    assert!(d.terminate().success());
+    assert_eq!(event_count(d).await, stored, "typing is not stored");
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn bad_or_missing_signatures_are_401_and_store_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-    let before = event_count(&d).await;
+    let h = start(&google, "", None);
+    let (d, api) = (&h.daemon, &h.api);
+    let before = event_count(d).await;
 
     let other_key = goog_signature("another-partners-token", TEXT);
     let other_body = goog_signature(CLIENT_TOKEN, SUGGESTION);
@@ -311,7 +299,7 @@ async fn bad_or_missing_signatures_are_401_and_store_nothing() {
         Some("not base64 at all"),
         Some(""),
     ] {
-        let (status, body) = hook(&d, TEXT, sig).await;
+        let (status, body) = hook(d, TEXT, sig).await;
         assert_eq!(status, 401, "{sig:?}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error"]["code"], "unauthorized", "{body}");
@@ -319,28 +307,27 @@ async fn bad_or_missing_signatures_are_401_and_store_nothing() {
     // A body changed after signing (one byte appended) is refused.
     let mut tampered = TEXT.to_vec();
     tampered.push(b' ');
-    let (status, _) = hook(&d, &tampered, Some(&goog_signature(CLIENT_TOKEN, TEXT))).await;
+    let (status, _) = hook(d, &tampered, Some(&goog_signature(CLIENT_TOKEN, TEXT))).await;
     assert_eq!(status, 401);
 
-    assert!(conversations(&api).await.is_empty());
-    assert_eq!(event_count(&d).await, before, "no events written");
+    assert!(conversations(api).await.is_empty());
+    assert_eq!(event_count(d).await, before, "no events written");
     assert!(google.calls().is_empty());
 
     // The same body signed with the client token is taken: it was the signature.
-    assert_eq!(signed(&d, TEXT).await, 200);
-    assert_eq!(conversations(&api).await.len(), 1);
+    assert_eq!(signed(d, TEXT).await, 200);
+    assert_eq!(conversations(api).await.len(), 1);
 
-    no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    no_secrets_logged(d);
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn the_webhook_setup_request_gets_its_secret_back() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
+    let h = start(&google, "", None);
+    let (d, api) = (&h.daemon, &h.api);
 
     let setup = json!({"clientToken": CLIENT_TOKEN, "secret": "8472019375"}).to_string();
     let resp = reqwest::Client::new()
@@ -361,7 +348,7 @@ async fn the_webhook_setup_request_gets_its_secret_back() {
     // Signed, it is answered the same way.
     assert_eq!(
         hook(
-            &d,
+            d,
             setup.as_bytes(),
             Some(&goog_signature(CLIENT_TOKEN, setup.as_bytes()))
         )
@@ -370,13 +357,13 @@ async fn the_webhook_setup_request_gets_its_secret_back() {
     );
     // Someone else's client token gets no echo.
     let wrong = json!({"clientToken": "someone-elses-token", "secret": "8472019375"}).to_string();
-    let (status, body) = hook(&d, wrong.as_bytes(), None).await;
+    let (status, body) = hook(d, wrong.as_bytes(), None).await;
     assert_eq!(status, 401);
     assert!(!body.contains("8472019375"), "{body}");
-    assert!(conversations(&api).await.is_empty());
+    assert!(conversations(api).await.is_empty());
 
-    no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    no_secrets_logged(d);
+    h.finish();
     google.stop().await;
 }
 
@@ -390,71 +377,61 @@ timezone = "Europe/Amsterdam""#;
 
 #[tokio::test]
 async fn inside_opening_hours_there_is_no_offline_message() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
     // Wednesday 2026-03-04, 10:30 in Amsterdam.
-    let d = start(
-        dir.path(),
-        &config(dir.path(), &google, OFFICE_HOURS),
-        Some("2026-03-04T09:30:00Z"),
-    );
-    let api = Api::new(&d);
+    let h = start(&google, OFFICE_HOURS, Some("2026-03-04T09:30:00Z"));
+    let (d, api) = (&h.daemon, &h.api);
 
     assert_eq!(
-        signed(&d, &text_message("m-1", "conv-a", "Hello?")).await,
+        signed(d, &text_message("m-1", "conv-a", "Hello?")).await,
         200
     );
     assert_eq!(
-        signed(&d, &text_message("m-2", "conv-a", "Anyone?")).await,
+        signed(d, &text_message("m-2", "conv-a", "Anyone?")).await,
         200
     );
-    let conv = conversation_id(&api, "conv-a").await;
+    let conv = conversation_id(api, "conv-a").await;
     // System messages are queued before the webhook is answered: this is final.
     assert_eq!(
-        outbound(&api, &conv).await,
+        outbound(api, &conv).await,
         [("system".into(), WELCOME.into())]
     );
     wait_created(&google, 1).await;
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn outside_opening_hours_each_conversation_gets_one_offline_message() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
     // Saturday 2026-03-07, 13:00 in Amsterdam.
-    let d = start(
-        dir.path(),
-        &config(dir.path(), &google, OFFICE_HOURS),
-        Some("2026-03-07T12:00:00Z"),
-    );
-    let api = Api::new(&d);
+    let h = start(&google, OFFICE_HOURS, Some("2026-03-07T12:00:00Z"));
+    let (d, api) = (&h.daemon, &h.api);
 
     for (id, text) in [
         ("a-1", "Hello?"),
         ("a-2", "Are you open?"),
         ("a-3", "Hello??"),
     ] {
-        assert_eq!(signed(&d, &text_message(id, "conv-a", text)).await, 200);
+        assert_eq!(signed(d, &text_message(id, "conv-a", text)).await, 200);
     }
-    assert_eq!(signed(&d, &text_message("b-1", "conv-b", "Hi")).await, 200);
+    assert_eq!(signed(d, &text_message("b-1", "conv-b", "Hi")).await, 200);
     // A retry of a message from the closed hours asks for nothing more.
     assert_eq!(
-        signed(&d, &text_message("a-2", "conv-a", "Are you open?")).await,
+        signed(d, &text_message("a-2", "conv-a", "Are you open?")).await,
         200
     );
 
-    let a = conversation_id(&api, "conv-a").await;
-    let b = conversation_id(&api, "conv-b").await;
+    let a = conversation_id(api, "conv-a").await;
+    let b = conversation_id(api, "conv-b").await;
     let expected = vec![
         ("system".to_owned(), WELCOME.to_owned()),
         ("system".to_owned(), OFFLINE.to_owned()),
     ];
-    assert_eq!(outbound(&api, &a).await, expected);
-    assert_eq!(outbound(&api, &b).await, expected);
-    let inbound = messages(&api, &a)
+    assert_eq!(outbound(api, &a).await, expected);
+    assert_eq!(outbound(api, &b).await, expected);
+    let inbound = messages(api, &a)
         .await
         .iter()
         .filter(|m| m["direction"] == "inbound")
@@ -472,7 +449,7 @@ async fn outside_opening_hours_each_conversation_gets_one_offline_message() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(google.calls().len(), 4);
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
@@ -480,12 +457,9 @@ async fn outside_opening_hours_each_conversation_gets_one_offline_message() {
 
 #[tokio::test]
 async fn replies_have_the_documented_shape_and_share_one_token_until_it_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-    assert_eq!(signed(&d, TEXT).await, 200);
-    let conv = conversation_id(&api, CONV).await;
+    let (h, conv) = opened(&google, TEXT).await;
+    let (d, api) = (&h.daemon, &h.api);
     wait_created(&google, 1).await;
 
     let id = api
@@ -563,19 +537,16 @@ async fn replies_have_the_documented_shape_and_share_one_token_until_it_is_refus
         "connected"
     );
 
-    no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    no_secrets_logged(d);
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn retries_reuse_the_message_id_and_google_errors_are_classified() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-    assert_eq!(signed(&d, TEXT).await, 200);
-    let conv = conversation_id(&api, CONV).await;
+    let (h, conv) = opened(&google, TEXT).await;
+    let api = &h.api;
     wait_created(&google, 1).await;
     let base = google.calls().len();
 
@@ -641,18 +612,15 @@ async fn retries_reuse_the_message_id_and_google_errors_are_classified() {
                "fallback": "scan.png: https://files.example.com/scan.png"})
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
 #[tokio::test]
 async fn receipts_move_replies_forward() {
-    let dir = tempfile::tempdir().unwrap();
     let google = FakeGoogle::start().await;
-    let d = start(dir.path(), &config(dir.path(), &google, ""), None);
-    let api = Api::new(&d);
-    assert_eq!(signed(&d, TEXT).await, 200);
-    let conv = conversation_id(&api, CONV).await;
+    let (h, conv) = opened(&google, TEXT).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let id = api.reply(&conv, json!({"text": "Here you go"})).await;
     let ext = api.wait_status(&id, "sent").await["external_id"]
@@ -668,18 +636,18 @@ async fn receipts_move_replies_forward() {
                "sendTime": "2026-03-04T10:00:01Z"})
         .to_string()
     };
-    assert_eq!(signed(&d, receipt("DELIVERED").as_bytes()).await, 200);
+    assert_eq!(signed(d, receipt("DELIVERED").as_bytes()).await, 200);
     api.wait_status(&id, "delivered").await;
-    assert_eq!(signed(&d, receipt("READ").as_bytes()).await, 200);
+    assert_eq!(signed(d, receipt("READ").as_bytes()).await, 200);
     api.wait_status(&id, "read").await;
     // Late and repeated receipts do not move it back.
-    assert_eq!(signed(&d, receipt("DELIVERED").as_bytes()).await, 200);
+    assert_eq!(signed(d, receipt("DELIVERED").as_bytes()).await, 200);
     assert_eq!(
         api.get(&format!("/v1/messages/{id}")).await.1["status"],
         "read"
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     google.stop().await;
 }
 
@@ -751,7 +719,7 @@ fn config_problems_name_their_key_and_never_show_the_key_file() {
     assert!(err.contains("not JSON"), "{err}");
     assert!(!err.contains(pem.lines().nth(1).unwrap()), "{err}");
 
-    // Opening hours in another shape than the seed's.
+    // Opening hours in another shape than Web1on1's.
     write(&(good + "welcomeMessage = \"W\"\nstartTime = \"9:00\"\nendDay = \"Someday\"\n"));
     let (status, out, err) = check(&[]);
     assert_eq!(status.code(), Some(2), "{out}{err}");

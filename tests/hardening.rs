@@ -9,15 +9,21 @@
 //! - `bodies` — item 1 in detail: head checks per provider, body timeout, budget.
 //! - `config_cases` — items 8-11: environment, durations, numbers, `after=0`.
 
+#![cfg(feature = "api")]
+
 mod common;
+#[cfg(feature = "gbm")]
+#[path = "fakes/gbm.rs"]
 mod gbm_kit;
 
 #[path = "hardening/kit.rs"]
 mod kit;
 
+#[cfg(all(feature = "smooch", feature = "twilio"))]
 #[path = "hardening/attacks.rs"]
 mod attacks;
 
+#[cfg(feature = "webhook")]
 #[path = "hardening/outbound.rs"]
 mod outbound;
 
@@ -27,6 +33,12 @@ mod stream;
 #[path = "hardening/tenancy.rs"]
 mod tenancy;
 
+#[cfg(all(
+    feature = "smooch",
+    feature = "intercom",
+    feature = "gbm",
+    feature = "twilio"
+))]
 #[path = "hardening/bodies.rs"]
 mod bodies;
 

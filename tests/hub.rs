@@ -1,9 +1,10 @@
 //! Services from a Web1on1 hub: a fake hub on 127.0.0.1:0 that issues expiring tokens
-//! the way the seed documents (`POST /auth/token`, `GET /auth/token?refreshToken=`) and
+//! the way Web1on1 documents (docs/web1on1.md) (`POST /auth/token`, `GET /auth/token?refreshToken=`) and
 //! refuses expired ones, serving `GET /services`.
+#![cfg(all(feature = "api", feature = "webhook", feature = "smartsupp"))]
 
 mod common;
-#[path = "smartsupp/prosody.rs"]
+#[path = "fakes/smartsupp/prosody.rs"]
 mod prosody;
 
 use std::sync::{Arc, Mutex};
@@ -105,7 +106,7 @@ async fn list_services(State(h): State<Shared>, headers: HeaderMap) -> Response 
 struct FakeHub {
     url: String,
     state: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: FakeServer,
 }
 
 impl FakeHub {
@@ -119,34 +120,16 @@ impl FakeHub {
             .route("/v2/auth/token", axum::routing::post(login).get(refresh))
             .route("/v2/services", axum::routing::get(list_services))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/v2", listener.local_addr().unwrap());
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let server = FakeServer::spawn(app).await;
         FakeHub {
-            url,
+            url: server.url("/v2"),
             state,
-            stop: Some(stop),
+            _server: server,
         }
     }
 
     fn set(&self, services: Vec<Value>) {
         self.state.lock().unwrap().services = services;
-    }
-}
-
-impl Drop for FakeHub {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
     }
 }
 
@@ -174,7 +157,6 @@ fn find<'a>(list: &'a Value, id: &str) -> Option<&'a Value> {
 
 #[tokio::test]
 async fn hub_changes_are_applied_within_a_sync_interval() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let hub = FakeHub::start(
         3600,
@@ -184,11 +166,12 @@ async fn hub_changes_are_applied_within_a_sync_interval() {
         ],
     )
     .await;
-    let d = Daemon::start(dir.path(), &hub_config(dir.path(), &hub.url));
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| hub_config(dir, &hub.url));
+    let d = &h.daemon;
+    let api = &h.api;
 
     let list = eventually(T, "hub services running", || async {
-        let l = services(&api).await;
+        let l = services(api).await;
         let up = |id| find(&l, id).is_some_and(|s| s["state"]["kind"] == "connected");
         (up("h1") && up("h2")).then_some(l)
     })
@@ -204,7 +187,7 @@ async fn hub_changes_are_applied_within_a_sync_interval() {
     ]);
     let started = std::time::Instant::now();
     let list = eventually(T, "the change applied", || async {
-        let l = services(&api).await;
+        let l = services(api).await;
         let h1_restarted = find(&l, "h1")
             .is_some_and(|s| s["state"]["since"] != h1_since && s["state"]["kind"] == "connected");
         let h3 = find(&l, "h3")
@@ -229,7 +212,7 @@ async fn hub_changes_are_applied_within_a_sync_interval() {
         hook("h2", &rx.url("/h2"), "archived"),
     ]);
     eventually(T, "archived", || async {
-        let l = services(&api).await;
+        let l = services(api).await;
         let archived = |id| {
             find(&l, id)
                 .is_some_and(|s| s["status"] == "archived" && s["state"]["kind"] == "stopped")
@@ -241,18 +224,18 @@ async fn hub_changes_are_applied_within_a_sync_interval() {
         !d.log_text().contains(PASSWORD),
         "the hub password never reaches the log"
     );
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
 #[tokio::test]
 async fn the_hub_token_is_obtained_by_login_and_refreshed_before_it_expires() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     // Tokens live 4 s: the daemon must refresh (with the refresh token and the current
     // bearer) before expiry, or the fake refuses the list.
     let hub = FakeHub::start(4, vec![hook("h1", &rx.url("/h1"), "active")]).await;
-    let d = Daemon::start(dir.path(), &hub_config(dir.path(), &hub.url));
+    let h = Harness::start(|dir| hub_config(dir, &hub.url));
+    let d = &h.daemon;
     eventually(T, "two refreshes", || async {
         (hub.state.lock().unwrap().refreshes >= 2).then_some(())
     })
@@ -268,40 +251,39 @@ async fn the_hub_token_is_obtained_by_login_and_refreshed_before_it_expires() {
         "no sync ever failed:\n{}",
         d.log_text()
     );
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
 #[tokio::test]
 async fn a_hub_outage_or_restart_never_stops_running_services() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let hub = FakeHub::start(3600, vec![hook("h1", &rx.url("/h1"), "active")]).await;
-    let d = Daemon::start(dir.path(), &hub_config(dir.path(), &hub.url));
-    let api = Api::new(&d);
+    let mut h = Harness::start(|dir| hub_config(dir, &hub.url));
     let up = |l: &Value| find(l, "h1").is_some_and(|s| s["state"]["kind"] == "connected");
     eventually(T, "h1 running", || async {
-        up(&services(&api).await).then_some(())
+        up(&services(&h.api).await).then_some(())
     })
     .await;
 
     hub.state.lock().unwrap().down = true;
     eventually(T, "a failed sync", || async {
-        d.log_text().contains("hub sync failed").then_some(())
+        h.daemon
+            .log_text()
+            .contains("hub sync failed")
+            .then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        up(&services(&api).await),
+        up(&services(&h.api).await),
         "h1 kept running through the outage"
     );
 
     // A restart while the hub is down runs the stored list.
-    assert!(d.terminate().success());
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
+    h.restart(&[]);
     eventually(T, "h1 running from storage", || async {
-        up(&services(&api).await).then_some(())
+        up(&services(&h.api).await).then_some(())
     })
     .await;
 
@@ -309,19 +291,18 @@ async fn a_hub_outage_or_restart_never_stops_running_services() {
     hub.set(vec![hook("h1", &rx.url("/h1"), "disabled")]);
     hub.state.lock().unwrap().down = false;
     eventually(T, "h1 disabled by the hub", || async {
-        let l = services(&api).await;
+        let l = services(&h.api).await;
         find(&l, "h1")
             .is_some_and(|s| s["status"] == "disabled")
             .then_some(())
     })
     .await;
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
 #[tokio::test]
 async fn clashes_and_unknown_types_are_reported_and_skipped() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let hub = FakeHub::start(
         3600,
@@ -333,10 +314,11 @@ async fn clashes_and_unknown_types_are_reported_and_skipped() {
         ],
     )
     .await;
-    let d = Daemon::start(dir.path(), &hub_config(dir.path(), &hub.url));
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| hub_config(dir, &hub.url));
+    let d = &h.daemon;
+    let api = &h.api;
     let list = eventually(T, "the good hub service running", || async {
-        let l = services(&api).await;
+        let l = services(api).await;
         find(&l, "good")
             .is_some_and(|s| s["state"]["kind"] == "connected")
             .then_some(l)
@@ -358,7 +340,7 @@ async fn clashes_and_unknown_types_are_reported_and_skipped() {
     // Reported once, not at every sync.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(d.log_text().matches("carrier_pigeon").count(), 1);
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
@@ -369,18 +351,17 @@ async fn an_unchanged_xmpp_session_survives_hub_changes_and_reloads() {
         &[("agent", "agent-secret-1")],
         "info",
     );
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let hub = FakeHub::start(3600, vec![hook("h1", &rx.url("/h1"), "active")]).await;
     let chat = format!(
         "\n[services.chat]\ntype = \"smartsupp\"\n[services.chat.params]\njid = \"agent@localhost\"\npassword = \"agent-secret-1\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
         xmpp.port
     );
-    let config = hub_config(dir.path(), &hub.url) + &chat;
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| hub_config(dir, &hub.url) + &chat);
+    let d = &h.daemon;
+    let api = &h.api;
     let since = eventually(T, "the XMPP session and h1 up", || async {
-        let l = services(&api).await;
+        let l = services(api).await;
         let chat = find(&l, "chat").filter(|s| s["state"]["kind"] == "connected")?;
         find(&l, "h1").filter(|s| s["state"]["kind"] == "connected")?;
         Some(chat["state"]["since"].clone())
@@ -400,32 +381,28 @@ async fn an_unchanged_xmpp_session_survives_hub_changes_and_reloads() {
         hook("h2", &rx.url("/h2"), "disabled"),
     ]);
     eventually(T, "the hub change applied", || async {
-        find(&services(&api).await, "h2").map(|_| ())
+        find(&services(api).await, "h2").map(|_| ())
     })
     .await;
     // A reload adds a configured service.
-    std::fs::write(
-        dir.path().join("switchboard.toml"),
-        config.clone() + &webhook_service(&rx.url("/cfg"), ""),
-    )
-    .unwrap();
+    h.write_config(&(h.config() + &webhook_service(&rx.url("/cfg"), "")));
     d.signal("HUP");
     eventually(T, "the reload applied", || async {
-        find(&services(&api).await, "hook")
+        find(&services(api).await, "hook")
             .filter(|s| s["state"]["kind"] == "connected")
             .map(|_| ())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let chat = find(&services(&api).await, "chat").cloned().unwrap();
+    let chat = find(&services(api).await, "chat").cloned().unwrap();
     assert_eq!(chat["state"]["kind"], "connected");
     assert_eq!(
         chat["state"]["since"], since,
         "the session was never restarted"
     );
     assert_eq!(logins(), 1, "Prosody saw no new login");
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
@@ -433,11 +410,11 @@ async fn an_unchanged_xmpp_session_survives_hub_changes_and_reloads() {
 /// failing with the reason, never with the hub's credentials.
 #[tokio::test]
 async fn the_status_page_shows_the_hub_sync_state() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let hub = FakeHub::start(3600, vec![hook("h1", &rx.url("/h1"), "active")]).await;
-    let d = Daemon::start(dir.path(), &hub_config(dir.path(), &hub.url));
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| hub_config(dir, &hub.url));
+    let d = &h.daemon;
+    let api = &h.api;
     let live = || async {
         let r = api
             .http
@@ -465,6 +442,6 @@ async fn the_status_page_shows_the_hub_sync_state() {
     .await;
     assert!(failing.contains("failing since"), "{failing}");
     assert!(!failing.contains(PASSWORD));
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }

@@ -1,10 +1,11 @@
 //! End-to-end tests of the `intercom` service type: the real binary and SQLite, signed
 //! notifications computed here (own HMAC-SHA1, independent of the connector), and a
 //! fake Intercom API on loopback that checks every request against the 2.14 spec.
-
+#![cfg(all(feature = "intercom", feature = "api"))]
 #![cfg(feature = "intercom")]
 
 mod common;
+#[path = "fakes/intercom.rs"]
 mod intercom_fake;
 
 use std::time::Duration;
@@ -43,6 +44,13 @@ poll_interval = "1s"
 "#,
             fake.base()
         )
+}
+
+/// A daemon on [`config`] with `token`, once service `ic` is connected.
+async fn connected(fake: &FakeIntercom, token: &str) -> Harness {
+    let h = Harness::start(|dir| config(dir, fake, token));
+    wait_connected(&h.api).await;
+    h
 }
 
 /// `sha1=<hex HMAC-SHA1(secret, body)>`, as Intercom computes it.
@@ -163,19 +171,17 @@ fn user_started(conv_id: &str, source_id: &str, body: &str) -> Value {
 
 #[tokio::test]
 async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIntercom::start(0).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let html = "<p>Hello &amp; good morning!</p><p>My order #42 &lt;urgent&gt;<br>is late</p>\
                 <div class=\"intercom-container\"><img src=\"https://downloads.intercomcdn.com/i/o/1/photo.png\"></div>";
     let item = user_started("701", "403918400", html);
-    let (status, body) = notify(&d, "conversation.user.created", &item).await;
+    let (status, body) = notify(d, "conversation.user.created", &item).await;
     assert_eq!((status, &body["stored"]), (200, &json!(1)), "{body}");
 
-    let convs = conversations(&api).await;
+    let convs = conversations(api).await;
     assert_eq!(convs.len(), 1);
     let (conv, msgs) = &convs[0];
     assert_eq!(conv["external_id"], "701");
@@ -197,9 +203,9 @@ async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
     );
 
     // Intercom's retry (a new envelope around the same conversation) is a 200 duplicate.
-    let (status, body) = notify(&d, "conversation.user.created", &item).await;
+    let (status, body) = notify(d, "conversation.user.created", &item).await;
     assert_eq!((status, &body["duplicates"]), (200, &json!(1)), "{body}");
-    assert_eq!(inbound_ids(&api).await, ["403918400"]);
+    assert_eq!(inbound_ids(api).await, ["403918400"]);
 
     // The spec's "User reply" conversation, with our own admin reply and a bot part
     // added: only the contact's part is stored.
@@ -214,9 +220,9 @@ async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
         "body": "<p>Fin here</p>", "created_at": 1734537562,
         "author": {"type": "bot", "id": "1", "name": "Fin"}, "attachments": []}),
     );
-    let (status, body) = notify(&d, "conversation.user.replied", &reply).await;
+    let (status, body) = notify(d, "conversation.user.replied", &reply).await;
     assert_eq!((status, &body["stored"]), (200, &json!(1)), "{body}");
-    let convs = conversations(&api).await;
+    let convs = conversations(api).await;
     let (_, msgs) = convs
         .iter()
         .find(|(c, _)| c["external_id"] == "524")
@@ -226,24 +232,22 @@ async fn a_signed_notification_is_ingested_as_readable_text_exactly_once() {
     assert_eq!(msgs[0]["text"], "Thanks again :)");
     assert_eq!(msgs[0]["author"]["type"], "contact");
 
-    let events = read_events(&d, TOKEN, 0, 100, Duration::from_millis(500)).await;
+    let events = read_events(d, TOKEN, 0, 100, Duration::from_millis(500)).await;
     let created = events
         .iter()
         .filter(|e| e["type"] == "message.created")
         .count();
     assert_eq!(created, 2, "one message.created per stored part");
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIntercom::start(0).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let item = user_started("702", "403918401", "<p>hi</p>");
     let body = notification("conversation.user.created", APP_ID, &item);
@@ -255,14 +259,14 @@ async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
         Some(sign(CLIENT_SECRET, body.as_bytes()).replace("sha1=", "sha256=")),
         Some("sha1=".to_owned()),
     ] {
-        let (status, resp) = post_hook(&d, &body, sig.as_deref()).await;
+        let (status, resp) = post_hook(d, &body, sig.as_deref()).await;
         assert_eq!(status, 401, "{sig:?}: {resp}");
         assert_eq!(resp["error"]["code"], "unauthorized");
     }
 
     // Topics we do not use are acknowledged: the docs' signed example, a ping, an admin reply.
     let docs = fixture("docs_signed_notification_user_created.json").to_string();
-    let (status, resp) = post_hook(&d, &docs, Some(&sign(CLIENT_SECRET, docs.as_bytes()))).await;
+    let (status, resp) = post_hook(d, &docs, Some(&sign(CLIENT_SECRET, docs.as_bytes()))).await;
     assert_eq!(
         (status, &resp["status"]),
         (200, &json!("ignored")),
@@ -273,7 +277,7 @@ async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
         "conversation.admin.replied",
         "conversation.admin.closed",
     ] {
-        let (status, resp) = notify(&d, topic, &item).await;
+        let (status, resp) = notify(d, topic, &item).await;
         assert_eq!(
             (status, &resp["status"]),
             (200, &json!("ignored")),
@@ -283,7 +287,7 @@ async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
     // Signed by our app, but for another workspace.
     let foreign = notification("conversation.user.created", "otherapp", &item);
     let (status, resp) =
-        post_hook(&d, &foreign, Some(&sign(CLIENT_SECRET, foreign.as_bytes()))).await;
+        post_hook(d, &foreign, Some(&sign(CLIENT_SECRET, foreign.as_bytes()))).await;
     assert_eq!(
         (status, &resp["status"]),
         (200, &json!("ignored")),
@@ -291,20 +295,20 @@ async fn bad_signatures_other_topics_and_workspaces_store_nothing() {
     );
     // Signed but not JSON.
     let junk = "{not json";
-    let (status, _) = post_hook(&d, junk, Some(&sign(CLIENT_SECRET, junk.as_bytes()))).await;
+    let (status, _) = post_hook(d, junk, Some(&sign(CLIENT_SECRET, junk.as_bytes()))).await;
     assert_eq!(status, 400);
 
-    assert!(conversations(&api).await.is_empty(), "nothing was stored");
-    let events = read_events(&d, TOKEN, 0, 100, Duration::from_millis(500)).await;
+    assert!(conversations(api).await.is_empty(), "nothing was stored");
+    let events = read_events(d, TOKEN, 0, 100, Duration::from_millis(500)).await;
     assert!(
         events.iter().all(|e| e["type"] == "service.state"),
         "no contact, conversation or message events: {events:?}"
     );
     // The genuine notification still goes through afterwards.
-    let (status, _) = notify(&d, "conversation.user.created", &item).await;
+    let (status, _) = notify(d, "conversation.user.created", &item).await;
     assert_eq!(status, 200);
-    assert_eq!(inbound_ids(&api).await, ["403918401"]);
-    assert!(d.terminate().success());
+    assert_eq!(inbound_ids(api).await, ["403918401"]);
+    h.finish();
     fake.stop().await;
 }
 
@@ -321,6 +325,16 @@ async fn ingest_from_fake(d: &Daemon, api: &Api, fake: &FakeIntercom, conv_id: &
         .unwrap()
 }
 
+/// A connected service with conversation `id` at the fake, opened by `contact` with
+/// `html`, and ingested: the fake, the harness and our conversation's id.
+async fn one_conversation(id: &str, contact: Value, html: &str) -> (FakeIntercom, Harness, String) {
+    let fake = FakeIntercom::start(0).await;
+    fake.add_conversation(id, contact, html, fake.state.now());
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let conv = ingest_from_fake(&h.daemon, &h.api, &fake, id).await;
+    (fake, h, conv)
+}
+
 async fn message_when(api: &Api, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     eventually(T, what, || async {
         let (_, m) = api.get(&format!("/v1/messages/{id}")).await;
@@ -331,19 +345,13 @@ async fn message_when(api: &Api, id: &str, what: &str, done: impl Fn(&Value) -> 
 
 #[tokio::test]
 async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeIntercom::start(0).await;
-    let now = fake.state.now();
-    fake.add_conversation(
+    let (fake, h, conv) = one_conversation(
         "801",
         user("c-801", "Mary Major"),
         "<p>Where is my parcel?</p>",
-        now,
-    );
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
-    let conv = ingest_from_fake(&d, &api, &fake, "801").await;
+    )
+    .await;
+    let api = &h.api;
 
     let (status, msg) = api
         .post(
@@ -353,7 +361,7 @@ async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
         )
         .await;
     assert_eq!(status, 202, "{msg}");
-    let sent = message_when(&api, msg["id"].as_str().unwrap(), "the reply sent", |m| {
+    let sent = message_when(api, msg["id"].as_str().unwrap(), "the reply sent", |m| {
         m["status"] == "sent"
     })
     .await;
@@ -392,7 +400,7 @@ async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
         .collect();
     assert_eq!(directions, ["inbound", "outbound"]);
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
@@ -407,18 +415,9 @@ fn spent_window(reset: i64) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeIntercom::start(0).await;
-    fake.add_conversation(
-        "901",
-        user("c-901", "Max Minor"),
-        "<p>Hello?</p>",
-        fake.state.now(),
-    );
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
-    let conv = ingest_from_fake(&d, &api, &fake, "901").await;
+    let (fake, h, conv) =
+        one_conversation("901", user("c-901", "Max Minor"), "<p>Hello?</p>").await;
+    let (d, api) = (&h.daemon, &h.api);
 
     // Rate limited, with only X-RateLimit-Reset to say when (two seconds on).
     let reset = jiff::Timestamp::now().as_second() + 2;
@@ -438,7 +437,7 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
         )
         .await;
     let sent = message_when(
-        &api,
+        api,
         msg["id"].as_str().unwrap(),
         "sent after the 429",
         |m| m["status"] == "sent",
@@ -488,8 +487,8 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
 
     // A conversation Intercom does not know: 404 error.list, failed at once.
     let item = user_started("999", "403918999", "<p>from a deleted conversation</p>");
-    notify(&d, "conversation.user.created", &item).await;
-    let gone = conversations(&api)
+    notify(d, "conversation.user.created", &item).await;
+    let gone = conversations(api)
         .await
         .into_iter()
         .find(|(c, _)| c["external_id"] == "999")
@@ -501,7 +500,7 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
             &json!({"text": "Hello?"}),
         )
         .await;
-    let failed = message_when(&api, msg["id"].as_str().unwrap(), "the reply failed", |m| {
+    let failed = message_when(api, msg["id"].as_str().unwrap(), "the reply failed", |m| {
         m["status"] == "failed"
     })
     .await;
@@ -513,7 +512,7 @@ async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
         "a 404 is not retried"
     );
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
@@ -530,18 +529,9 @@ fn admin_parts(fake: &FakeIntercom, conv: &str, text: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_reply_whose_answer_was_lost_is_not_posted_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeIntercom::start(0).await;
-    fake.add_conversation(
-        "902",
-        user("c-902", "Ro Retry"),
-        "<p>Refund?</p>",
-        fake.state.now(),
-    );
-    let d = Daemon::start(dir.path(), &config(dir.path(), &fake, ACCESS_TOKEN));
-    let api = Api::new(&d);
-    wait_connected(&api).await;
-    let conv = ingest_from_fake(&d, &api, &fake, "902").await;
+    let (fake, h, conv) =
+        one_conversation("902", user("c-902", "Ro Retry"), "<p>Refund?</p>").await;
+    let api = &h.api;
     let bad_gateway = || {
         Some((
             axum::http::StatusCode::BAD_GATEWAY,
@@ -592,13 +582,12 @@ async fn a_reply_whose_answer_was_lost_is_not_posted_twice() {
     assert_eq!(first["external_id"], oks[0]["id"]);
     assert_eq!(second["external_id"], oks[1]["id"]);
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn catch_up_brings_in_what_was_missed_exactly_once() {
-    let dir = tempfile::tempdir().unwrap();
     // Intercom's clock runs ahead of ours: the cursor must be Intercom's time.
     let fake = FakeIntercom::start(100).await;
     let t0 = fake.state.now();
@@ -610,14 +599,13 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         t0 - 7200,
     );
     fake.add_conversation("601", user("c-601", "Bea Live"), "<p>first</p>", t0);
-
-    let cfg = config(dir.path(), &fake, ACCESS_TOKEN);
-    let d = Daemon::start(dir.path(), &cfg);
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    let mut h = Harness::start(|dir| config(dir, &fake, ACCESS_TOKEN));
+    let d = &h.daemon;
+    let api = &h.api;
+    wait_connected(api).await;
     // Live: the notification and the first passes race for conversation 601; either
     // way it is stored once.
-    ingest_from_fake(&d, &api, &fake, "601").await;
+    ingest_from_fake(d, api, &fake, "601").await;
     let b1 = fake.add_part(
         "601",
         "comment",
@@ -630,7 +618,7 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         (fake.searches().len() >= searched + 2).then_some(())
     })
     .await;
-    let before: Vec<String> = inbound_ids(&api).await;
+    let before: Vec<String> = inbound_ids(api).await;
     assert_eq!(before.len(), 2, "{before:?}");
     assert!(before.contains(&b1));
     let cursor_before = fake
@@ -643,7 +631,7 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         .map(|c| c["updated_at"].as_i64().unwrap())
         .max()
         .unwrap();
-    assert!(d.terminate().success());
+    h.stop();
 
     // While we are down: replies, a new conversation, an admin note on the old one.
     let c = user("c-601", "Bea Live");
@@ -685,13 +673,14 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         .to_owned();
 
     let searches_before_restart = fake.searches().len();
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
+    h.start_again(&[]);
+    let d = &h.daemon;
+    let api = &h.api;
     let mut expected: Vec<String> = before.clone();
     expected.extend([b2, b3, c0, c1, d3]);
     expected.sort();
     let got = eventually(T, "the missed parts", || async {
-        let ids = inbound_ids(&api).await;
+        let ids = inbound_ids(api).await;
         (ids.len() >= expected.len()).then_some(ids)
     })
     .await;
@@ -713,20 +702,21 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
         (fake.searches().len() >= n + 2).then_some(())
     })
     .await;
-    assert_eq!(inbound_ids(&api).await, expected);
-    assert!(d.terminate().success());
+    assert_eq!(inbound_ids(api).await, expected);
+    h.stop();
 
     // A second restart adds nothing either: one message.created per part, ever.
     let n = fake.searches().len();
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
-    wait_connected(&api).await;
+    h.start_again(&[]);
+    let d = &h.daemon;
+    let api = &h.api;
+    wait_connected(api).await;
     eventually(T, "two passes after the second restart", || async {
         (fake.searches().len() >= n + 2).then_some(())
     })
     .await;
-    assert_eq!(inbound_ids(&api).await, expected);
-    let texts: Vec<String> = conversations(&api)
+    assert_eq!(inbound_ids(api).await, expected);
+    let texts: Vec<String> = conversations(api)
         .await
         .into_iter()
         .flat_map(|(_, m)| m)
@@ -742,28 +732,24 @@ async fn catch_up_brings_in_what_was_missed_exactly_once() {
             .any(|t| t.contains("old question") || t.contains("yes!") || t.contains("internal")),
         "no history, admin or note parts: {texts:?}"
     );
-    let events = read_events(&d, TOKEN, 0, 500, Duration::from_millis(800)).await;
+    let events = read_events(d, TOKEN, 0, 500, Duration::from_millis(800)).await;
     let created = events
         .iter()
         .filter(|e| e["type"] == "message.created")
         .count();
     assert_eq!(created, expected.len());
     assert!(fake.problems().is_empty(), "{:?}", fake.problems());
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_rejected_token_is_reported_as_failed_without_the_token() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeIntercom::start(0).await;
-    let d = Daemon::start(
-        dir.path(),
-        &config(dir.path(), &fake, "revoked-token-value"),
-    );
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| config(dir, &fake, "revoked-token-value"));
+    let (d, api) = (&h.daemon, &h.api);
     let s = eventually(T, "the service failed", || async {
-        let s = state(&api).await;
+        let s = state(api).await;
         (s["kind"] == "failed").then_some(s)
     })
     .await;
@@ -776,6 +762,69 @@ async fn a_rejected_token_is_reported_as_failed_without_the_token() {
     assert!(!d.log_text().contains("revoked-token-value"));
     let r = reqwest::get(d.url("/readyz")).await.unwrap();
     assert_eq!(r.status().as_u16(), 503);
-    assert!(d.terminate().success());
+    h.finish();
+    fake.stop().await;
+}
+
+/// The token is revoked while the service runs: Intercom answers the reply 401. The
+/// reply waits (still `pending`, never `failed`), the service shows `failed` with
+/// Intercom's reason and not the token, and once Intercom takes the token again the
+/// reply goes out, once.
+#[tokio::test]
+async fn a_reply_refused_for_its_token_waits_while_the_service_is_failed() {
+    let (fake, h, conv) =
+        one_conversation("902", user("c-902", "Mia Major"), "<p>Anyone?</p>").await;
+    let (d, api) = (&h.daemon, &h.api);
+
+    let revoked = || Scripted {
+        process: false,
+        answer: Some((
+            axum::http::StatusCode::UNAUTHORIZED,
+            json!({"type": "error.list", "request_id": null,
+                   "errors": [{"code": "unauthorized", "message": "Access Token Invalid"}]}),
+        )),
+        headers: Vec::new(),
+    };
+    fake.state
+        .reply_script
+        .lock()
+        .unwrap()
+        .extend([revoked(), revoked()]);
+    let (_, msg) = api
+        .post(
+            &format!("/v1/conversations/{conv}/messages"),
+            &json!({"text": "Still there?"}),
+        )
+        .await;
+    let id = msg["id"].as_str().unwrap().to_owned();
+    let failed = api.wait_state("ic", "failed").await;
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Intercom refused the access token"),
+        "{failed}"
+    );
+    assert!(!failed.to_string().contains(ACCESS_TOKEN), "{failed}");
+    let m = api.get(&format!("/v1/messages/{id}")).await.1;
+    assert_eq!(m["status"], "pending", "the reply waits, not failed: {m}");
+
+    // The script is spent: Intercom takes the token again.
+    let sent = message_when(api, &id, "sent once the token works", |m| {
+        m["status"] == "sent"
+    })
+    .await;
+    let replies = fake.requests(axum::http::Method::POST, "/conversations/902/reply");
+    assert_eq!(replies.len(), 3, "two refusals, one success, nothing after");
+    assert!(replies.windows(2).all(|w| w[0].body == w[1].body));
+    let last = fake.conversation("902")["conversation_parts"]["conversation_parts"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(sent["external_id"], last["id"]);
+    api.wait_state("ic", "connected").await;
+    assert!(!d.log_text().contains(ACCESS_TOKEN));
+    assert!(fake.problems().is_empty(), "{:?}", fake.problems());
+    h.finish();
     fake.stop().await;
 }

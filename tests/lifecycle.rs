@@ -1,5 +1,6 @@
 //! Service lifecycle: statuses with meaning, date windows on a controlled clock,
 //! pendingArchive draining into archived, and reload (SIGHUP and the admin endpoint).
+#![cfg(all(feature = "api", feature = "webhook"))]
 
 mod common;
 
@@ -30,10 +31,12 @@ fn state_events<'a>(events: &'a [Value], id: &str) -> Vec<&'a Value> {
 
 #[tokio::test]
 async fn a_date_window_opens_and_closes_on_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path())
-        + &api_service("")
-        + r#"
+    let launched = Instant::now();
+    let h = Harness::start_with_env(
+        |dir| {
+            base_config(dir)
+                + &api_service("")
+                + r#"
 [services.windowed]
 type = "api"
 start_date = "2030-01-01T00:00:02Z"
@@ -41,21 +44,19 @@ end_date = "2030-01-01T00:00:04Z"
 [services.windowed.params.tokens.w]
 token = "windowed-token-0123456789"
 scopes = ["ingest"]
-"#;
-    std::fs::write(dir.path().join("switchboard.toml"), config).unwrap();
-    let launched = Instant::now();
-    let d = Daemon::start_at(
-        &dir.path().join("switchboard.toml"),
+"#
+        },
         &[("SWITCHBOARD_CLOCK_START", "2030-01-01T00:00:00Z")],
     );
-    let api = Api::new(&d);
+    let d = &h.daemon;
+    let api = &h.api;
     let windowed = Api {
         token: "windowed-token-0123456789".into(),
-        ..Api::new(&d)
+        ..Api::new(d)
     };
     let msg = json!({"external_id": "m", "contact": {"external_id": "c"}, "text": "hi"});
 
-    let before = service(&api, "windowed").await;
+    let before = service(api, "windowed").await;
     assert_eq!(before["status"], "disabled", "{before}");
     assert_eq!(before["state"]["kind"], "stopped");
     // Outside its window a service's tokens are refused (issue 14, item 5).
@@ -68,7 +69,7 @@ scopes = ["ingest"]
     );
 
     let opened = eventually(T, "the window to open", || async {
-        let s = service(&api, "windowed").await;
+        let s = service(api, "windowed").await;
         (s["status"] == "active" && s["state"]["kind"] == "connected").then(|| launched.elapsed())
     })
     .await;
@@ -85,7 +86,7 @@ scopes = ["ingest"]
     );
 
     let closed = eventually(T, "the window to close", || async {
-        let s = service(&api, "windowed").await;
+        let s = service(api, "windowed").await;
         (s["status"] == "disabled" && s["state"]["kind"] == "stopped").then(|| launched.elapsed())
     })
     .await;
@@ -101,7 +102,7 @@ scopes = ["ingest"]
         401
     );
 
-    let events = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
+    let events = read_events(d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
     let statuses: Vec<&str> = state_events(&events, "windowed")
         .iter()
         .map(|e| e["data"]["service"]["status"].as_str().unwrap())
@@ -112,21 +113,21 @@ scopes = ["ingest"]
         d.log_text().contains("SWITCHBOARD_CLOCK_START"),
         "a shifted clock is logged"
     );
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 #[tokio::test]
 async fn pending_archive_drains_its_outbox_then_becomes_archived() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     rx.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let params = format!(
         "callback_url = \"{}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"",
         rx.url("/replies")
     );
-    let config = base_config(dir.path()) + &api_service(&params);
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| base_config(dir) + &api_service(&params));
+    let config = h.config();
+    let d = &h.daemon;
+    let api = &h.api;
     let (_, first) = api.inbound("m-1", "c-1", "Hello").await;
     let conv = first["conversation_id"].as_str().unwrap().to_owned();
     let (s, reply) = api
@@ -143,10 +144,10 @@ async fn pending_archive_drains_its_outbox_then_becomes_archived() {
         "[services.api]\ntype = \"api\"\nstatus = \"pendingArchive\"",
     );
     assert_ne!(archiving, config);
-    std::fs::write(dir.path().join("switchboard.toml"), &archiving).unwrap();
+    h.write_config(&archiving);
     d.signal("HUP");
     eventually(T, "status pendingArchive", || async {
-        let s = service(&api, "api").await;
+        let s = service(api, "api").await;
         (s["status"] == "pendingArchive" && s["state"]["kind"] == "connected").then_some(())
     })
     .await;
@@ -164,7 +165,7 @@ async fn pending_archive_drains_its_outbox_then_becomes_archived() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        service(&api, "api").await["status"],
+        service(api, "api").await["status"],
         "pendingArchive",
         "not archived while a delivery waits"
     );
@@ -173,7 +174,7 @@ async fn pending_archive_drains_its_outbox_then_becomes_archived() {
     rx.failing.store(false, std::sync::atomic::Ordering::SeqCst);
     let id = reply["id"].as_str().unwrap().to_owned();
     eventually(T, "status archived", || async {
-        let s = service(&api, "api").await;
+        let s = service(api, "api").await;
         (s["status"] == "archived" && s["state"]["kind"] == "stopped").then_some(())
     })
     .await;
@@ -202,7 +203,7 @@ async fn pending_archive_drains_its_outbox_then_becomes_archived() {
     let (_, msgs) = api.get(&format!("/v1/conversations/{conv}/messages")).await;
     assert_eq!(msgs["data"].as_array().unwrap().len(), 3);
 
-    let events = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
+    let events = read_events(d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
     let statuses: Vec<&str> = state_events(&events, "api")
         .iter()
         .map(|e| e["data"]["service"]["status"].as_str().unwrap())
@@ -211,23 +212,25 @@ async fn pending_archive_drains_its_outbox_then_becomes_archived() {
         statuses.contains(&"pendingArchive") && statuses.last() == Some(&"archived"),
         "{statuses:?}"
     );
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
 #[tokio::test]
 async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
-    let config = base_config(dir.path()) + &api_service("") + &webhook_service(&rx.url("/one"), "");
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir) + &api_service("") + &webhook_service(&rx.url("/one"), "")
+    });
+    let config = h.config();
+    let d = &h.daemon;
+    let api = &h.api;
     let hook_since = eventually(T, "hook connected", || async {
-        let s = service(&api, "hook").await;
+        let s = service(api, "hook").await;
         (s["state"]["kind"] == "connected").then(|| s["state"]["since"].clone())
     })
     .await;
-    let head = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(300))
+    let head = read_events(d, TOKEN, 0, 1000, Duration::from_millis(300))
         .await
         .last()
         .unwrap()["seq"]
@@ -237,18 +240,18 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
     // Added: a second webhook starts; the first keeps running untouched.
     let added = config.clone()
         + &webhook_service(&rx.url("/two"), "").replace("services.hook", "services.hook2");
-    std::fs::write(dir.path().join("switchboard.toml"), &added).unwrap();
+    h.write_config(&added);
     d.signal("HUP");
     eventually(T, "hook2 connected", || async {
-        (service(&api, "hook2").await["state"]["kind"] == "connected").then_some(())
+        (service(api, "hook2").await["state"]["kind"] == "connected").then_some(())
     })
     .await;
     // Changed: only hook2 restarts.
     let changed = added.replace(&rx.url("/two"), &rx.url("/two-b"));
-    std::fs::write(dir.path().join("switchboard.toml"), &changed).unwrap();
+    h.write_config(&changed);
     d.signal("HUP");
     eventually(T, "hook2 restarted", || async {
-        let events = read_events(&d, TOKEN, head, 1000, Duration::from_millis(300)).await;
+        let events = read_events(d, TOKEN, head, 1000, Duration::from_millis(300)).await;
         let n = state_events(&events, "hook2")
             .iter()
             .filter(|e| e["data"]["service"]["state"]["kind"] == "connected")
@@ -256,20 +259,16 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
         (n >= 2).then_some(())
     })
     .await;
-    let events = read_events(&d, TOKEN, head, 1000, Duration::from_millis(300)).await;
+    let events = read_events(d, TOKEN, head, 1000, Duration::from_millis(300)).await;
     assert!(
         state_events(&events, "hook").is_empty(),
         "the unchanged service was not touched: {events:?}"
     );
     assert!(state_events(&events, "api").is_empty());
-    assert_eq!(service(&api, "hook").await["state"]["since"], hook_since);
+    assert_eq!(service(api, "hook").await["state"]["since"], hook_since);
 
     // Invalid: refused with the check-config lines; the running set stays.
-    std::fs::write(
-        dir.path().join("switchboard.toml"),
-        changed.clone() + "\n[services.hook2.params.extra]\nnope = 1\n",
-    )
-    .unwrap();
+    h.write_config(&(changed.clone() + "\n[services.hook2.params.extra]\nnope = 1\n"));
     d.signal("HUP");
     eventually(T, "the rejection in the log", || async {
         d.log_text()
@@ -278,12 +277,12 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
     })
     .await;
     assert!(d.log_text().contains("reload rejected"));
-    assert_eq!(service(&api, "hook2").await["state"]["kind"], "connected");
+    assert_eq!(service(api, "hook2").await["state"]["kind"], "connected");
 
     // The admin endpoint does the same, and says why.
     let reader = Api {
         token: READ_TOKEN.into(),
-        ..Api::new(&d)
+        ..Api::new(d)
     };
     assert_eq!(reader.post("/v1/admin/reload", &json!({})).await.0, 403);
     let (s, body) = api.post("/v1/admin/reload", &json!({})).await;
@@ -294,23 +293,24 @@ async fn sighup_applies_a_valid_config_and_refuses_an_invalid_one() {
         json!(["services.hook2.params.extra: unknown key"])
     );
     // Removed: hook2 stops; the reload answers once it is applied.
-    std::fs::write(dir.path().join("switchboard.toml"), &config).unwrap();
+    h.write_config(&config);
     let (s, body) = api.post("/v1/admin/reload", &json!({})).await;
     assert_eq!((s, &body["status"]), (200, &json!("reloaded")));
-    assert!(service(&api, "hook2").await.is_null());
-    assert_eq!(service(&api, "hook").await["state"]["since"], hook_since);
-    assert!(d.terminate().success());
+    assert!(service(api, "hook2").await.is_null());
+    assert_eq!(service(api, "hook").await["state"]["since"], hook_since);
+    h.finish();
     rx.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_services_command_reads_the_live_daemon_then_storage() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path())
-        + &api_service("")
-        + "\n[services.later]\ntype = \"api\"\nstatus = \"queued\"\n";
-    let d = Daemon::start(dir.path(), &config);
-    let path = dir.path().join("switchboard.toml");
+    let mut h = Harness::start(|dir| {
+        base_config(dir)
+            + &api_service("")
+            + "\n[services.later]\ntype = \"api\"\nstatus = \"queued\"\n"
+    });
+    let d = &h.daemon;
+    let path = h.config_path();
     let path = path.to_str().unwrap();
     // `services` asks the daemon at server.listen; this one listens on a port chosen at
     // start, so point the command at it.
@@ -332,7 +332,7 @@ async fn the_services_command_reads_the_live_daemon_then_storage() {
         "{out}"
     );
 
-    assert!(d.terminate().success());
+    h.stop();
     let (status, out, err) = run_cli(&["services", "--config", path], &env);
     assert!(status.success(), "{err}");
     let api_line = out.lines().find(|l| l.starts_with("api ")).unwrap();

@@ -1,5 +1,6 @@
 //! Operations: systemd notifications on a socket the test provides, JSON logs with span
 //! fields, and no secret in any log line of a full run.
+#![cfg(all(feature = "api", feature = "webhook"))]
 
 mod common;
 
@@ -81,19 +82,20 @@ fn systemd_hears_ready_watchdog_reload_and_stopping() {
 
 #[tokio::test]
 async fn json_logs_carry_span_fields_and_no_secret_appears_anywhere() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     rx.failing.store(true, std::sync::atomic::Ordering::SeqCst);
     let callback_secret = "whsec_Y2FsbGJhY2stc2VjcmV0LWZvci1ncmVwLXRlc3Q=";
-    let config = base_config(dir.path()).replace(
-        "level = \"info,switchboard=debug\"",
-        "level = \"info\"\nformat = \"json\"",
-    ) + &api_service(&format!(
-        "callback_url = \"{}\"\ncallback_secret = \"{callback_secret}\"",
-        rx.url("/cb")
-    )) + &webhook_service(&rx.url("/events"), "");
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir).replace(
+            "level = \"info,switchboard=debug\"",
+            "level = \"info\"\nformat = \"json\"",
+        ) + &api_service(&format!(
+            "callback_url = \"{}\"\ncallback_secret = \"{callback_secret}\"",
+            rx.url("/cb")
+        )) + &webhook_service(&rx.url("/events"), "")
+    });
+    let d = &h.daemon;
+    let api = &h.api;
     let (_, m) = api.inbound("m-1", "c-1", "a private message body").await;
     let conv = m["conversation_id"].as_str().unwrap();
     api.post(
@@ -108,13 +110,13 @@ async fn json_logs_carry_span_fields_and_no_secret_appears_anywhere() {
     .await;
     let bad = Api {
         token: "not-the-token-000000000".into(),
-        ..Api::new(&d)
+        ..Api::new(d)
     };
     bad.get("/v1/conversations").await;
     d.signal("HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let logs = d.logs.clone();
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 
     let lines = logs.lock().unwrap().clone();
@@ -158,13 +160,12 @@ async fn json_logs_carry_span_fields_and_no_secret_appears_anywhere() {
 
 #[tokio::test]
 async fn a_live_scrape_passes_promtool_and_counts_what_happened() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &webhook_service(&rx.url("/e"), "")),
-    );
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir) + &api_service("") + &webhook_service(&rx.url("/e"), "")
+    });
+    let d = &h.daemon;
+    let api = &h.api;
     api.inbound("m-1", "c-1", "hello").await;
     api.inbound("m-1", "c-1", "hello").await;
     eventually(Duration::from_secs(10), "webhook deliveries", || async {
@@ -177,7 +178,7 @@ async fn a_live_scrape_passes_promtool_and_counts_what_happened() {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     let text = resp.text().await.unwrap();
-    let file = dir.path().join("scrape.txt");
+    let file = h.dir.path().join("scrape.txt");
     std::fs::write(&file, &text).unwrap();
     let out = std::process::Command::new("promtool")
         .args(["check", "metrics"])
@@ -220,7 +221,7 @@ async fn a_live_scrape_passes_promtool_and_counts_what_happened() {
         },
     )
     .await;
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 

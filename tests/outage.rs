@@ -1,5 +1,6 @@
 //! Outages: a full disk (the daemon's file-size limit lowered under it), and a provider
 //! that answers 429 and 503 with Retry-After for a while.
+#![cfg(feature = "api")]
 
 mod common;
 
@@ -48,9 +49,9 @@ async fn stored_ids(api: &Api) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_gets_503_stores_nothing_it_refused_and_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &(base_config(dir.path()) + &api_service("")));
-    let api = Api::new(&d);
+    let mut h = Harness::start(|dir| base_config(dir) + &api_service(""));
+    let d = &h.daemon;
+    let api = &h.api;
     let mut acked = BTreeSet::new();
     let mut refused = BTreeSet::new();
     let post = async |api: &Api,
@@ -72,14 +73,14 @@ async fn a_full_disk_gets_503_stores_nothing_it_refused_and_recovers() {
         }
     };
     for i in 0..20 {
-        post(&api, format!("before-{i}"), &mut acked, &mut refused).await;
+        post(api, format!("before-{i}"), &mut acked, &mut refused).await;
     }
     assert_eq!(acked.len(), 20);
 
     // The disk is "full": no file may grow past one byte.
     prlimit(d.pid(), "1:unlimited");
     for i in 0..20 {
-        post(&api, format!("full-{i}"), &mut acked, &mut refused).await;
+        post(api, format!("full-{i}"), &mut acked, &mut refused).await;
     }
     assert_eq!(
         refused.len(),
@@ -100,7 +101,7 @@ async fn a_full_disk_gets_503_stores_nothing_it_refused_and_recovers() {
     // Space returns: writes succeed again without a restart.
     prlimit(d.pid(), "unlimited:unlimited");
     for i in 0..20 {
-        post(&api, format!("after-{i}"), &mut acked, &mut refused).await;
+        post(api, format!("after-{i}"), &mut acked, &mut refused).await;
     }
     assert_eq!(acked.len(), 40, "the daemon recovered");
     assert!(
@@ -109,21 +110,17 @@ async fn a_full_disk_gets_503_stores_nothing_it_refused_and_recovers() {
     );
 
     // Exactly the acknowledged messages are stored, and they survive a kill -9.
-    assert_eq!(stored_ids(&api).await, acked);
-    d.kill();
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
-    assert_eq!(stored_ids(&api).await, acked);
-    assert!(d.terminate().success());
+    assert_eq!(stored_ids(api).await, acked);
+    h.crash();
+    h.start_again(&[]);
+    let api = &h.api;
+    assert_eq!(stored_ids(api).await, acked);
+    h.finish();
 }
 
 /// A provider that answers 429 (Retry-After: 1) twice, then 503 (Retry-After: 1) twice,
 /// then 200, recording when each attempt came.
-async fn grumpy_provider() -> (
-    String,
-    Arc<Mutex<Vec<Instant>>>,
-    tokio::sync::oneshot::Sender<()>,
-) {
+async fn grumpy_provider() -> (FakeServer, Arc<Mutex<Vec<Instant>>>) {
     let seen: Arc<Mutex<Vec<Instant>>> = Default::default();
     let s = seen.clone();
     let app = axum::Router::new().fallback(move || {
@@ -149,30 +146,18 @@ async fn grumpy_provider() -> (
             }
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/callback", listener.local_addr().unwrap());
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
-    });
-    (url, seen, stop)
+    (FakeServer::spawn(app).await, seen)
 }
 
 #[tokio::test]
 async fn a_provider_answering_429_and_503_gets_the_message_once_after_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let (url, seen, stop) = grumpy_provider().await;
-    let params = format!("callback_url = \"{url}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"");
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service(&params)),
+    let (provider, seen) = grumpy_provider().await;
+    let params = format!(
+        "callback_url = \"{}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"",
+        provider.url("/callback")
     );
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| base_config(dir) + &api_service(&params));
+    let api = &h.api;
     let (_, m) = api.inbound("m-1", "c-1", "hello").await;
     let conv = m["conversation_id"].as_str().unwrap();
     let (_, reply) = api
@@ -199,6 +184,6 @@ async fn a_provider_answering_429_and_503_gets_the_message_once_after_retry_afte
     }
     let (_, m) = api.get(&format!("/v1/messages/{id}")).await;
     assert_eq!(m["error"], serde_json::Value::Null);
-    assert!(d.terminate().success());
-    let _ = stop.send(());
+    h.finish();
+    provider.stop().await;
 }

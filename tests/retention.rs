@@ -4,6 +4,7 @@
 //! resuming from before the horizon is told, and the stream and webhooks keep working.
 //! Three organizations keep the three cases apart: each has its own api service and
 //! webhook target.
+#![cfg(all(feature = "api", feature = "webhook"))]
 
 mod common;
 

@@ -1,10 +1,11 @@
 //! End-to-end for the `smartsupp` service type: the real binary against a real Prosody
 //! on loopback, with a visitor client written for the tests.
+#![cfg(all(feature = "smartsupp", feature = "api"))]
 
 mod common;
-#[path = "smartsupp/prosody.rs"]
+#[path = "fakes/smartsupp/prosody.rs"]
 mod prosody;
-#[path = "smartsupp/visitor.rs"]
+#[path = "fakes/smartsupp/visitor.rs"]
 mod visitor;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +35,19 @@ port = {port}
 {extra}
 "#
     )
+}
+
+/// A daemon with an api service and `services`.
+fn start(services: &str) -> Harness {
+    Harness::start(|dir| base_config(dir) + &api_service("") + services)
+}
+
+/// A daemon whose service `chat` logs in to Prosody on `port` in clear text, once it
+/// is connected.
+async fn connected(port: u16) -> Harness {
+    let h = start(&plain(port));
+    h.api.wait_state_within("chat", "connected", T).await;
+    h
 }
 
 fn plain(port: u16) -> String {
@@ -128,20 +142,15 @@ async fn inbound_count(api: &Api, outcome: &str) -> u64 {
 #[tokio::test]
 async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visitor() {
     let xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
+    let api = &h.api;
 
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor
         .say(AGENT_JID, "v-1", "Hello, is anyone there?")
         .await;
     let conv = eventually(T, "the visitor's conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
     assert_eq!(conv["status"], "open");
@@ -151,7 +160,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         "XMPP chats have no thread id"
     );
     let conv_id = conv["id"].as_str().unwrap().to_owned();
-    let msgs = all_messages(&api, &conv_id).await;
+    let msgs = all_messages(api, &conv_id).await;
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0]["text"], "Hello, is anyone there?");
     assert_eq!(msgs[0]["direction"], "inbound");
@@ -164,12 +173,12 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         .await;
     visitor.say(AGENT_JID, "v-2", "I need help").await;
     eventually(T, "the second message", || async {
-        let m = all_messages(&api, &conv_id).await;
+        let m = all_messages(api, &conv_id).await;
         (m.len() >= 2).then_some(())
     })
     .await;
-    assert_eq!(inbound_count(&api, "duplicate").await, 1);
-    let texts: Vec<Value> = all_messages(&api, &conv_id)
+    assert_eq!(inbound_count(api, "duplicate").await, 1);
+    let texts: Vec<Value> = all_messages(api, &conv_id)
         .await
         .iter()
         .map(|m| m["text"].clone())
@@ -181,7 +190,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
 
     // The agent answers through the API; the visitor gets it and the message is `sent`
     // with the stanza id as its external id.
-    let out = reply(&api, &conv_id, "Hi! How can I help?", "k-1").await;
+    let out = reply(api, &conv_id, "Hi! How can I help?", "k-1").await;
     assert_eq!(out["status"], "pending");
     let got = eventually(T, "the reply at the visitor", || async {
         visitor
@@ -195,7 +204,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
     .await;
     assert_eq!(got.from, AGENT_JID);
     assert!(got.wants_receipt, "replies ask for XEP-0184 receipts");
-    let sent = wait_status(&api, out["id"].as_str().unwrap(), "sent", T).await;
+    let sent = wait_status(api, out["id"].as_str().unwrap(), "sent", T).await;
     assert_eq!(sent["external_id"].as_str(), got.id.as_deref());
 
     // The visitor's client confirms receipt (XEP-0184): the reply becomes `delivered`.
@@ -203,23 +212,18 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         id: got.id.clone().unwrap(),
     });
     visitor.send_message(receipt).await;
-    wait_status(&api, out["id"].as_str().unwrap(), "delivered", T).await;
+    wait_status(api, out["id"].as_str().unwrap(), "delivered", T).await;
 
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// Without XEP-0198 on the server, a reply counts as sent once written.
 #[tokio::test]
 async fn without_stream_management_replies_are_sent_once_written() {
     let xmpp = Prosody::start_with(Security::Plain, &[AGENT, VISITOR], "debug", false);
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
+    let (d, api) = (&h.daemon, &h.api);
     eventually(T, "the session log line", || async {
         d.log_text()
             .contains("stream_management=false")
@@ -229,11 +233,11 @@ async fn without_stream_management_replies_are_sent_once_written() {
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor.say(AGENT_JID, "n-1", "Anyone?").await;
     let conv = eventually(T, "the conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
-    let out = reply(&api, conv["id"].as_str().unwrap(), "Yes!", "k-n").await;
-    wait_status(&api, out["id"].as_str().unwrap(), "sent", T).await;
+    let out = reply(api, conv["id"].as_str().unwrap(), "Yes!", "k-n").await;
+    wait_status(api, out["id"].as_str().unwrap(), "sent", T).await;
     eventually(T, "the reply at the visitor", || async {
         visitor.bodies().contains(&"Yes!".to_owned()).then_some(())
     })
@@ -243,23 +247,18 @@ async fn without_stream_management_replies_are_sent_once_written() {
         "no stream management here"
     );
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 #[tokio::test]
 async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     let mut xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
+    let api = &h.api;
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor.say(AGENT_JID, "r-1", "Are you there?").await;
     let conv = eventually(T, "the conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
     let conv_id = conv["id"].as_str().unwrap().to_owned();
@@ -267,7 +266,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     xmpp.stop();
     visitor.close().await;
     let down = eventually(T, "the service to notice", || async {
-        let s = state(&api, "chat").await;
+        let s = state(api, "chat").await;
         (s["kind"] != "connected").then_some(s)
     })
     .await;
@@ -275,7 +274,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
         matches!(down["kind"].as_str(), Some("backoff" | "connecting")),
         "{down}"
     );
-    let out = reply(&api, &conv_id, "Yes, sorry for the wait", "k-down").await;
+    let out = reply(api, &conv_id, "Yes, sorry for the wait", "k-down").await;
     let out_id = out["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_, m) = api.get(&format!("/v1/messages/{out_id}")).await;
@@ -285,7 +284,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
 
     xmpp.restart_after_stop();
     api.wait_state_within("chat", "connected", T).await;
-    wait_status(&api, &out_id, "sent", T).await;
+    wait_status(api, &out_id, "sent", T).await;
     // The visitor was offline too: the server kept the reply and hands it over now.
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     eventually(T, "the reply at the visitor", || async {
@@ -305,28 +304,24 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     // And the conversation goes on over the new session.
     visitor.say(AGENT_JID, "r-2", "Thanks!").await;
     eventually(T, "the visitor's next message", || async {
-        let m = all_messages(&api, &conv_id).await;
+        let m = all_messages(api, &conv_id).await;
         m.iter().any(|m| m["text"] == "Thanks!").then_some(())
     })
     .await;
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 #[tokio::test]
 async fn a_wrong_password_is_reported_as_failed_and_retried_slowly() {
     let xmpp = Prosody::start(Security::Plain, &[AGENT], "info");
-    let dir = tempfile::tempdir().unwrap();
     let svc = smartsupp_service(
         "chat",
         xmpp.port,
         "password = \"not-the-password\"\ntls = \"none\"",
     );
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &svc),
-    );
-    let api = Api::new(&d);
+    let h = start(&svc);
+    let (d, api) = (&h.daemon, &h.api);
     let failed = api.wait_state_within("chat", "failed", T).await;
     let reason = failed["reason"].as_str().unwrap();
     assert!(reason.contains("authentication failed"), "{reason}");
@@ -348,20 +343,14 @@ async fn a_wrong_password_is_reported_as_failed_and_retried_slowly() {
     assert_eq!(status, 200);
     let r = api.http.get(d.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503, "a failed service is not ready");
-    assert_eq!(state(&api, "chat").await["kind"], "failed");
-    assert!(d.terminate().success());
+    assert_eq!(state(api, "chat").await["kind"], "failed");
+    h.finish();
 }
 
 #[tokio::test]
 async fn sigterm_closes_the_xmpp_stream_cleanly() {
     let xmpp = Prosody::start(Security::Plain, &[AGENT], "debug");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
     let log = xmpp.log();
     // Prosody prefixes each session's lines with its session id.
     let session = log
@@ -370,7 +359,7 @@ async fn sigterm_closes_the_xmpp_stream_cleanly() {
         .and_then(|l| l.split_whitespace().nth(3))
         .expect("the agent's session in Prosody's log")
         .to_owned();
-    assert!(d.terminate().success());
+    h.finish();
     let closed = format!("{session}\tdebug\tReceived </stream:stream>");
     let log = eventually(
         Duration::from_secs(5),
@@ -406,12 +395,8 @@ async fn tls_with_a_ca_file_starttls_and_direct() {
             &format!("{pw}\ntls = \"direct\"\nca_file = \"{}\"", ca.display()),
         ) + &smartsupp_service("untrusted", xmpp.port, &format!("{pw}\ntls = \"starttls\""))
             + &smartsupp_service("cleartext", xmpp.port, &format!("{pw}\ntls = \"none\""));
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &services),
-    );
-    let api = Api::new(&d);
+    let h = start(&services);
+    let api = &h.api;
     api.wait_state_within("chat", "connected", T).await;
     api.wait_state_within("direct", "connected", T).await;
     let failed = api.wait_state_within("untrusted", "failed", T).await;
@@ -426,9 +411,10 @@ async fn tls_with_a_ca_file_starttls_and_direct() {
         log.matches("Stream encrypted").count() >= 2,
         "both sessions are encrypted:\n{log}"
     );
-    assert!(d.terminate().success());
+    h.finish();
 
     // Cleartext to a host that is not loopback is refused before anything starts.
+    let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(
         &cfg,
@@ -455,19 +441,17 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
         .unwrap_or(20);
     let run_limit = Duration::from_secs(90);
     let xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()).replace("switchboard=debug", "switchboard=info")
+    let h = Harness::start(|dir| {
+        base_config(dir).replace("switchboard=debug", "switchboard=info")
             + &api_service("")
-            + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
+            + &plain(xmpp.port)
+    });
+    let api = &h.api;
     api.wait_state_within("chat", "connected", T).await;
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     visitor.say(AGENT_JID, "open", "hello").await;
     let conv = eventually(T, "the conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
     let conv_id = conv["id"].as_str().unwrap().to_owned();
@@ -482,7 +466,7 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
             let mut ids = Vec::new();
             for i in 0..REPLIES {
                 let m = reply(
-                    &api,
+                    api,
                     &conv_id,
                     &format!("reply {run}-{i}"),
                     &format!("k{run}-{i}"),
@@ -503,7 +487,7 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
             run_limit,
             &format!("run {run}: every message stored"),
             || async {
-                let n = inbound_count(&api, "stored").await as usize;
+                let n = inbound_count(api, "stored").await as usize;
                 (n >= expected).then_some(n)
             },
         )
@@ -520,14 +504,14 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
         )
         .await;
         for id in &reply_ids {
-            wait_status(&api, id, "sent", run_limit).await;
+            wait_status(api, id, "sent", run_limit).await;
         }
         timings.push(started.elapsed());
         eprintln!("flood run {run}: {:?}", started.elapsed());
     }
 
     // Exactly once, by content: every flood message is there once, in the order sent.
-    let msgs = all_messages(&api, &conv_id).await;
+    let msgs = all_messages(api, &conv_id).await;
     let inbound: Vec<&str> = msgs
         .iter()
         .filter(|m| m["direction"] == "inbound")
@@ -555,10 +539,10 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
         per_reply.values().all(|&n| n == 1),
         "each reply arrives once"
     );
-    assert_eq!(inbound_count(&api, "duplicate").await, 0);
+    assert_eq!(inbound_count(api, "duplicate").await, 0);
     eprintln!("flood: {runs} runs of {MESSAGES} messages + {REPLIES} replies: {timings:?}");
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// Acknowledgements follow commits: the daemon is killed (SIGKILL) in the middle of a
@@ -568,12 +552,12 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
 async fn a_crash_mid_flood_loses_nothing() {
     const MESSAGES: usize = 2_000;
     let xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path()).replace("switchboard=debug", "switchboard=info")
-        + &api_service("")
-        + &plain(xmpp.port);
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let mut h = Harness::start(|dir| {
+        base_config(dir).replace("switchboard=debug", "switchboard=info")
+            + &api_service("")
+            + &plain(xmpp.port)
+    });
+    let api = &h.api;
     api.wait_state_within("chat", "connected", T).await;
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     let batch: Vec<(String, String)> = (0..MESSAGES)
@@ -583,24 +567,24 @@ async fn a_crash_mid_flood_loses_nothing() {
         visitor.send_many(AGENT_JID, chunk).await;
     }
     let at_kill = eventually(T, "part of the flood stored", || async {
-        let n = inbound_count(&api, "stored").await;
+        let n = inbound_count(api, "stored").await;
         (n >= 100).then_some(n)
     })
     .await;
-    d.kill();
+    h.crash();
     eprintln!("killed after {at_kill} messages were stored");
 
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
+    h.start_again(&[]);
+    let api = &h.api;
     api.wait_state_within("chat", "connected", T).await;
     let conv = eventually(T, "the conversation", || async {
-        conversation_of(&api, "visitor@localhost").await
+        conversation_of(api, "visitor@localhost").await
     })
     .await;
     let conv_id = conv["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
     let texts = loop {
-        let msgs = all_messages(&api, &conv_id).await;
+        let msgs = all_messages(api, &conv_id).await;
         if msgs.len() >= MESSAGES {
             break msgs;
         }
@@ -613,7 +597,7 @@ async fn a_crash_mid_flood_loses_nothing() {
     };
     // Give late re-deliveries a moment to show up as duplicates if they were stored twice.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let msgs = all_messages(&api, &conv_id).await;
+    let msgs = all_messages(api, &conv_id).await;
     assert_eq!(msgs.len(), texts.len());
     let stored: BTreeSet<String> = msgs
         .iter()
@@ -624,7 +608,7 @@ async fn a_crash_mid_flood_loses_nothing() {
         assert!(stored.contains(body), "{body} is missing");
     }
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// Issue 10's outage: the XMPP server restarts repeatedly while visitors write and agents
@@ -636,13 +620,8 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
     const BURST: usize = 40;
     const REPLIES: usize = 5;
     let mut xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "info");
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service("") + &plain(xmpp.port)),
-    );
-    let api = Api::new(&d);
-    api.wait_state_within("chat", "connected", T).await;
+    let h = connected(xmpp.port).await;
+    let api = &h.api;
     let mut replies: Vec<(String, String)> = Vec::new();
     let mut received: Vec<String> = Vec::new();
     let mut conv_id = None;
@@ -661,7 +640,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
             Some(c) => c,
             None => {
                 let c = eventually(T, "the conversation", || async {
-                    conversation_of(&api, "visitor@localhost").await
+                    conversation_of(api, "visitor@localhost").await
                 })
                 .await;
                 conv_id.insert(c["id"].as_str().unwrap().to_owned())
@@ -670,7 +649,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
         // Replies go out while the burst is still arriving, and while the server is down.
         for r in 0..REPLIES {
             let text = format!("round {round} reply {r}");
-            let m = reply(&api, conv, &text, &format!("k-{round}-{r}")).await;
+            let m = reply(api, conv, &text, &format!("k-{round}-{r}")).await;
             replies.push((m["id"].as_str().unwrap().to_owned(), text));
         }
         // Let the server read the visitor's burst off its socket, then pull the plug
@@ -680,7 +659,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
         visitor.close().await;
         xmpp.stop();
         let text = format!("round {round} reply while down");
-        let m = reply(&api, conv, &text, &format!("k-{round}-down")).await;
+        let m = reply(api, conv, &text, &format!("k-{round}-down")).await;
         replies.push((m["id"].as_str().unwrap().to_owned(), text));
         tokio::time::sleep(Duration::from_millis(300)).await;
         xmpp.restart_after_stop();
@@ -693,7 +672,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
         Duration::from_secs(30),
         "every visitor message stored",
         || async {
-            let msgs = all_messages(&api, &conv).await;
+            let msgs = all_messages(api, &conv).await;
             let inbound: Vec<String> = msgs
                 .iter()
                 .filter(|m| m["direction"] == "inbound")
@@ -709,7 +688,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
 
     // Every reply: sent, and at the visitor (who collects what waited offline).
     for (id, _) in &replies {
-        wait_status(&api, id, "sent", Duration::from_secs(30)).await;
+        wait_status(api, id, "sent", Duration::from_secs(30)).await;
     }
     // Replies that found the visitor offline wait in the server's offline storage.
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
@@ -729,5 +708,5 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
     )
     .await;
     visitor.close().await;
-    assert!(d.terminate().success());
+    h.finish();
 }

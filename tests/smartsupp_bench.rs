@@ -15,11 +15,12 @@
 //!   `BENCH_RATE`, then bursts of 2,000 and 10,000, in each of `BENCH_RUNS` (3) rounds
 //!   against a fresh Prosody and daemon, so the three kinds of run interleave; prints
 //!   every round and the medians.
+#![cfg(all(feature = "smartsupp", feature = "api", feature = "webhook"))]
 
 mod common;
-#[path = "smartsupp/prosody.rs"]
+#[path = "fakes/smartsupp/prosody.rs"]
 mod prosody;
-#[path = "smartsupp/visitor.rs"]
+#[path = "fakes/smartsupp/visitor.rs"]
 mod visitor;
 
 use std::collections::HashMap;
@@ -42,7 +43,7 @@ fn knob(name: &str, default: usize) -> usize {
 type Arrivals = Arc<Mutex<Vec<(Instant, Received)>>>;
 
 /// A webhook receiver that timestamps each request on arrival and answers 200.
-async fn receiver() -> (String, Arrivals, tokio::task::JoinHandle<()>) {
+async fn receiver() -> (FakeServer, Arrivals) {
     let got: Arrivals = Default::default();
     let sink = got.clone();
     let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
@@ -60,12 +61,7 @@ async fn receiver() -> (String, Arrivals, tokio::task::JoinHandle<()>) {
             axum::http::StatusCode::OK
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/events", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    (url, got, task)
+    (FakeServer::spawn(app).await, got)
 }
 
 /// When a message's webhook arrived, and when the daemon stored it (its `created_at`).
@@ -163,12 +159,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// and connected visitors whose conversations are open.
 struct Rig {
     _xmpp: Prosody,
-    _dir: tempfile::TempDir,
-    d: Daemon,
-    api: Api,
+    h: Harness,
     got: Arrivals,
     seen: Mutex<Seen>,
-    rx_task: tokio::task::JoinHandle<()>,
+    rx: FakeServer,
     visitors: Vec<Visitor>,
 }
 
@@ -221,30 +215,28 @@ impl Rig {
         let mut users: Vec<(&str, &str)> = vec![("agent", "agent-secret-1")];
         users.extend(names.iter().map(|n| (n.as_str(), "visitor-secret")));
         let xmpp = Prosody::start(Security::Plain, &users, "warn");
-        let (url, got, rx_task) = receiver().await;
-        let dir = tempfile::tempdir().unwrap();
-        let config = base_config(dir.path()).replace("info,switchboard=debug", "info")
-            + &api_service("")
-            + &webhook_service(&url, "events = [\"message.created\"]")
-            + &format!(
-                "\n[services.chat]\ntype = \"smartsupp\"\n[services.chat.params]\njid = \"agent@localhost\"\npassword = \"agent-secret-1\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-                xmpp.port
-            );
-        let d = Daemon::start(dir.path(), &config);
-        let api = Api::new(&d);
-        api.wait_state("chat", "connected").await;
+        let (rx, got) = receiver().await;
+        let url = rx.url("/events");
+        let h = Harness::start(|dir| {
+            base_config(dir).replace("info,switchboard=debug", "info")
+                + &api_service("")
+                + &webhook_service(&url, "events = [\"message.created\"]")
+                + &format!(
+                    "\n[services.chat]\ntype = \"smartsupp\"\n[services.chat.params]\njid = \"agent@localhost\"\npassword = \"agent-secret-1\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+                    xmpp.port
+                )
+        });
+        h.api.wait_state("chat", "connected").await;
         let mut visitors = Vec::new();
         for n in &names {
             visitors.push(Visitor::connect(xmpp.port, n, "visitor-secret").await);
         }
         let rig = Rig {
             _xmpp: xmpp,
-            _dir: dir,
-            d,
-            api,
+            h,
             got,
             seen: Mutex::default(),
-            rx_task,
+            rx,
             visitors,
         };
         // Warm up: open every conversation.
@@ -293,7 +285,7 @@ impl Rig {
     /// `n` messages split over the visitors, all sent at once. With one visitor, also
     /// checks that they reached the webhook in the order sent.
     async fn burst(&self, n: usize, tag: &str) -> Burst {
-        let before = stored(&self.api).await;
+        let before = stored(&self.h.api).await;
         let per = n / self.visitors.len();
         let started = Instant::now();
         let mut texts = Vec::with_capacity(n);
@@ -307,7 +299,7 @@ impl Rig {
             }
         }
         let all_stored = eventually(Duration::from_secs(300), "the burst stored", || async {
-            (stored(&self.api).await >= before + texts.len()).then(Instant::now)
+            (stored(&self.h.api).await >= before + texts.len()).then(Instant::now)
         })
         .await;
         let arrived = wait_all(&self.got, &self.seen, &texts, Duration::from_secs(300)).await;
@@ -336,8 +328,8 @@ impl Rig {
         for v in self.visitors {
             v.close().await;
         }
-        assert!(self.d.terminate().success());
-        self.rx_task.abort();
+        self.h.finish();
+        self.rx.stop().await;
     }
 }
 

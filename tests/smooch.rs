@@ -1,8 +1,10 @@
 //! End-to-end tests of the `smooch` service type: the real binary and SQLite, Sunshine
 //! webhooks posted over loopback, and a fake Sunshine API on 127.0.0.1:0 that checks
 //! every Post Message request the way the v2 spec describes it.
+#![cfg(all(feature = "smooch", feature = "api"))]
 
 mod common;
+#[path = "fakes/smooch.rs"]
 mod sunshine;
 
 use std::time::Duration;
@@ -88,43 +90,45 @@ async fn hook(d: &Daemon, key: Option<&str>, body: &Value) -> u16 {
 }
 
 async fn conversations(api: &Api) -> Vec<Value> {
-    let (s, list) = api.get("/v1/conversations?service_id=sun").await;
-    assert_eq!(s, 200, "{list}");
-    list["data"].as_array().unwrap().clone()
+    api.conversations("sun").await
 }
 
 async fn messages(api: &Api, conv: &str) -> Vec<Value> {
-    let (s, list) = api.get(&format!("/v1/conversations/{conv}/messages")).await;
-    assert_eq!(s, 200, "{list}");
-    list["data"].as_array().unwrap().clone()
+    api.messages(conv).await
 }
 
-/// Ingests the v2 fixture and returns its conversation's id.
-async fn open_conversation(d: &Daemon, api: &Api) -> String {
-    assert_eq!(hook(d, Some(HOOK_SECRET), &fixture(V2)).await, 200);
-    let convs = conversations(api).await;
-    assert_eq!(convs[0]["external_id"], CONV);
-    convs[0]["id"].as_str().unwrap().to_owned()
+/// A daemon with smooch service `sun` on `sun`.
+fn start(sun: &FakeSunshine) -> Harness {
+    Harness::start(|dir| config(dir, &sun.url()))
+}
+
+/// [`start`], with the v2 fixture ingested: its conversation's id.
+async fn opened(sun: &FakeSunshine) -> (Harness, String) {
+    let h = start(sun);
+    assert_eq!(hook(&h.daemon, Some(HOOK_SECRET), &fixture(V2)).await, 200);
+    let conv = h.conversation("sun", CONV).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (h, conv)
 }
 
 fn no_secrets_logged(d: &Daemon) {
-    let logs = d.log_text();
-    assert!(!logs.contains(API_SECRET) && !logs.contains(HOOK_SECRET));
+    d.assert_never_logged(&[API_SECRET, HOOK_SECRET]);
 }
 
 // ---- inbound ----
 
 #[tokio::test]
 async fn v2_and_v1_inbound_become_contacts_conversations_and_messages() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
+    let h = start(&sun);
+    let (d, api) = (&h.daemon, &h.api);
 
-    assert_eq!(hook(&d, Some(HOOK_SECRET), &fixture(V2)).await, 200);
-    assert_eq!(hook(&d, Some(HOOK_SECRET), &fixture(V1)).await, 200);
+    assert_eq!(hook(d, Some(HOOK_SECRET), &fixture(V2)).await, 200);
+    assert_eq!(hook(d, Some(HOOK_SECRET), &fixture(V1)).await, 200);
 
-    let mut convs = conversations(&api).await;
+    let mut convs = conversations(api).await;
     convs.sort_by_key(|c| c["external_id"].as_str().unwrap().to_owned());
     assert_eq!(convs.len(), 2);
     let v1 = &convs[0];
@@ -136,30 +140,29 @@ async fn v2_and_v1_inbound_become_contacts_conversations_and_messages() {
     assert_eq!(v2["contact"]["external_id"], "26508c10541a4b0ff472e5e2");
     assert_eq!(v2["contact"]["name"], "Steve Rogers");
 
-    let m1 = messages(&api, v1["id"].as_str().unwrap()).await;
+    let m1 = messages(api, v1["id"].as_str().unwrap()).await;
     assert_eq!(m1.len(), 1);
     assert_eq!(m1[0]["external_id"], "55c8c1498590aa1900b9b9b1");
     assert_eq!(m1[0]["text"], "Hi! Do you have time to chat?");
     assert_eq!(m1[0]["direction"], "inbound");
-    let m2 = messages(&api, v2["id"].as_str().unwrap()).await;
+    let m2 = messages(api, v2["id"].as_str().unwrap()).await;
     assert_eq!(m2.len(), 1);
     assert_eq!(m2[0]["external_id"], "5f74c7d84a146f3abd72af1d");
     assert_eq!(m2[0]["text"], "hello");
     assert_eq!(m2[0]["author"]["type"], "contact");
 
     assert!(sun.calls().is_empty());
-    no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    no_secrets_logged(d);
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_wrong_or_missing_key_is_401_and_stores_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let events_before = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
+    let h = start(&sun);
+    let (d, api) = (&h.daemon, &h.api);
+    let events_before = read_events(d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
 
     let same_length = HOOK_SECRET.replace('a', "b");
     assert_eq!(same_length.len(), HOOK_SECRET.len());
@@ -169,16 +172,16 @@ async fn a_wrong_or_missing_key_is_401_and_stores_nothing() {
         Some(same_length.as_str()),
         Some(API_SECRET),
     ] {
-        assert_eq!(hook(&d, key, &fixture(V2)).await, 401, "{key:?}");
-        assert_eq!(hook(&d, key, &fixture(V1)).await, 401, "{key:?}");
+        assert_eq!(hook(d, key, &fixture(V2)).await, 401, "{key:?}");
+        assert_eq!(hook(d, key, &fixture(V1)).await, 401, "{key:?}");
     }
-    assert!(conversations(&api).await.is_empty());
-    let events_after = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
+    assert!(conversations(api).await.is_empty());
+    let events_after = read_events(d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
     assert_eq!(events_before.len(), events_after.len(), "no events written");
 
     // The same body with the right key is taken: it was the key that was refused.
-    assert_eq!(hook(&d, Some(HOOK_SECRET), &fixture(V2)).await, 200);
-    assert_eq!(conversations(&api).await.len(), 1);
+    assert_eq!(hook(d, Some(HOOK_SECRET), &fixture(V2)).await, 200);
+    assert_eq!(conversations(api).await.len(), 1);
 
     // Bad bodies are refused whole, also with the right key.
     let mut broken = v2_messages(
@@ -192,7 +195,7 @@ async fn a_wrong_or_missing_key_is_401_and_stores_nothing() {
         .as_object_mut()
         .unwrap()
         .remove("id");
-    assert_eq!(hook(&d, Some(HOOK_SECRET), &broken).await, 422);
+    assert_eq!(hook(d, Some(HOOK_SECRET), &broken).await, 422);
     let r = reqwest::Client::new()
         .post(d.url("/hooks/sun"))
         .header("x-api-key", HOOK_SECRET)
@@ -201,27 +204,26 @@ async fn a_wrong_or_missing_key_is_401_and_stores_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    let conv = conversations(&api).await[0]["id"]
+    let conv = conversations(api).await[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_eq!(
-        messages(&api, &conv).await.len(),
+        messages(api, &conv).await.len(),
         1,
         "nothing of the bad bodies stored"
     );
 
-    no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    no_secrets_logged(d);
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_multi_event_body_is_stored_whole_without_echoes_or_duplicates() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
+    let h = start(&sun);
+    let (d, api) = (&h.daemon, &h.api);
 
     let mut body = v2_messages(
         "multi",
@@ -237,16 +239,16 @@ async fn a_multi_event_body_is_stored_whole_without_echoes_or_duplicates() {
         "id": "evt-typing", "createdAt": "2020-09-30T15:14:29.834Z", "type": "conversation:typing",
         "payload": {"conversation": {"id": CONV}, "user": {"id": "26508c10541a4b0ff472e5e2"}, "activity": {"type": "typing:start"}}
     }));
-    assert_eq!(hook(&d, Some(HOOK_SECRET), &body).await, 200);
+    assert_eq!(hook(d, Some(HOOK_SECRET), &body).await, 200);
 
-    let convs = conversations(&api).await;
+    let convs = conversations(api).await;
     assert_eq!(
         convs.len(),
         1,
         "one Sunshine conversation, one conversation"
     );
     let conv = convs[0]["id"].as_str().unwrap().to_owned();
-    let got = messages(&api, &conv).await;
+    let got = messages(api, &conv).await;
     let ids: Vec<&str> = got
         .iter()
         .map(|m| m["external_id"].as_str().unwrap())
@@ -269,11 +271,11 @@ async fn a_multi_event_body_is_stored_whole_without_echoes_or_duplicates() {
     );
 
     // Sunshine retries a webhook it got no 2xx for: the same body again stores nothing.
-    let before = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
-    assert_eq!(hook(&d, Some(HOOK_SECRET), &body).await, 200);
-    let after = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
+    let before = read_events(d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
+    assert_eq!(hook(d, Some(HOOK_SECRET), &body).await, 200);
+    let after = read_events(d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
     assert_eq!(before.len(), after.len(), "a duplicate writes no events");
-    assert_eq!(messages(&api, &conv).await.len(), 3);
+    assert_eq!(messages(api, &conv).await.len(), 3);
 
     // A body mixing a known message and a new one stores only the new one.
     let mut mixed = v2_messages("later", &[json!({"type": "text", "text": "new"})]);
@@ -281,15 +283,15 @@ async fn a_multi_event_body_is_stored_whole_without_echoes_or_duplicates() {
         .as_array_mut()
         .unwrap()
         .insert(0, body["events"][0].clone());
-    assert_eq!(hook(&d, Some(HOOK_SECRET), &mixed).await, 200);
-    let got = messages(&api, &conv).await;
+    assert_eq!(hook(d, Some(HOOK_SECRET), &mixed).await, 200);
+    let got = messages(api, &conv).await;
     let ids: Vec<&str> = got
         .iter()
         .map(|m| m["external_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["multi-0", "multi-1", "multi-2", "later-0"]);
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
@@ -297,11 +299,9 @@ async fn a_multi_event_body_is_stored_whole_without_echoes_or_duplicates() {
 
 #[tokio::test]
 async fn a_reply_reaches_sunshine_in_the_documented_shape() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let id = api
         .reply(
@@ -358,26 +358,24 @@ async fn a_reply_reaches_sunshine_in_the_documented_shape() {
     echo["events"][0]["payload"]["message"]["id"] = json!(calls[0].id);
     echo["events"][0]["payload"]["message"]["author"] =
         json!({"type": "business", "displayName": "Anna"});
-    assert_eq!(hook(&d, Some(HOOK_SECRET), &echo).await, 200);
-    let all = messages(&api, &conv).await;
+    assert_eq!(hook(d, Some(HOOK_SECRET), &echo).await, 200);
+    let all = messages(api, &conv).await;
     assert_eq!(all.len(), 3, "1 inbound + 2 replies");
     assert_eq!(
         all.iter().filter(|m| m["direction"] == "inbound").count(),
         1
     );
 
-    no_secrets_logged(&d);
-    assert!(d.terminate().success());
+    no_secrets_logged(d);
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_429_is_retried_after_retry_after_and_a_5xx_with_backoff() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let api = &h.api;
 
     sun.script(&[
         Answer::Error(
@@ -410,17 +408,15 @@ async fn a_429_is_retried_after_retry_after_and_a_5xx_with_backoff() {
     assert_eq!(sent["external_id"], json!(calls[2].id));
     assert_eq!(sent["error"], Value::Null);
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_retry_after_a_partial_send_sends_only_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let api = &h.api;
 
     sun.script(&[
         Answer::Created,
@@ -453,17 +449,15 @@ async fn a_retry_after_a_partial_send_sends_only_the_rest() {
     );
     assert_eq!(sent["external_id"], json!(calls[0].id));
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn a_permanent_4xx_fails_the_message_with_code_and_title() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let api = &h.api;
 
     sun.script(&[Answer::Error(
         423,
@@ -480,17 +474,15 @@ async fn a_permanent_4xx_fails_the_message_with_code_and_title() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(sun.calls().len(), 1);
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn replies_wait_while_sunshine_refuses_the_key_and_go_out_once_it_accepts_it() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let (d, api) = (&h.daemon, &h.api);
     api.wait_state("sun", "connected").await;
 
     // The key was revoked at Sunshine: sends get 401 until the operator fixes it.
@@ -521,19 +513,17 @@ async fn replies_wait_while_sunshine_refuses_the_key_and_go_out_once_it_accepts_
     assert_eq!(statuses, [401, 401, 403, 201], "sent once");
     assert_eq!(sent["external_id"], json!(calls[3].id));
     api.wait_state("sun", "connected").await;
-    no_secrets_logged(&d);
+    no_secrets_logged(d);
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 
 #[tokio::test]
 async fn delivery_events_move_the_status_forward_only() {
-    let dir = tempfile::tempdir().unwrap();
     let sun = FakeSunshine::start(APP_ID, KEY_ID, API_SECRET).await;
-    let d = Daemon::start(dir.path(), &config(dir.path(), &sun.url()));
-    let api = Api::new(&d);
-    let conv = open_conversation(&d, &api).await;
+    let (h, conv) = opened(&sun).await;
+    let (d, api) = (&h.daemon, &h.api);
 
     let a = api.reply(&conv, json!({"text": "one"})).await;
     let a_ext = api.wait_status(&a, "sent").await["external_id"]
@@ -542,7 +532,7 @@ async fn delivery_events_move_the_status_forward_only() {
         .to_owned();
     // Delivered to the channel is what `sent` already says.
     assert_eq!(
-        hook(&d, Some(HOOK_SECRET), &delivery(DELIVERY_CHANNEL, &a_ext)).await,
+        hook(d, Some(HOOK_SECRET), &delivery(DELIVERY_CHANNEL, &a_ext)).await,
         200
     );
     assert_eq!(
@@ -550,14 +540,14 @@ async fn delivery_events_move_the_status_forward_only() {
         "sent"
     );
     assert_eq!(
-        hook(&d, Some(HOOK_SECRET), &delivery(DELIVERY_USER, &a_ext)).await,
+        hook(d, Some(HOOK_SECRET), &delivery(DELIVERY_USER, &a_ext)).await,
         200
     );
     api.wait_status(&a, "delivered").await;
     // Late and repeated events do not move it back.
     for late in [DELIVERY_CHANNEL, DELIVERY_FAILURE, DELIVERY_USER] {
         assert_eq!(
-            hook(&d, Some(HOOK_SECRET), &delivery(late, &a_ext)).await,
+            hook(d, Some(HOOK_SECRET), &delivery(late, &a_ext)).await,
             200
         );
     }
@@ -566,7 +556,7 @@ async fn delivery_events_move_the_status_forward_only() {
         (&m["status"], &m["error"]),
         (&json!("delivered"), &Value::Null)
     );
-    let events = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
+    let events = read_events(d, TOKEN, 0, 1000, Duration::from_millis(300)).await;
     let steps: Vec<&str> = events
         .iter()
         .filter(|e| e["type"] == "message.status" && e["data"]["message"]["id"] == a.as_str())
@@ -581,7 +571,7 @@ async fn delivery_events_move_the_status_forward_only() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        hook(&d, Some(HOOK_SECRET), &delivery(DELIVERY_FAILURE, &b_ext)).await,
+        hook(d, Some(HOOK_SECRET), &delivery(DELIVERY_FAILURE, &b_ext)).await,
         200
     );
     let m = api.wait_status(&b, "failed").await;
@@ -599,21 +589,16 @@ async fn delivery_events_move_the_status_forward_only() {
     let v1 = json!({"trigger": "message:delivery:user", "app": {"_id": APP_ID}, "version": "v1.1",
                     "appUser": {"_id": "26508c10541a4b0ff472e5e2"}, "conversation": {"_id": CONV},
                     "destination": {"type": "messenger"}, "message": {"_id": c_ext}, "isFinalEvent": true});
-    assert_eq!(hook(&d, Some(HOOK_SECRET), &v1).await, 200);
+    assert_eq!(hook(d, Some(HOOK_SECRET), &v1).await, 200);
     api.wait_status(&c, "delivered").await;
 
     // A receipt for a message we do not know is acknowledged, not an error.
     assert_eq!(
-        hook(
-            &d,
-            Some(HOOK_SECRET),
-            &delivery(DELIVERY_USER, "unknown-id")
-        )
-        .await,
+        hook(d, Some(HOOK_SECRET), &delivery(DELIVERY_USER, "unknown-id")).await,
         200
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     sun.stop().await;
 }
 

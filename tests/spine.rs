@@ -1,4 +1,5 @@
 //! End-to-end: the real binary, a real SQLite file, real HTTP over loopback.
+#![cfg(all(feature = "api", feature = "webhook"))]
 
 mod common;
 
@@ -16,12 +17,11 @@ fn seq(r: &Received) -> i64 {
 
 #[tokio::test]
 async fn inbound_reaches_the_webhook_signed_and_in_order() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
-    let config =
-        base_config(dir.path()) + &api_service("") + &webhook_service(&rx.url("/events"), "");
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir) + &api_service("") + &webhook_service(&rx.url("/events"), "")
+    });
+    let (_d, api) = (&h.daemon, &h.api);
 
     let (status, msg) = api
         .post(
@@ -90,22 +90,22 @@ async fn inbound_reaches_the_webhook_signed_and_in_order() {
         .await;
     assert_eq!((status, &one["text"]), (200, &json!("Hello")));
 
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
 #[tokio::test]
 async fn inbound_is_idempotent_on_external_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &(base_config(dir.path()) + &api_service("")));
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| base_config(dir) + &api_service(""));
+    let d = &h.daemon;
+    let api = &h.api;
 
     let (s1, first) = api.inbound("m-1", "c-1", "Hello").await;
-    let before = read_events(&d, TOKEN, 0, 100, Duration::from_millis(500)).await;
+    let before = read_events(d, TOKEN, 0, 100, Duration::from_millis(500)).await;
     let (s2, again) = api.inbound("m-1", "c-1", "Hello, edited by a retry").await;
     assert_eq!((s1, s2), (201, 200));
     assert_eq!(first, again, "a retry returns the original message");
-    let after = read_events(&d, TOKEN, 0, 100, Duration::from_millis(500)).await;
+    let after = read_events(d, TOKEN, 0, 100, Duration::from_millis(500)).await;
     assert_eq!(before.len(), after.len(), "a duplicate writes no events");
     let created = after
         .iter()
@@ -120,22 +120,19 @@ async fn inbound_is_idempotent_on_external_id() {
     let (_, list) = api.get("/v1/conversations").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 #[tokio::test]
 async fn a_reply_reaches_the_callback_signed_and_becomes_sent() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let params = format!(
         "callback_url = \"{}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"",
         rx.url("/replies")
     );
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service(&params)),
-    );
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| base_config(dir) + &api_service(&params));
+    let d = &h.daemon;
+    let api = &h.api;
 
     let (_, inbound) = api.inbound("m-1", "c-1", "Hello").await;
     let conv = inbound["conversation_id"].as_str().unwrap();
@@ -178,28 +175,28 @@ async fn a_reply_reaches_the_callback_signed_and_becomes_sent() {
     );
 
     // The status change is an event.
-    let events = read_events(&d, TOKEN, 0, 100, Duration::from_millis(500)).await;
+    let events = read_events(d, TOKEN, 0, 100, Duration::from_millis(500)).await;
     assert!(events.iter().any(|e| e["type"] == "message.status"
         && e["data"]["message"]["id"] == id
         && e["data"]["message"]["status"] == "sent"));
 
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
 #[tokio::test]
 async fn a_failing_webhook_gets_everything_in_order_once_it_recovers() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     rx.failing.store(true, std::sync::atomic::Ordering::SeqCst);
-    let config = base_config(dir.path())
-        + &api_service("")
-        + &webhook_service(
-            &rx.url("/events"),
-            "events = [\"message.created\", \"conversation.created\"]",
-        );
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir)
+            + &api_service("")
+            + &webhook_service(
+                &rx.url("/events"),
+                "events = [\"message.created\", \"conversation.created\"]",
+            )
+    });
+    let api = &h.api;
 
     for i in 0..4 {
         for contact in ["a", "b", "c"] {
@@ -267,16 +264,15 @@ async fn a_failing_webhook_gets_everything_in_order_once_it_recovers() {
         }
     }
 
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
 #[tokio::test]
 async fn a_restart_keeps_everything_and_sigterm_exits_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path()) + &api_service("");
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let mut h = Harness::start(|dir| base_config(dir) + &api_service(""));
+    let d = &h.daemon;
+    let api = &h.api;
     let (_, first) = api.inbound("m-1", "c-1", "Hello").await;
     let conv = first["conversation_id"].as_str().unwrap().to_owned();
     let (_, reply) = api
@@ -285,12 +281,12 @@ async fn a_restart_keeps_everything_and_sigterm_exits_zero() {
             &json!({"text": "Hi"}),
         )
         .await;
-    let events_before = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
-    let status = d.terminate();
+    let events_before = read_events(d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
+    let status = h.daemon.stop();
     assert!(status.success(), "SIGTERM exits 0, got {status:?}");
 
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
+    h.start_again(&[]);
+    let (d, api) = (&h.daemon, &h.api);
     let (s, msgs) = api.get(&format!("/v1/conversations/{conv}/messages")).await;
     assert_eq!(s, 200);
     let ids: Vec<&str> = msgs["data"]
@@ -303,7 +299,7 @@ async fn a_restart_keeps_everything_and_sigterm_exits_zero() {
         ids,
         [first["id"].as_str().unwrap(), reply["id"].as_str().unwrap()]
     );
-    let events_after = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
+    let events_after = read_events(d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
     assert_eq!(
         &events_after[..events_before.len()],
         &events_before[..],
@@ -317,22 +313,18 @@ async fn a_restart_keeps_everything_and_sigterm_exits_zero() {
         (s, &next["conversation_id"]),
         (201, &first["conversation_id"])
     );
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 #[tokio::test]
 async fn a_reply_queued_before_a_crash_is_delivered_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start().await;
     let addr = rx.addr.to_string();
     rx.stop().await; // the callback target is down
     let params =
         format!("callback_url = \"http://{addr}/replies\"\ncallback_secret = \"{WEBHOOK_SECRET}\"");
-    let d = Daemon::start(
-        dir.path(),
-        &(base_config(dir.path()) + &api_service(&params)),
-    );
-    let api = Api::new(&d);
+    let mut h = Harness::start(|dir| base_config(dir) + &api_service(&params));
+    let api = &h.api;
     let (_, inbound) = api.inbound("m-1", "c-1", "Hello").await;
     let conv = inbound["conversation_id"].as_str().unwrap();
     let (s, reply) = api
@@ -343,11 +335,11 @@ async fn a_reply_queued_before_a_crash_is_delivered_after_restart() {
         .await;
     assert_eq!(s, 202);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    d.kill();
+    h.crash();
 
     let rx = Receiver::start_on(&addr).await;
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let api = Api::new(&d);
+    h.start_again(&[]);
+    let api = &h.api;
     let id = reply["id"].as_str().unwrap().to_owned();
     eventually(
         T,
@@ -361,20 +353,20 @@ async fn a_reply_queued_before_a_crash_is_delivered_after_restart() {
     let got = rx.accepted();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["data"]["message"]["id"], json!(id));
-    assert!(d.terminate().success());
+    h.finish();
     rx.stop().await;
 }
 
 #[tokio::test]
 async fn the_event_stream_resumes_after_a_sequence_number() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &(base_config(dir.path()) + &api_service("")));
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| base_config(dir) + &api_service(""));
+    let d = &h.daemon;
+    let api = &h.api;
     for i in 0..3 {
         api.inbound(&format!("m-{i}"), &format!("c-{i}"), "hi")
             .await;
     }
-    let all = read_events(&d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
+    let all = read_events(d, TOKEN, 0, 1000, Duration::from_millis(500)).await;
     let created: Vec<&serde_json::Value> = all
         .iter()
         .filter(|e| e["type"] == "message.created")
@@ -384,7 +376,7 @@ async fn the_event_stream_resumes_after_a_sequence_number() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
 
     let cut = created[0]["seq"].as_i64().unwrap();
-    let rest = read_events(&d, TOKEN, cut, 1000, Duration::from_millis(500)).await;
+    let rest = read_events(d, TOKEN, cut, 1000, Duration::from_millis(500)).await;
     assert_eq!(
         rest.first().unwrap()["seq"].as_i64().unwrap(),
         seqs[seqs.iter().position(|&s| s == cut).unwrap() + 1]
@@ -420,5 +412,5 @@ async fn the_event_stream_resumes_after_a_sequence_number() {
     api.inbound("m-live", "c-0", "live").await;
     let e = tokio::time::timeout(T, live).await.unwrap().unwrap();
     assert_eq!(e["data"]["message"]["external_id"], "m-live");
-    assert!(d.terminate().success());
+    h.finish();
 }

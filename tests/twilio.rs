@@ -1,8 +1,10 @@
 //! End-to-end: the `twilio` service type against the real binary, with a fake Twilio API
 //! on 127.0.0.1:0 that checks requests as Twilio documents them, and inbound requests
 //! signed here with our own HMAC-SHA1 code.
+#![cfg(all(feature = "twilio", feature = "api"))]
 
 mod common;
+#[path = "fakes/twilio/mod.rs"]
 mod twilio_kit;
 
 use std::time::Duration;
@@ -13,14 +15,9 @@ use twilio_kit::*;
 
 #[tokio::test]
 async fn signed_sms_and_whatsapp_messages_are_stored_with_their_media() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     let url = format!("{PUBLIC}/hooks/sms");
 
     // SMS, text only.
@@ -30,7 +27,7 @@ async fn signed_sms_and_whatsapp_messages_are_stored_with_their_media() {
         SMS_NUMBER,
         "Hello",
     );
-    let r = post_signed(&d, &url, &sms).await;
+    let r = post_signed(d, &url, &sms).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.content_type, "text/xml");
     assert_eq!(r.body, "<Response/>");
@@ -55,11 +52,11 @@ async fn signed_sms_and_whatsapp_messages_are_stored_with_their_media() {
             ),
         ],
     );
-    assert_eq!(post_signed(&d, &url, &mms).await.status, 200);
+    assert_eq!(post_signed(d, &url, &mms).await.status, 200);
 
     // WhatsApp, text only, then an image with a caption.
     let wa = whatsapp_params("SM00000000000000000000000000000003", "Hoi, met Mary", &[]);
-    assert_eq!(post_signed(&d, &url, &wa).await.status, 200);
+    assert_eq!(post_signed(d, &url, &wa).await.status, 200);
     let wa_media = whatsapp_params(
         "MM00000000000000000000000000000004",
         "the receipt",
@@ -68,20 +65,20 @@ async fn signed_sms_and_whatsapp_messages_are_stored_with_their_media() {
             "image/png",
         )],
     );
-    assert_eq!(post_signed(&d, &url, &wa_media).await.status, 200);
+    assert_eq!(post_signed(d, &url, &wa_media).await.status, 200);
 
-    let convs = conversations(&api, "sms").await;
+    let convs = conversations(api, "sms").await;
     assert_eq!(
         convs.len(),
         2,
         "one conversation per (From, To) pair: {convs:#?}"
     );
 
-    let sms_conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let sms_conv = conversation(api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
     assert_eq!(sms_conv["contact"]["external_id"], SMS_CONTACT);
     assert_eq!(sms_conv["contact"]["phone"], SMS_CONTACT);
     assert_eq!(sms_conv["contact"]["name"], Value::Null);
-    let msgs = messages(&api, &sms_conv).await;
+    let msgs = messages(api, &sms_conv).await;
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0]["external_id"], "SM00000000000000000000000000000001");
     assert_eq!(msgs[0]["text"], "Hello");
@@ -98,11 +95,11 @@ async fn signed_sms_and_whatsapp_messages_are_stored_with_their_media() {
         ])
     );
 
-    let wa_conv = conversation(&api, "sms", &format!("{WA_CONTACT}|{WA_NUMBER}")).await;
+    let wa_conv = conversation(api, "sms", &format!("{WA_CONTACT}|{WA_NUMBER}")).await;
     assert_eq!(wa_conv["contact"]["external_id"], WA_CONTACT);
     assert_eq!(wa_conv["contact"]["name"], "Mary");
     assert_eq!(wa_conv["contact"]["phone"], "+31687654321");
-    let msgs = messages(&api, &wa_conv).await;
+    let msgs = messages(api, &wa_conv).await;
     assert_eq!(msgs.len(), 2);
     assert_eq!(msgs[0]["text"], "Hoi, met Mary");
     assert_eq!(msgs[0]["author"]["name"], "Mary");
@@ -111,22 +108,17 @@ async fn signed_sms_and_whatsapp_messages_are_stored_with_their_media() {
         msgs[1]["attachments"],
         json!([{"url": "https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM4/Media/ME3", "content_type": "image/png"}])
     );
-    assert_eq!(events_of(&d, "message.created").await.len(), 4);
+    assert_eq!(events_of(d, "message.created").await.len(), 4);
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn bad_or_missing_signatures_are_refused_and_nothing_is_stored() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     let url = format!("{PUBLIC}/hooks/sms");
     let params = sms_params(
         "SM00000000000000000000000000000011",
@@ -162,23 +154,20 @@ async fn bad_or_missing_signatures_are_refused_and_nothing_is_stored() {
         ("over other form values", &tampered, Some(&valid)),
     ];
     for (what, body, signature) in cases {
-        let r = post_hook(&d, "/hooks/sms", body, signature).await;
+        let r = post_hook(d, "/hooks/sms", body, signature).await;
         assert_eq!(r.status, 401, "signature {what}: {}", r.body);
     }
-    assert!(
-        conversations(&api, "sms").await.is_empty(),
-        "nothing stored"
-    );
-    assert!(events_of(&d, "message.created").await.is_empty());
-    assert!(events_of(&d, "contact.created").await.is_empty());
+    assert!(conversations(api, "sms").await.is_empty(), "nothing stored");
+    assert!(events_of(d, "message.created").await.is_empty());
+    assert!(events_of(d, "contact.created").await.is_empty());
 
     // The same request, correctly signed, is accepted: the refusals were the signature's.
-    let r = post_hook(&d, "/hooks/sms", &params, Some(&valid)).await;
+    let r = post_hook(d, "/hooks/sms", &params, Some(&valid)).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(conversations(&api, "sms").await.len(), 1);
+    assert_eq!(conversations(api, "sms").await.len(), 1);
     assert!(fake.requests().is_empty(), "nothing was sent to Twilio");
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
@@ -188,16 +177,15 @@ async fn the_url_is_accepted_with_the_default_port_added_or_removed_as_twilio_do
     let service = twilio_service("sms", &fake, FROM_PARAM);
 
     // public_url without a port: Twilio may sign with ":443" added.
-    let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path(), "https://sb.example.com", &service);
-    let api = Api::new(&d);
+    let h = start("https://sb.example.com", &service);
+    let (d, api) = (&h.daemon, &h.api);
     let p = sms_params(
         "SM00000000000000000000000000000021",
         SMS_CONTACT,
         SMS_NUMBER,
         "via :443",
     );
-    let r = post_signed(&d, "https://sb.example.com:443/hooks/sms", &p).await;
+    let r = post_signed(d, "https://sb.example.com:443/hooks/sms", &p).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let p = sms_params(
         "SM00000000000000000000000000000022",
@@ -206,19 +194,18 @@ async fn the_url_is_accepted_with_the_default_port_added_or_removed_as_twilio_do
         "as is",
     );
     assert_eq!(
-        post_signed(&d, "https://sb.example.com/hooks/sms", &p)
+        post_signed(d, "https://sb.example.com/hooks/sms", &p)
             .await
             .status,
         200
     );
-    let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
-    assert_eq!(messages(&api, &conv).await.len(), 2);
-    assert!(d.terminate().success());
+    let conv = conversation(api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    assert_eq!(messages(api, &conv).await.len(), 2);
+    h.finish();
 
     // public_url with the default ":80": Twilio may sign without it.
-    let dir = tempfile::tempdir().unwrap();
-    let d = start(dir.path(), "http://sb.example.com:80", &service);
-    let api = Api::new(&d);
+    let h = start("http://sb.example.com:80", &service);
+    let (d, api) = (&h.daemon, &h.api);
     let p = sms_params(
         "SM00000000000000000000000000000023",
         SMS_CONTACT,
@@ -226,7 +213,7 @@ async fn the_url_is_accepted_with_the_default_port_added_or_removed_as_twilio_do
         "without :80",
     );
     assert_eq!(
-        post_signed(&d, "http://sb.example.com/hooks/sms", &p)
+        post_signed(d, "http://sb.example.com/hooks/sms", &p)
             .await
             .status,
         200
@@ -238,7 +225,7 @@ async fn the_url_is_accepted_with_the_default_port_added_or_removed_as_twilio_do
         "with :80",
     );
     assert_eq!(
-        post_signed(&d, "http://sb.example.com:80/hooks/sms", &p)
+        post_signed(d, "http://sb.example.com:80/hooks/sms", &p)
             .await
             .status,
         200
@@ -251,84 +238,74 @@ async fn the_url_is_accepted_with_the_default_port_added_or_removed_as_twilio_do
         "https",
     );
     assert_eq!(
-        post_signed(&d, "https://sb.example.com/hooks/sms", &p)
+        post_signed(d, "https://sb.example.com/hooks/sms", &p)
             .await
             .status,
         401
     );
-    let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
-    let texts: Vec<Value> = messages(&api, &conv)
+    let conv = conversation(api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let texts: Vec<Value> = messages(api, &conv)
         .await
         .iter()
         .map(|m| m["text"].clone())
         .collect();
     assert_eq!(texts, [json!("without :80"), json!("with :80")]);
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_repeated_message_sid_is_acknowledged_and_stored_once() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     let url = format!("{PUBLIC}/hooks/sms");
     let p = whatsapp_params("SM00000000000000000000000000000031", "Hello once", &[]);
     for attempt in 0..3 {
-        let r = post_signed(&d, &url, &p).await;
+        let r = post_signed(d, &url, &p).await;
         assert_eq!(
             (r.status, r.body.as_str()),
             (200, "<Response/>"),
             "attempt {attempt}"
         );
     }
-    let conv = conversation(&api, "sms", &format!("{WA_CONTACT}|{WA_NUMBER}")).await;
-    let msgs = messages(&api, &conv).await;
+    let conv = conversation(api, "sms", &format!("{WA_CONTACT}|{WA_NUMBER}")).await;
+    let msgs = messages(api, &conv).await;
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0]["external_id"], "SM00000000000000000000000000000031");
-    assert_eq!(events_of(&d, "message.created").await.len(), 1);
-    assert_eq!(events_of(&d, "conversation.created").await.len(), 1);
-    assert!(d.terminate().success());
+    assert_eq!(events_of(d, "message.created").await.len(), 1);
+    assert_eq!(events_of(d, "conversation.created").await.len(), 1);
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_reply_goes_out_with_twilios_form_fields_and_status_callbacks_only_move_it_forward() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     let p = whatsapp_params(
         "SM00000000000000000000000000000041",
         "Where is my order?",
         &[],
     );
     assert_eq!(
-        post_signed(&d, &format!("{PUBLIC}/hooks/sms"), &p)
+        post_signed(d, &format!("{PUBLIC}/hooks/sms"), &p)
             .await
             .status,
         200
     );
-    let conv = conversation(&api, "sms", &format!("{WA_CONTACT}|{WA_NUMBER}")).await;
+    let conv = conversation(api, "sms", &format!("{WA_CONTACT}|{WA_NUMBER}")).await;
 
     let id = reply(
-        &api,
+        api,
         &conv,
         json!({"text": "On its way, Mary", "author": {"type": "agent", "name": "Anna"},
                "attachments": [{"url": "https://files.example.com/track.png", "content_type": "image/png"},
                                {"url": "https://files.example.com/invoice.pdf"}]}),
     )
     .await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let sent = wait_status(api, &id, "sent").await;
     let calls = fake.requests();
     assert_eq!(calls.len(), 1, "{calls:#?}");
     let call = &calls[0];
@@ -358,14 +335,14 @@ async fn a_reply_goes_out_with_twilios_form_fields_and_status_callbacks_only_mov
     let status = |s: &str| status_params(&sid, s, None);
     let forged = status("failed");
     let r = post_hook(
-        &d,
+        d,
         &path_of(&callback),
         &forged,
         Some(&twilio_signature("wrong", &callback, &forged)),
     )
     .await;
     assert_eq!(r.status, 401);
-    assert_eq!(status_of(&api, &id).await["status"], "sent");
+    assert_eq!(status_of(api, &id).await["status"], "sent");
 
     for (twilio_says, expect) in [
         ("queued", "sent"),
@@ -378,34 +355,32 @@ async fn a_reply_goes_out_with_twilios_form_fields_and_status_callbacks_only_mov
         ("failed", "read"),
         ("read", "read"),
     ] {
-        let r = post_signed(&d, &callback, &status(twilio_says)).await;
+        let r = post_signed(d, &callback, &status(twilio_says)).await;
         assert_eq!(r.status, 200, "{twilio_says}: {}", r.body);
         assert_eq!(
-            status_of(&api, &id).await["status"],
+            status_of(api, &id).await["status"],
             expect,
             "after {twilio_says}"
         );
     }
-    let changes: Vec<Value> = events_of(&d, "message.status")
+    let changes: Vec<Value> = events_of(d, "message.status")
         .await
         .into_iter()
         .filter(|e| e["data"]["message"]["id"] == id.as_str())
         .map(|e| e["data"]["message"]["status"].clone())
         .collect();
     assert_eq!(changes, [json!("sent"), json!("delivered"), json!("read")]);
-    assert_eq!(status_of(&api, &id).await["error"], Value::Null);
+    assert_eq!(status_of(api, &id).await["error"], Value::Null);
     assert_eq!(fake.requests().len(), 1, "one reply, one send");
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_messaging_service_sends_without_from_and_undelivered_fails_with_the_error_code() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
+    let h = start(
         PUBLIC,
         &twilio_service(
             "pool",
@@ -413,7 +388,7 @@ async fn a_messaging_service_sends_without_from_and_undelivered_fails_with_the_e
             &format!("messaging_service_sid = \"{MESSAGING_SERVICE}\""),
         ),
     );
-    let api = Api::new(&d);
+    let (d, api) = (&h.daemon, &h.api);
     let p = sms_params(
         "SM00000000000000000000000000000051",
         SMS_CONTACT,
@@ -421,15 +396,15 @@ async fn a_messaging_service_sends_without_from_and_undelivered_fails_with_the_e
         "Hi",
     );
     assert_eq!(
-        post_signed(&d, &format!("{PUBLIC}/hooks/pool"), &p)
+        post_signed(d, &format!("{PUBLIC}/hooks/pool"), &p)
             .await
             .status,
         200
     );
-    let conv = conversation(&api, "pool", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let conv = conversation(api, "pool", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
 
-    let id = reply(&api, &conv, json!({"text": "Hello from the pool"})).await;
-    wait_status(&api, &id, "sent").await;
+    let id = reply(api, &conv, json!({"text": "Hello from the pool"})).await;
+    wait_status(api, &id, "sent").await;
     let call = fake.requests().remove(0);
     let callback = call.field("StatusCallback").unwrap().to_owned();
     assert!(callback.starts_with(&format!("{PUBLIC}/hooks/pool/status?idempotency_key=")));
@@ -445,8 +420,8 @@ async fn a_messaging_service_sends_without_from_and_undelivered_fails_with_the_e
 
     let sid = call.sid.clone().unwrap();
     let undelivered = status_params(&sid, "undelivered", Some("30003"));
-    assert_eq!(post_signed(&d, &callback, &undelivered).await.status, 200);
-    let failed = status_of(&api, &id).await;
+    assert_eq!(post_signed(d, &callback, &undelivered).await.status, 200);
+    let failed = status_of(api, &id).await;
     assert_eq!(failed["status"], "failed");
     assert!(
         failed["error"].as_str().unwrap().contains("30003"),
@@ -454,36 +429,18 @@ async fn a_messaging_service_sends_without_from_and_undelivered_fails_with_the_e
     );
     // A late `delivered` does not revive it.
     let delivered = status_params(&sid, "delivered", None);
-    assert_eq!(post_signed(&d, &callback, &delivered).await.status, 200);
-    assert_eq!(status_of(&api, &id).await["status"], "failed");
+    assert_eq!(post_signed(d, &callback, &delivered).await.status, 200);
+    assert_eq!(status_of(api, &id).await["status"], "failed");
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_rate_limited_send_waits_for_retry_after_and_is_sent_once() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
-    let p = sms_params(
-        "SM00000000000000000000000000000061",
-        SMS_CONTACT,
-        SMS_NUMBER,
-        "Hi",
-    );
-    assert_eq!(
-        post_signed(&d, &format!("{PUBLIC}/hooks/sms"), &p)
-            .await
-            .status,
-        200
-    );
-    let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let (h, conv) = sms_conversation(&fake, "SM00000000000000000000000000000061", "Hi").await;
+    let api = &h.api;
 
     fake.script(Scripted::Error {
         status: 429,
@@ -491,8 +448,8 @@ async fn a_rate_limited_send_waits_for_retry_after_and_is_sent_once() {
         code: 20429,
         message: "Too Many Requests",
     });
-    let id = reply(&api, &conv, json!({"text": "Patience"})).await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let id = reply(api, &conv, json!({"text": "Patience"})).await;
+    let sent = wait_status(api, &id, "sent").await;
     let calls = fake.requests();
     assert_eq!(
         calls.iter().map(|c| c.answered).collect::<Vec<_>>(),
@@ -520,33 +477,15 @@ async fn a_rate_limited_send_waits_for_retry_after_and_is_sent_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.requests().len(), 2, "nothing after success");
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_permanent_error_fails_the_message_with_twilios_code_and_message() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
-    let p = sms_params(
-        "SM00000000000000000000000000000071",
-        SMS_CONTACT,
-        SMS_NUMBER,
-        "Hi",
-    );
-    assert_eq!(
-        post_signed(&d, &format!("{PUBLIC}/hooks/sms"), &p)
-            .await
-            .status,
-        200
-    );
-    let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let (h, conv) = sms_conversation(&fake, "SM00000000000000000000000000000071", "Hi").await;
+    let (d, api) = (&h.daemon, &h.api);
 
     fake.script(Scripted::Error {
         status: 400,
@@ -554,8 +493,8 @@ async fn a_permanent_error_fails_the_message_with_twilios_code_and_message() {
         code: 21211,
         message: "Invalid 'To' Phone Number: +31612345678",
     });
-    let id = reply(&api, &conv, json!({"text": "Hello?"})).await;
-    let failed = wait_status(&api, &id, "failed").await;
+    let id = reply(api, &conv, json!({"text": "Hello?"})).await;
+    let failed = wait_status(api, &id, "failed").await;
     let error = failed["error"].as_str().unwrap();
     assert!(
         error.contains("21211") && error.contains("Invalid 'To' Phone Number"),
@@ -569,38 +508,20 @@ async fn a_permanent_error_fails_the_message_with_twilios_code_and_message() {
         "the auth token leaked into the logs"
     );
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_send_whose_answer_was_lost_is_not_repeated_once_a_status_callback_named_it() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
-    let p = sms_params(
-        "SM00000000000000000000000000000081",
-        SMS_CONTACT,
-        SMS_NUMBER,
-        "Hi",
-    );
-    assert_eq!(
-        post_signed(&d, &format!("{PUBLIC}/hooks/sms"), &p)
-            .await
-            .status,
-        200
-    );
-    let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let (h, conv) = sms_conversation(&fake, "SM00000000000000000000000000000081", "Hi").await;
+    let (d, api) = (&h.daemon, &h.api);
 
     // Twilio creates the message and calls back, but its answer to us is a 503.
     fake.script(Scripted::CreatedButAnswerLost { daemon: d.addr });
-    let id = reply(&api, &conv, json!({"text": "Only once"})).await;
-    let sent = wait_status(&api, &id, "sent").await;
+    let id = reply(api, &conv, json!({"text": "Only once"})).await;
+    let sent = wait_status(api, &id, "sent").await;
     let calls = fake.requests();
     assert_eq!(calls.len(), 1, "not sent twice: {calls:#?}");
     assert_eq!(calls[0].answered, 503);
@@ -608,18 +529,17 @@ async fn a_send_whose_answer_was_lost_is_not_repeated_once_a_status_callback_nam
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fake.requests().len(), 1);
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn a_wrong_auth_token_fails_the_service() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
     let service =
         twilio_service("sms", &fake, FROM_PARAM).replace(AUTH_TOKEN, "an-old-rotated-auth-token");
-    let d = start(dir.path(), PUBLIC, &service);
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &service);
+    let (d, api) = (&h.daemon, &h.api);
 
     let state = api.wait_state("sms", "failed").await;
     let reason = state["reason"].as_str().unwrap();
@@ -633,24 +553,19 @@ async fn a_wrong_auth_token_fails_the_service() {
         SMS_NUMBER,
         "Hi",
     );
-    let r = post_signed(&d, &format!("{PUBLIC}/hooks/sms"), &p).await;
+    let r = post_signed(d, &format!("{PUBLIC}/hooks/sms"), &p).await;
     assert_eq!(r.status, 401);
     assert!(!d.log_text().contains("an-old-rotated-auth-token"));
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 
 #[tokio::test]
 async fn replies_wait_while_twilio_refuses_the_credentials_and_go_out_once_it_accepts_them() {
-    let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwilio::start().await;
-    let d = start(
-        dir.path(),
-        PUBLIC,
-        &twilio_service("sms", &fake, FROM_PARAM),
-    );
-    let api = Api::new(&d);
+    let h = start(PUBLIC, &twilio_service("sms", &fake, FROM_PARAM));
+    let (d, api) = (&h.daemon, &h.api);
     api.wait_state("sms", "connected").await;
     let p = sms_params(
         "SM000000000000000000000000000000a1",
@@ -659,16 +574,16 @@ async fn replies_wait_while_twilio_refuses_the_credentials_and_go_out_once_it_ac
         "Hi",
     );
     assert_eq!(
-        post_signed(&d, &format!("{PUBLIC}/hooks/sms"), &p)
+        post_signed(d, &format!("{PUBLIC}/hooks/sms"), &p)
             .await
             .status,
         200
     );
-    let conv = conversation(&api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
+    let conv = conversation(api, "sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}")).await;
 
     // The token was rotated at Twilio: sends get 401 / 20003.
     fake.revoke_credentials(true);
-    let id = reply(&api, &conv, json!({"text": "Are you there?"})).await;
+    let id = reply(api, &conv, json!({"text": "Are you there?"})).await;
     let state = api.wait_state("sms", "failed").await;
     assert!(
         state["reason"].as_str().unwrap().contains("rejected"),
@@ -679,14 +594,14 @@ async fn replies_wait_while_twilio_refuses_the_credentials_and_go_out_once_it_ac
     })
     .await;
     assert_eq!(
-        status_of(&api, &id).await["status"],
+        status_of(api, &id).await["status"],
         "pending",
         "the reply waits, not failed"
     );
 
     // Credentials work again (say, the operator fixed them at Twilio's side).
     fake.revoke_credentials(false);
-    let sent = wait_status(&api, &id, "sent").await;
+    let sent = wait_status(api, &id, "sent").await;
     let created: Vec<SendRequest> = fake
         .requests()
         .into_iter()
@@ -696,7 +611,7 @@ async fn replies_wait_while_twilio_refuses_the_credentials_and_go_out_once_it_ac
     assert_eq!(sent["external_id"], created[0].sid.clone().unwrap());
     api.wait_state("sms", "connected").await;
 
-    assert!(d.terminate().success());
+    h.finish();
     fake.stop().await;
 }
 

@@ -5,6 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+// Through the registration, which names every connector crate once.
+use switchboard::registry::crates::switchboard_gbm;
 use switchboard_gbm::webhook::{Parsed, handshake, parse};
 
 fuzz_target!(|data: &[u8]| {
@@ -32,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(Parsed::Typing { contact, .. }) => assert!(!contact.trim().is_empty()),
         Ok(Parsed::Receipts(rs)) => {
             for r in rs {
-                assert!(!r.message_id.is_empty() && !r.message_id.contains("/messages/"));
+                assert!(!r.external_id.is_empty() && !r.external_id.contains("/messages/"));
             }
         }
         Ok(Parsed::Ignored(_)) | Err(_) => {}

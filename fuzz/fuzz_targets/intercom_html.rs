@@ -8,6 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+// Through the registration, which names every connector crate once.
+use switchboard::registry::crates::switchboard_intercom;
 use switchboard_intercom::html::{html_to_text, text_to_html};
 
 /// Well-formed tags a `<` in the recipe becomes, picked by the byte after it.

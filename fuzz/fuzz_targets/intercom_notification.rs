@@ -7,6 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+// Through the registration, which names every connector crate once.
+use switchboard::registry::crates::switchboard_intercom;
 use switchboard_intercom::payload::{Conversation, MESSAGE_TOPICS, Notification};
 
 fn check(c: &Conversation) {

@@ -4,6 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+// Through the registration, which names every connector crate once.
+use switchboard::registry::crates::switchboard_smooch;
 use switchboard_core::MessageStatus;
 
 fuzz_target!(|data: &[u8]| {
@@ -16,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(m.text.is_some() || !m.attachments.is_empty());
     }
     for r in &parsed.receipts {
-        assert!(!r.message_id.trim().is_empty(), "{r:?}");
+        assert!(!r.external_id.trim().is_empty(), "{r:?}");
         assert_eq!(
             r.error.is_some(),
             r.status == MessageStatus::Failed,

@@ -5,6 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+// Through the registration, which names every connector crate once.
+use switchboard::registry::crates::switchboard_twilio;
 use switchboard_core::MessageStatus;
 use switchboard_twilio::webhook::{
     Form, conversation_key, inbound_message, is_status_callback, our_address, status_report,

@@ -2,24 +2,29 @@
 //! overrides and `*_file` secrets, validated with every problem named by its key path.
 //!
 //! - [`tree`] — the raw tree (file, environment, secret files).
+//! - [`typed`] — typing a tree with every problem named by its key path.
+//! - [`hub`] — `[hub]`, services from a Web1on1 hub.
 //! - this file: the typed sections and the loader that reports all problems at once.
 
+pub mod hub;
 pub mod tree;
+pub mod typed;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use config::{Map, Value, ValueKind};
 use jiff::Timestamp;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use switchboard_core::{DurationParam, Issue};
+use switchboard_core::{AnyParams, DurationParam, Issue, Scope};
 
-use crate::registry::ServiceParams;
+pub use hub::HubConfig;
 use tree::join;
+pub use typed::{Unknown, typed, typed_with};
 
 /// The whole configuration.
 #[derive(Debug, Clone)]
@@ -37,7 +42,30 @@ pub struct Config {
     /// `[services.<id>]`, by id (after a hub sync: with the hub's services merged in).
     pub services: BTreeMap<String, ServiceConfig>,
     /// `[hub]`: services from a Web1on1 hub.
-    pub hub: Option<crate::hub::HubConfig>,
+    pub hub: Option<HubConfig>,
+}
+
+impl Config {
+    /// The first configured token with `scope` of each organization, as
+    /// (organization, token): what the CLI's `services` and `deliveries` talk to the
+    /// running daemon with.
+    pub fn token_per_organization(&self, scope: Scope) -> Vec<(String, String)> {
+        let mut tokens: Vec<(String, String)> = Vec::new();
+        for svc in self.services.values() {
+            if tokens.iter().any(|(org, _)| *org == svc.organization) {
+                continue;
+            }
+            if let Some(t) = svc
+                .params
+                .tokens()
+                .into_iter()
+                .find(|t| t.scopes.contains(&scope))
+            {
+                tokens.push((svc.organization.clone(), t.token.expose().to_owned()));
+            }
+        }
+        tokens
+    }
 }
 
 /// `[server]`: the HTTP listener.
@@ -293,7 +321,7 @@ fn default_failed_retry() -> DurationParam {
     DurationParam(Duration::from_secs(300))
 }
 
-/// A service's lifecycle status (Web1on1 seed, "Services").
+/// A service's lifecycle status (Web1on1's service statuses, docs/web1on1.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub enum ServiceStatus {
@@ -335,8 +363,8 @@ pub struct ServiceConfig {
     pub start_date: Option<Timestamp>,
     /// End of that window.
     pub end_date: Option<Timestamp>,
-    /// Type and typed params.
-    pub params: ServiceParams,
+    /// Its type's typed params, with the capabilities the type declares.
+    pub params: Arc<dyn AnyParams>,
     /// A digest of everything configured for the service: a reload restarts the service
     /// only when this changes.
     pub fingerprint: String,
@@ -485,12 +513,12 @@ pub fn from_tree(
         };
         tree::resolve_secret_files(
             &mut table,
-            crate::hub::SECRETS,
+            hub::SECRETS,
             "hub",
             credentials_dir,
             &mut issues,
         );
-        let hub: crate::hub::HubConfig = typed(
+        let hub: HubConfig = typed(
             Value::new(None, ValueKind::Table(table)),
             "hub",
             &mut issues,
@@ -572,7 +600,7 @@ pub fn from_tree(
             message: "expected a table of services keyed by id".into(),
         }),
     }
-    issues.extend(crate::registry::cross_checks(&services));
+    issues.extend(cross_checks(&services));
 
     if !issues.is_empty() {
         issues.sort_by(|a, b| a.path.cmp(&b.path).then(a.message.cmp(&b.message)));
@@ -588,6 +616,26 @@ pub fn from_tree(
         services,
         hub,
     })
+}
+
+/// Checks that span services: a bearer token must identify one service.
+fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for svc in services.values() {
+        for t in svc.params.tokens() {
+            let path = format!("services.{}.params.{}", svc.id, t.key);
+            if let Some(first) = seen.get(t.token.expose()) {
+                issues.push(Issue {
+                    path,
+                    message: format!("the same token is already configured at {first}"),
+                });
+            } else {
+                seen.insert(t.token.expose().to_owned(), path);
+            }
+        }
+    }
+    issues
 }
 
 /// One line per service of `config` whose id already belongs to another organization
@@ -654,7 +702,7 @@ pub fn service(
             return None;
         }
     };
-    let Some(secrets) = crate::registry::secret_params(&raw.kind) else {
+    let Some(entry) = crate::registry::entry(&raw.kind) else {
         issues.push(Issue {
             path: join(&prefix, "type"),
             message: crate::registry::unknown_type_message(&raw.kind),
@@ -664,7 +712,7 @@ pub fn service(
     let before = issues.len();
     tree::resolve_secret_files(
         &mut params,
-        secrets,
+        entry.secrets,
         &params_prefix,
         credentials_dir,
         issues,
@@ -672,8 +720,8 @@ pub fn service(
     if issues.len() > before {
         return None;
     }
-    let params = ServiceParams::parse(
-        &raw.kind,
+    let params = crate::registry::parse(
+        entry,
         Value::new(None, ValueKind::Table(params)),
         &params_prefix,
         unknown_keys,
@@ -726,137 +774,8 @@ fn fingerprint(value: &Value) -> String {
     digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Deserializes `value` as `T`, recording every unknown key and every type error with
-/// its full key path. serde stops at the first error, so each bad key is removed and the
-/// rest deserialized again, until what remains is clean or a required key is missing.
-pub fn typed<T: DeserializeOwned>(
-    value: Value,
-    prefix: &str,
-    issues: &mut Vec<Issue>,
-) -> Option<T> {
-    typed_with(value, prefix, Unknown::Error, issues)
-}
-
-/// What to do with keys the schema does not know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unknown {
-    /// Report each as a problem (the config file: a typo must not pass silently).
-    Error,
-    /// Ignore them (services from the hub, which carries keys for other consumers).
-    Ignore,
-}
-
-/// [`typed`] with a choice of how unknown keys count.
-pub fn typed_with<T: DeserializeOwned>(
-    mut value: Value,
-    prefix: &str,
-    unknown_keys: Unknown,
-    issues: &mut Vec<Issue>,
-) -> Option<T> {
-    let mut bad: Vec<String> = Vec::new();
-    for _ in 0..64 {
-        let mut unknown = Vec::new();
-        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-        let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
-        let result: Result<T, _> = serde_path_to_error::deserialize(de);
-        if unknown_keys == Unknown::Ignore {
-            unknown.clear();
-        }
-        let err = match result {
-            Ok(v) => {
-                for key in &unknown {
-                    issues.push(Issue {
-                        path: join(prefix, key),
-                        message: "unknown key".into(),
-                    });
-                }
-                return (bad.is_empty() && unknown.is_empty()).then_some(v);
-            }
-            Err(e) => e,
-        };
-        let at = err.path().to_string();
-        let at = if at == "." { String::new() } else { at };
-        let message = clean_message(&err.inner().to_string());
-        let missing = message
-            .strip_prefix("missing field `")
-            .or_else(|| message.strip_prefix("missing configuration field \""))
-            .map(|rest| rest.trim_end_matches(['`', '"']).to_owned());
-        match missing {
-            Some(field) => {
-                let path = join(&join(prefix, &at), &field);
-                // A key removed for a type error is reported once, not again as missing.
-                if !bad.contains(&path) {
-                    issues.push(Issue {
-                        path,
-                        message: "required".into(),
-                    });
-                }
-                // A missing key is found at the end of its table, after every other key
-                // was seen: the unknown ones are all known by now.
-                for key in &unknown {
-                    issues.push(Issue {
-                        path: join(prefix, key),
-                        message: "unknown key".into(),
-                    });
-                }
-                return None;
-            }
-            None => {
-                let path = join(prefix, &at);
-                issues.push(Issue {
-                    path: path.clone(),
-                    message,
-                });
-                bad.push(path);
-                let segments: Vec<serde_path_to_error::Segment> =
-                    err.path().iter().cloned().collect();
-                if segments.is_empty() || !remove_path(&mut value, &segments) {
-                    return None;
-                }
-            }
-        }
-    }
-    None
-}
-
-/// Removes the value at `path` from a config tree; false if it is not there.
-fn remove_path(value: &mut Value, path: &[serde_path_to_error::Segment]) -> bool {
-    use serde_path_to_error::Segment;
-    let Some((last, parents)) = path.split_last() else {
-        return false;
-    };
-    let mut cur = value;
-    for seg in parents {
-        cur = match (seg, &mut cur.kind) {
-            (Segment::Map { key }, ValueKind::Table(t)) => match t.get_mut(key) {
-                Some(v) => v,
-                None => return false,
-            },
-            (Segment::Seq { index }, ValueKind::Array(a)) => match a.get_mut(*index) {
-                Some(v) => v,
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    match (last, &mut cur.kind) {
-        (Segment::Map { key }, ValueKind::Table(t)) => t.remove(key).is_some(),
-        (Segment::Seq { index }, ValueKind::Array(a)) if *index < a.len() => {
-            a.remove(*index);
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Drops the config crate's own location suffixes; our path is more precise.
-fn clean_message(m: &str) -> String {
-    let m = m.split(" for key `").next().unwrap_or(m);
-    let m = m.split(" in `").next().unwrap_or(m);
-    m.trim().to_owned()
-}
-
-#[cfg(test)]
+// The sample config uses the api type.
+#[cfg(all(test, feature = "api"))]
 mod tests {
     use super::*;
 

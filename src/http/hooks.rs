@@ -102,20 +102,20 @@ async fn handle(
         .service(&head.service_id)
         .filter(|s| s.accepts_hooks())
         .ok_or_else(|| ApiError::not_found("service"))?;
-    let subpath = head.subpath.trim_matches('/').to_owned();
-    let path_and_query = head
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
+    let head = HookHead {
+        subpath: head.subpath.trim_matches('/').to_owned(),
+        path_and_query: head
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default(),
+        query: head.uri.query().map(str::to_owned),
+        method: head.method,
+        headers: head.headers,
+    };
     // Credentials in the head are checked before a byte of the body is read: a request
     // without them is answered at once and costs no memory.
-    let admission = match svc.connector.authorize_hook(&HookHead {
-        method: &head.method,
-        subpath: &subpath,
-        path_and_query: &path_and_query,
-        headers: &head.headers,
-    }) {
+    let admission = match svc.connector.authorize_hook(&svc.ctx, &head) {
         Ok(admission) => admission,
         Err(e) => return Ok(refuse(e)),
     };
@@ -138,11 +138,7 @@ async fn handle(
         }
     };
     let req = HookRequest {
-        method: head.method,
-        subpath,
-        path_and_query,
-        query: head.uri.query().map(str::to_owned),
-        headers: head.headers,
+        head,
         body: held.bytes.clone(),
     };
     let resp = match svc.connector.handle_webhook(&svc.ctx, req).await {

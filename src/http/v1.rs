@@ -1,4 +1,4 @@
-//! The `/v1` REST API (CONTRACT.md "HTTP"): services, conversations, messages, inbound
+//! The `/v1` REST API (docs/contract.md, "HTTP"): services, conversations, messages, inbound
 //! messages through an api service, and replies.
 
 use std::sync::Arc;

@@ -6,8 +6,9 @@
 //! rule (see `src/dispatch.rs`): the oldest live row of a queue is its head and the only
 //! `ready` one. So a retry demotes the queue's current head to `queued` and promotes the
 //! oldest live row, now the retried one (or an older retried row of the same queue). A
-//! lane already delivering that queue finishes what it took; the retried row is its
-//! queue's next head once that lane's results are committed. Its attempts and age start
+//! lane already delivering that queue stops before its next attempt (the committed
+//! retry bumps [`super::routes::OutboxSignal`]), so only an attempt already in flight
+//! goes out before the retried row. Its attempts and age start
 //! over, so `max_attempts` and `max_age` apply afresh.
 //!
 //! A retried message that had been marked `failed` goes back to `pending` (with a
@@ -18,11 +19,11 @@ use rusqlite::{OptionalExtension, params};
 
 use super::Store;
 use super::error::StoreError;
-use super::events::EventData;
 use super::outbox::{OutboxKind, OutboxState};
 use super::read::Reader;
 use super::rows::{MESSAGE_COLS, MessageRow};
 use super::writer::WriteCx;
+use switchboard_core::EventData;
 
 /// Which deliveries to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +197,7 @@ fn requeue(
         reopen_message(cx, ref_id)?;
     }
     cx.fx.outbox.insert(service_id.to_owned());
+    cx.fx.requeued.insert(service_id.to_owned());
     Ok(())
 }
 
@@ -223,14 +225,10 @@ fn reopen_message(cx: &mut WriteCx<'_>, message_id: i64) -> Result<(), StoreErro
     let (conversation_id, service_id) = (row.conversation_id, row.service_id.clone());
     let message = row.into_message();
     cx.append_event(
-        "message.status",
         &organization,
         Some(&service_id),
         Some(conversation_id),
-        &EventData {
-            message: Some(&message),
-            ..Default::default()
-        },
+        &EventData::message_status(&message),
     )?;
     Ok(())
 }

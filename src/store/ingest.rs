@@ -9,11 +9,11 @@ use switchboard_core::{
 };
 
 use super::error::StoreError;
-use super::events::EventData;
 use super::outbox::OutboxKind;
 use super::rows::{CONVERSATION_COLS, ConversationRow, MESSAGE_COLS, MessageRow, attachments_json};
 use super::service::ServiceRef;
 use super::writer::WriteCx;
+use switchboard_core::EventData;
 
 /// An agent's or bot's message to store and deliver.
 #[derive(Debug, Clone)]
@@ -91,14 +91,10 @@ impl WriteCx<'_> {
         message.status = to;
         message.error = error.map(str::to_owned);
         self.append_event(
-            "message.status",
             &organization,
             Some(&service_id),
             Some(conversation_id),
-            &EventData {
-                message: Some(&message),
-                ..EventData::default()
-            },
+            &EventData::message_status(&message),
         )?;
         Ok(true)
     }
@@ -284,38 +280,25 @@ fn ingest_one(
     let org = service.organization.as_str();
     if contact_created {
         cx.append_event(
-            "contact.created",
             org,
             Some(&service.id),
             conv_id,
-            &EventData {
-                contact: Some(&conversation.contact),
-                ..EventData::default()
-            },
+            &EventData::contact_created(&conversation.contact),
         )?;
     }
     if conversation_created {
         cx.append_event(
-            "conversation.created",
             org,
             Some(&service.id),
             conv_id,
-            &EventData {
-                conversation: Some(&conversation),
-                ..EventData::default()
-            },
+            &EventData::conversation_created(&conversation),
         )?;
     }
     cx.append_event(
-        "message.created",
         org,
         Some(&service.id),
         conv_id,
-        &EventData {
-            message: Some(&message),
-            conversation: Some(&conversation),
-            ..EventData::default()
-        },
+        &EventData::message_created(&message, &conversation),
     )?;
     Ok(Ingested {
         message,
@@ -400,15 +383,10 @@ pub fn reply(
     }
     .into_message();
     cx.append_event(
-        "message.created",
         &organization,
         Some(&service_id),
         Some(conversation_id),
-        &EventData {
-            message: Some(&message),
-            conversation: Some(&conversation),
-            ..EventData::default()
-        },
+        &EventData::message_created(&message, &conversation),
     )?;
     Ok((message, conversation, true))
 }

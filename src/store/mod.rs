@@ -8,6 +8,7 @@
 //! - [`retention`] — pruning old delivered events (`storage.event_retention`).
 //! - [`read`] — reads on a pool of query-only connections.
 //! - [`rows`] — rows and their conversion into the contract's objects.
+//! - [`links`] — desk links: which desk conversation answers which of ours.
 //! - [`dead`] — dead deliveries: listing, and retrying them in their queue's order.
 //! - [`stats`] — read-only figures for the status page (traffic buckets, failing deliveries).
 //! - [`routes`] — what the writer shares (event routes, outbox wake-ups, the event head).
@@ -19,6 +20,7 @@ pub mod dead;
 pub mod error;
 pub mod events;
 pub mod ingest;
+pub mod links;
 pub mod outbox;
 pub mod read;
 pub mod retention;
@@ -37,15 +39,16 @@ use std::time::Duration;
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use switchboard_core::{
-    ConnState, Conversation, InboundMessage, Ingested, Message, MessageStatus, StatusChange,
+    ConnState, Conversation, DeskLink, InboundMessage, Ingested, Message, MessageStatus,
+    StatusChange,
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 pub use error::StoreError;
 pub use ingest::NewOutbound;
 pub use outbox::{OutboxKind, OutboxState, Outcome};
 pub use read::{ConversationFilter, EventRow, OutboxItem, QueueHead, Reader};
-pub use routes::{Routes, WebhookRoute};
+pub use routes::{OutboxSignal, Routes, WebhookRoute};
 pub use service::{ServiceInfo, ServiceRef, service_json};
 
 use crate::config::Synchronous;
@@ -163,8 +166,9 @@ impl Store {
         self.shared.subscribe_seq()
     }
 
-    /// The wake-up for a service's dispatcher, fired when its outbox changes.
-    pub fn outbox_notifier(&self, service_id: &str) -> Arc<Notify> {
+    /// The wake-up for a service's dispatcher, fired when its outbox changes, and the
+    /// count of its dead rows' retries.
+    pub fn outbox_signal(&self, service_id: &str) -> Arc<OutboxSignal> {
         self.shared.notifier(service_id)
     }
 
@@ -218,6 +222,32 @@ impl Store {
         self.writer
             .run(move |cx| service::kv_put(cx, &s, &k, &v))
             .await
+    }
+
+    /// See [`links::put`].
+    pub async fn link_put(&self, desk_id: &str, link: DeskLink) -> Result<(), StoreError> {
+        let desk = desk_id.to_owned();
+        self.writer
+            .run(move |cx| links::put(cx, &desk, &link))
+            .await
+    }
+
+    /// See [`links::get`].
+    pub async fn link_get(
+        &self,
+        desk_id: &str,
+        conversation_id: &str,
+    ) -> Result<Option<DeskLink>, StoreError> {
+        links::get(self.read.pool(), desk_id, conversation_id).await
+    }
+
+    /// See [`links::lookup`].
+    pub async fn link_lookup(
+        &self,
+        desk_id: &str,
+        desk_conversation_id: &str,
+    ) -> Result<Option<DeskLink>, StoreError> {
+        links::lookup(self.read.pool(), desk_id, desk_conversation_id).await
     }
 
     /// Records a service's state (and a `service.state` event when `event`), without

@@ -141,6 +141,11 @@ impl Reader {
         Reader { pool }
     }
 
+    /// The pool, for reads kept in their own files (`links`).
+    pub(super) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await

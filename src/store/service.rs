@@ -6,8 +6,8 @@ use serde_json::json;
 use switchboard_core::ConnState;
 
 use super::error::StoreError;
-use super::events::EventData;
 use super::writer::WriteCx;
+use switchboard_core::EventData;
 
 /// The service a write happens on.
 #[derive(Debug, Clone)]
@@ -68,16 +68,11 @@ pub fn record_service(
         ])?;
     if event {
         let service = service_json(info, state, since);
-        let data = EventData {
-            service: Some(&service),
-            ..EventData::default()
-        };
         cx.append_event(
-            "service.state",
             &info.organization,
             Some(&info.id),
             None,
-            &data,
+            &EventData::service_state(&service),
         )?;
     }
     Ok(())

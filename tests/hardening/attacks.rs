@@ -11,37 +11,7 @@ use tokio::task::JoinSet;
 use super::kit::*;
 use crate::common::*;
 
-const SMOOCH_KEY: &str = "hardening-smooch-webhook-key";
-const TWILIO_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const MIB: usize = 1024 * 1024;
-
-/// A daemon with a Smooch and a Twilio service; `server` lines go into `[server]`.
-fn hooks_config(dir: &std::path::Path, server: &str) -> String {
-    base_config(dir).replace(
-        "shutdown_timeout = \"5s\"",
-        &format!("shutdown_timeout = \"5s\"\n{server}"),
-    ) + &api_service("")
-        + &format!(
-            r#"
-[services.sun]
-type = "smooch"
-[services.sun.params]
-appId = "app1"
-keyId = "key1"
-secret = "api-secret"
-webhook_secret = "{SMOOCH_KEY}"
-api_base = "http://127.0.0.1:9"
-
-[services.sms]
-type = "twilio"
-[services.sms.params]
-account_sid = "AC0123456789abcdef0123456789abcdef"
-auth_token = "{TWILIO_TOKEN}"
-from = "+14155550100"
-api_base = "http://127.0.0.1:9"
-"#
-        )
-}
 
 /// An attacking connection reset before an answer could be read.
 const RESET: &str = "reset";
@@ -163,11 +133,8 @@ fn count(lines: &[String], status: &str) -> usize {
 async fn hook_bodies_without_credentials_cost_no_memory() {
     let _alone = one_attack_at_a_time().await;
     raise_nofile();
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &hooks_config(dir.path(), "max_connections_per_peer = 5000"),
-    );
+    let h = Harness::start(|dir| hooks_config(dir, "max_connections_per_peer = 5000"));
+    let d = &h.daemon;
     let (base_rss, _) = rss_mib(d.pid());
     let n = 1000;
     let (trickle, limit) = (Duration::from_millis(100), Duration::from_secs(20));
@@ -221,7 +188,7 @@ async fn hook_bodies_without_credentials_cost_no_memory() {
     );
     assert!(hwm < 100.0, "peak RSS {hwm:.1} MiB");
     assert_eq!(probes.failed, 0, "{}", probes.summary());
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// A forged but well-formed `X-Twilio-Signature` passes the head check, so its body is
@@ -231,14 +198,13 @@ async fn hook_bodies_without_credentials_cost_no_memory() {
 async fn forged_signatures_are_read_within_the_body_budget() {
     let _alone = one_attack_at_a_time().await;
     raise_nofile();
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &hooks_config(
-            dir.path(),
+    let h = Harness::start(|dir| {
+        hooks_config(
+            dir,
             "max_connections_per_peer = 5000\nbody_read_timeout = \"3s\"",
-        ),
-    );
+        )
+    });
+    let d = &h.daemon;
     let (base_rss, _) = rss_mib(d.pid());
     let n = 1000;
     let rss = RssSampler::start(d.pid());
@@ -280,17 +246,17 @@ async fn forged_signatures_are_read_within_the_body_budget() {
     );
     assert!(hwm < 100.0, "peak RSS {hwm:.1} MiB");
     assert_eq!(probes.failed, 0, "{}", probes.summary());
-    let (_, messages) = Api::new(&d).get("/v1/conversations").await;
+    let (_, messages) = h.api.get("/v1/conversations").await;
     assert_eq!(messages["data"], serde_json::json!([]), "nothing stored");
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// `axum::serve` answered an HTTP/2 preface with HTTP/2 (5 connections x 200 streams
 /// did what 1,000 connections did). HTTP/1.1 alone is served now.
 #[tokio::test]
 async fn cleartext_http2_is_not_spoken() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &hooks_config(dir.path(), ""));
+    let h = Harness::start(|dir| hooks_config(dir, ""));
+    let d = &h.daemon;
     let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     // The client preface and an empty SETTINGS frame (RFC 9113, 3.4).
     s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
@@ -306,7 +272,7 @@ async fn cleartext_http2_is_not_spoken() {
         closed_within(&mut s, Duration::from_secs(5)).await,
         "and the connection is closed"
     );
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// 500 slowloris sockets were still open after 45 s and 2,000 idle ones never closed.
@@ -315,14 +281,13 @@ async fn cleartext_http2_is_not_spoken() {
 async fn slow_headers_and_idle_sockets_are_closed() {
     let _alone = one_attack_at_a_time().await;
     raise_nofile();
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &hooks_config(
-            dir.path(),
+    let h = Harness::start(|dir| {
+        hooks_config(
+            dir,
             "max_connections_per_peer = 5000\nheader_read_timeout = \"1s\"",
-        ),
-    );
+        )
+    });
+    let d = &h.daemon;
     let (slow, idle) = (500, 2000);
     let probes = Prober::start(d.addr);
     let mut tasks = JoinSet::new();
@@ -384,7 +349,7 @@ async fn slow_headers_and_idle_sockets_are_closed() {
         open <= 2.0,
         "the open-connection gauge is back down: {open}"
     );
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// Connections beyond `max_connections_per_peer` from one address, and beyond
@@ -392,14 +357,10 @@ async fn slow_headers_and_idle_sockets_are_closed() {
 /// counted and logged (once, not once per connection); `/metrics` shows the open ones.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_caps_are_refused_counted_and_logged() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &hooks_config(
-            dir.path(),
-            "max_connections = 60\nmax_connections_per_peer = 20",
-        ),
-    );
+    let h = Harness::start(|dir| {
+        hooks_config(dir, "max_connections = 60\nmax_connections_per_peer = 20")
+    });
+    let d = &h.daemon;
     let mut held = Vec::new();
     for _ in 0..20 {
         held.push(connect_from(peer(2), d.addr, None).await);
@@ -427,7 +388,7 @@ async fn connections_beyond_the_caps_are_refused_counted_and_logged() {
     );
     held.pop();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let text = metrics(&d).await;
+    let text = metrics(d).await;
     assert_eq!(
         metric(&text, "switchboard_http_connections"),
         Some(60.0),
@@ -457,9 +418,9 @@ async fn connections_beyond_the_caps_are_refused_counted_and_logged() {
     assert!(logs.contains("refusing connections: server.max_connections are open"));
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let text = metrics(&d).await;
+    let text = metrics(d).await;
     assert_eq!(metric(&text, "switchboard_http_connections"), Some(1.0));
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// A `server.max_connections` the open-file limit cannot hold stops the start, named;

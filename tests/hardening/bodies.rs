@@ -9,54 +9,15 @@ use tokio::io::AsyncWriteExt;
 use super::kit::*;
 use crate::common::*;
 
-const SMOOCH_KEY: &str = "bodies-smooch-webhook-key";
-
+/// [`hooks_config`] with an Intercom service `ic` and a Google one `g` besides.
 fn config(dir: &std::path::Path, server: &str) -> String {
-    let key = dir.join("sa.json");
-    std::fs::write(&key, crate::gbm_kit::key_file("http://127.0.0.1:9/token")).unwrap();
-    base_config(dir).replace(
-        "shutdown_timeout = \"5s\"",
-        &format!("shutdown_timeout = \"5s\"\n{server}"),
-    ) + &api_service("")
-        + &format!(
-            r#"
-[services.sun]
-type = "smooch"
-[services.sun.params]
-appId = "app1"
-keyId = "key1"
-secret = "api-secret"
-webhook_secret = "{SMOOCH_KEY}"
-api_base = "http://127.0.0.1:9"
-
-[services.ic]
-type = "intercom"
-[services.ic.params]
-app_id = "app1"
-access_token = "intercom-access-token"
-assignee_id = 1
-client_secret = "intercom-client-secret"
-api_base = "http://127.0.0.1:9"
-
-[services.g]
-type = "gbm"
-[services.g.params]
-location = "loc1"
-welcomeMessage = "hi"
-starter = "hello"
-client_token = "gbm-client-token-0123456789"
-service_account_file = "{}"
-api_base = "http://127.0.0.1:9"
-
-[services.sms]
-type = "twilio"
-[services.sms.params]
-account_sid = "AC0123456789abcdef0123456789abcdef"
-auth_token = "0123456789abcdef0123456789abcdef"
-from = "+14155550100"
-api_base = "http://127.0.0.1:9"
-"#,
-            key.display()
+    hooks_config(dir, server)
+        + &intercom_service("ic", "intercom-client-secret")
+        + &gbm_service(
+            dir,
+            "g",
+            "gbm-client-token-0123456789",
+            &crate::gbm_kit::key_file(&format!("{NOWHERE}/token")),
         )
 }
 
@@ -83,8 +44,8 @@ async fn head_only(d: &Daemon, path: &str, headers: &str) -> (String, Duration) 
 #[tokio::test]
 async fn missing_or_malformed_credentials_are_refused_before_the_body() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &config(dir.path(), ""));
+    let h = Harness::start(|dir| config(dir, ""));
+    let d = &h.daemon;
     let b64_20 = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     for (path, headers) in [
         ("/hooks/sun", String::new()),
@@ -106,7 +67,7 @@ async fn missing_or_malformed_credentials_are_refused_before_the_body() {
         ),
         ("/hooks/g", format!("x-goog-signature: {b64_20}\r\n")),
     ] {
-        let (status, took) = head_only(&d, path, &headers).await;
+        let (status, took) = head_only(d, path, &headers).await;
         assert!(
             status.starts_with("HTTP/1.1 401"),
             "{path} {headers:?}: {status}"
@@ -118,7 +79,7 @@ async fn missing_or_malformed_credentials_are_refused_before_the_body() {
     }
     // Google's unsigned webhook-setup request is small; a larger unsigned body is
     // refused once it passes 4 KiB, without reading the rest.
-    let (status, took) = head_only(&d, "/hooks/g", "").await;
+    let (status, took) = head_only(d, "/hooks/g", "").await;
     assert!(status.starts_with("HTTP/1.1 401"), "{status}");
     assert!(took < Duration::from_secs(2), "{took:?}");
     let r = reqwest::Client::new()
@@ -138,26 +99,25 @@ async fn missing_or_malformed_credentials_are_refused_before_the_body() {
         "an unsigned request must be at most 4096 bytes"
     );
     // Well-formed credentials still reach the full check.
-    let (status, _) = head_only(&d, "/hooks/sun", &format!("x-api-key: {SMOOCH_KEY}\r\n")).await;
+    let (status, _) = head_only(d, "/hooks/sun", &format!("x-api-key: {SMOOCH_KEY}\r\n")).await;
     assert!(
         status.is_empty() || status.starts_with("HTTP/1.1 408"),
         "the body is awaited: {status}"
     );
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// A body that does not arrive within `body_read_timeout` is 408 and stores nothing;
 /// while it holds the whole budget, another body waits for room and then goes through.
 #[tokio::test]
 async fn slow_bodies_time_out_and_others_wait_for_room() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(
-        dir.path(),
-        &config(
-            dir.path(),
+    let h = Harness::start(|dir| {
+        config(
+            dir,
             "max_body = 8192\nmax_body_in_flight = 8192\nbody_read_timeout = \"1s\"",
-        ),
-    );
+        )
+    });
+    let d = &h.daemon;
     let mut slow = tokio::net::TcpStream::connect(d.addr).await.unwrap();
     let started = Instant::now();
     slow.write_all(
@@ -170,7 +130,7 @@ async fn slow_bodies_time_out_and_others_wait_for_room() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let api = Api::new(&d);
+    let api = &h.api;
     let waited = Instant::now();
     let (s, m) = api.inbound("m-1", "c-1", "hello").await;
     let waited = waited.elapsed();
@@ -193,5 +153,5 @@ async fn slow_bodies_time_out_and_others_wait_for_room() {
         1,
         "only the second was stored"
     );
-    assert!(d.terminate().success());
+    h.finish();
 }

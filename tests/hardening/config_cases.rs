@@ -86,6 +86,7 @@ fn huge_array_indexes_in_overrides_are_refused_by_name() {
 /// Item 10: `"18446744073709551615s"` passed check-config, then panicked the supervisor
 /// when added to a timestamp. Every duration key is bounded, named; the bound itself
 /// runs.
+#[cfg(all(feature = "webhook", feature = "intercom"))]
 #[tokio::test]
 async fn durations_are_bounded_by_key_and_the_bound_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,34 +118,23 @@ async fn durations_are_bounded_by_key_and_the_bound_runs() {
     assert_eq!(code, 2, "run refuses it before starting: {err}");
 
     // At the bound, a service that keeps failing backs off ten years without a panic.
-    let text = base_config(dir.path())
-        .replace("restart_initial = \"100ms\"", "restart_initial = \"3650d\"")
-        .replace("restart_max = \"1s\"", "restart_max = \"3650d\"")
-        + &api_service("")
-        + r#"
-[services.ic]
-type = "intercom"
-[services.ic.params]
-app_id = "app1"
-access_token = "intercom-access-token"
-assignee_id = 1
-client_secret = "intercom-client-secret"
-api_base = "http://127.0.0.1:9"
-"#;
-    let d = Daemon::start(dir.path(), &text);
-    let state = Api::new(&d).wait_state("ic", "backoff").await;
+    let h = Harness::start(|dir| {
+        base_config(dir)
+            .replace("restart_initial = \"100ms\"", "restart_initial = \"3650d\"")
+            .replace("restart_max = \"1s\"", "restart_max = \"3650d\"")
+            + &api_service("")
+            + &intercom_service("ic", "intercom-client-secret")
+    });
+    let d = &h.daemon;
+    let state = h.api.wait_state("ic", "backoff").await;
     let until: jiff::Timestamp = state["until"].as_str().unwrap().parse().unwrap();
     // Full jitter: anywhere up to ten years ahead.
     let ten_years = jiff::SignedDuration::from_hours(24 * 3651);
     let now = jiff::Timestamp::now();
     assert!(until > now && until < now + ten_years, "{state}");
-    assert_eq!(
-        Api::new(&d).get("/v1/services").await.0,
-        200,
-        "still serving"
-    );
+    assert_eq!(h.api.get("/v1/services").await.0, 200, "still serving");
     assert!(!d.log_text().contains("panicked"), "{}", d.log_text());
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// Item 11: a number beyond TOML's integers was reported by file position only.
@@ -168,9 +158,9 @@ fn an_out_of_range_number_is_named_by_its_key() {
 /// it as "from the start" now, and both refuse what is not a cursor.
 #[tokio::test]
 async fn after_zero_means_the_start_everywhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &(base_config(dir.path()) + &api_service("")));
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| base_config(dir) + &api_service(""));
+    let d = &h.daemon;
+    let api = &h.api;
     let (_, m) = api.inbound("m-1", "c-1", "hello").await;
     let conv = m["conversation_id"].as_str().unwrap().to_owned();
     for path in [
@@ -186,7 +176,7 @@ async fn after_zero_means_the_start_everywhere() {
         }
     }
     assert!(
-        !read_events(&d, TOKEN, 0, 1, Duration::from_secs(5))
+        !read_events(d, TOKEN, 0, 1, Duration::from_secs(5))
             .await
             .is_empty()
     );
@@ -196,5 +186,5 @@ async fn after_zero_means_the_start_everywhere() {
         let e = tokio_tungstenite::connect_async(url).await.unwrap_err();
         assert!(e.to_string().contains("400"), "after={bad}: {e}");
     }
-    assert!(d.terminate().success());
+    h.finish();
 }

@@ -1,13 +1,36 @@
 //! What the hardening tests share: raw loopback sockets from chosen source addresses,
 //! the daemon's memory from `/proc`, a `/healthz` prober, and size knobs.
+#![allow(
+    dead_code,
+    reason = "some serve only the modules gated on connector features"
+)]
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+
+use crate::common::*;
+
+/// The webhook secret of the Smooch service of [`hooks_config`].
+pub const SMOOCH_KEY: &str = "hardening-smooch-webhook-key";
+/// The auth token of its Twilio service.
+pub const TWILIO_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// A daemon with an api service, a Smooch service `sun` and a Twilio service `sms`
+/// (their APIs unreachable); `server` lines go into `[server]`.
+pub fn hooks_config(dir: &Path, server: &str) -> String {
+    base_config(dir).replace(
+        "shutdown_timeout = \"5s\"",
+        &format!("shutdown_timeout = \"5s\"\n{server}"),
+    ) + &api_service("")
+        + &smooch_service("sun", SMOOCH_KEY)
+        + &twilio_service_nowhere("sms", TWILIO_TOKEN)
+}
 
 /// Held by each attack test while it runs: two at once on a two-core machine would
 /// measure each other's load, not their own.

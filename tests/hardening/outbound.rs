@@ -3,7 +3,7 @@
 //! its limit.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -15,21 +15,21 @@ use crate::common::*;
 
 /// A target that redirects, with a place the redirects point to that counts its visits.
 struct Target {
-    addr: SocketAddr,
+    server: FakeServer,
     /// (method, path and query) of every request to `/elsewhere`.
     elsewhere: Arc<Mutex<Vec<String>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Target {
     async fn start() -> Target {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        // Where the redirects point: this server itself, known once it listens.
+        let at: Arc<OnceLock<SocketAddr>> = Default::default();
         let elsewhere: Arc<Mutex<Vec<String>>> = Default::default();
-        let seen = elsewhere.clone();
+        let (seen, here) = (elsewhere.clone(), at.clone());
         let app = axum::Router::new().fallback(move |method: Method, uri: Uri, _h: HeaderMap| {
-            let seen = seen.clone();
+            let (seen, here) = (seen.clone(), here.clone());
             async move {
+                let addr = here.get().expect("listening");
                 let to = |status: StatusCode, location: String| {
                     (status, [("location", location)], "moved").into_response()
                 };
@@ -58,32 +58,13 @@ impl Target {
                 }
             }
         });
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-        Target {
-            addr,
-            elsewhere,
-            stop: Some(stop),
-        }
+        let server = FakeServer::spawn(app).await;
+        at.set(server.addr).unwrap();
+        Target { server, elsewhere }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+        self.server.url(path)
     }
 }
 
@@ -101,19 +82,20 @@ fn webhook(id: &str, url: &str, extra: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_never_follow_redirects_and_timeouts_name_their_limit() {
     let target = Target::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path()).replace(
-        "retry_max = \"400ms\"",
-        "retry_max = \"400ms\"\nmax_attempts = 2",
-    ) + &api_service(&format!(
-        "callback_url = \"{}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"",
-        target.url("/callback")
-    )) + &webhook("w302", &target.url("/r302"), "")
-        + &webhook("w307", &target.url("/r307"), "")
-        + &webhook("bare", &target.url("/bare"), "")
-        + &webhook("slow", &target.url("/slow"), "timeout = \"300ms\"");
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir).replace(
+            "retry_max = \"400ms\"",
+            "retry_max = \"400ms\"\nmax_attempts = 2",
+        ) + &api_service(&format!(
+            "callback_url = \"{}\"\ncallback_secret = \"{WEBHOOK_SECRET}\"",
+            target.url("/callback")
+        )) + &webhook("w302", &target.url("/r302"), "")
+            + &webhook("w307", &target.url("/r307"), "")
+            + &webhook("bare", &target.url("/bare"), "")
+            + &webhook("slow", &target.url("/slow"), "timeout = \"300ms\"")
+    });
+    let d = &h.daemon;
+    let api = &h.api;
     let (s, m) = api.inbound("m-1", "c-1", "hello").await;
     assert_eq!(s, 201, "{m}");
     let conv = m["conversation_id"].as_str().unwrap().to_owned();
@@ -124,7 +106,7 @@ async fn deliveries_never_follow_redirects_and_timeouts_name_their_limit() {
     assert!(
         error.contains(&format!(
             "answered HTTP 301 redirecting to http://{}/elsewhere?from=callback; redirects are not followed",
-            target.addr
+            target.server.addr
         )),
         "the callback's failure names the Location: {failed}"
     );
@@ -154,14 +136,14 @@ async fn deliveries_never_follow_redirects_and_timeouts_name_their_limit() {
     assert!(
         has(&format!(
             "answered HTTP 302 redirecting to http://{}/elsewhere?from=302",
-            target.addr
+            target.server.addr
         )),
         "{dead:#?}"
     );
     assert!(
         has(&format!(
             "answered HTTP 307 redirecting to http://{}/elsewhere?from=307",
-            target.addr
+            target.server.addr
         )),
         "{dead:#?}"
     );
@@ -199,5 +181,5 @@ async fn deliveries_never_follow_redirects_and_timeouts_name_their_limit() {
             "{id}: nothing counted as delivered"
         );
     }
-    assert!(d.terminate().success());
+    h.finish();
 }

@@ -76,15 +76,15 @@ async fn stuck_client(
 async fn clients_that_never_read_hold_a_bounded_page_and_are_closed() {
     let _alone = one_attack_at_a_time().await;
     raise_nofile();
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &config(dir.path()));
-    let api = Api::new(&d);
+    let h = Harness::start(config);
+    let d = &h.daemon;
+    let api = &h.api;
     let (clients, messages, size) = if full() {
         (200, 120, 512 * 1024)
     } else {
         (20, 60, 256 * 1024)
     };
-    let last = fill(&api, messages, size).await;
+    let last = fill(api, messages, size).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (before, _) = rss_mib(d.pid());
     let gauge = || async {
@@ -139,7 +139,7 @@ async fn clients_that_never_read_hold_a_bounded_page_and_are_closed() {
     );
     assert_eq!(probes.failed, 0, "{}", probes.summary());
     drop(stuck);
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// A client that stops reading past the stall timeout, then reads again, finds a close
@@ -147,10 +147,10 @@ async fn clients_that_never_read_hold_a_bounded_page_and_are_closed() {
 /// nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_is_told_where_to_resume() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &config(dir.path()));
-    let api = Api::new(&d);
-    let last = fill(&api, 40, 256 * 1024).await;
+    let h = Harness::start(config);
+    let d = &h.daemon;
+    let api = &h.api;
+    let last = fill(api, 40, 256 * 1024).await;
 
     let mut ws = stuck_client(d.addr, 2).await;
     tokio::time::sleep(STALL + Duration::from_millis(700)).await;
@@ -185,7 +185,7 @@ async fn a_stalled_client_is_told_where_to_resume() {
     assert_eq!(Some(&after), seqs.last(), "after= is the last event it got");
     assert!(after < last, "it was stopped short: {after} of {last}");
 
-    let rest = read_events(&d, READ_TOKEN, after, usize::MAX, Duration::from_secs(3)).await;
+    let rest = read_events(d, READ_TOKEN, after, usize::MAX, Duration::from_secs(3)).await;
     seqs.extend(rest.iter().map(|e| e["seq"].as_i64().unwrap()));
     seqs.retain(|s| *s <= last);
     let expected: Vec<i64> = (1..=last).collect();
@@ -194,5 +194,5 @@ async fn a_stalled_client_is_told_where_to_resume() {
         d.log_text()
             .contains("closing an event stream whose client stopped reading")
     );
-    assert!(d.terminate().success());
+    h.finish();
 }

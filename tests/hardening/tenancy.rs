@@ -31,24 +31,25 @@ fn as_token(d: &Daemon, token: &str) -> Api {
 /// ones may only read (409 `service_archived` for the rest), as the README says.
 #[tokio::test]
 async fn tokens_follow_their_services_lifecycle() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path())
-        + &api_service("")
-        + &api_with("off", "off-token-0123456789", "status = \"disabled\"")
-        + &api_with("queued", "queued-token-0123456789", "status = \"queued\"")
-        + &api_with("old", "old-token-0123456789", "status = \"archived\"")
-        + &api_with(
-            "ended",
-            "ended-token-0123456789",
-            "end_date = \"2020-01-01T00:00:00Z\"",
-        )
-        + &api_with(
-            "future",
-            "future-token-0123456789",
-            "start_date = \"2099-01-01T00:00:00Z\"",
-        );
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir)
+            + &api_service("")
+            + &api_with("off", "off-token-0123456789", "status = \"disabled\"")
+            + &api_with("queued", "queued-token-0123456789", "status = \"queued\"")
+            + &api_with("old", "old-token-0123456789", "status = \"archived\"")
+            + &api_with(
+                "ended",
+                "ended-token-0123456789",
+                "end_date = \"2020-01-01T00:00:00Z\"",
+            )
+            + &api_with(
+                "future",
+                "future-token-0123456789",
+                "start_date = \"2099-01-01T00:00:00Z\"",
+            )
+    });
+    let d = &h.daemon;
+    let api = &h.api;
     let (s, m) = api.inbound("m-1", "c-1", "hello").await;
     assert_eq!(s, 201, "{m}");
     let conv = m["conversation_id"].as_str().unwrap().to_owned();
@@ -77,7 +78,7 @@ async fn tokens_follow_their_services_lifecycle() {
             "future has not started (start_date)",
         ),
     ] {
-        let t = as_token(&d, token);
+        let t = as_token(d, token);
         for path in [
             "/v1/services",
             "/v1/conversations",
@@ -106,11 +107,11 @@ async fn tokens_follow_their_services_lifecycle() {
     }
 
     // An archived service's token reads, and nothing else.
-    let old = as_token(&d, "old-token-0123456789");
+    let old = as_token(d, "old-token-0123456789");
     assert_eq!(old.get("/v1/conversations").await.0, 200);
     assert_eq!(old.get(&format!("/v1/messages/{id}")).await.0, 200);
     assert_eq!(
-        read_events(&d, "old-token-0123456789", 0, 1, Duration::from_secs(5))
+        read_events(d, "old-token-0123456789", 0, 1, Duration::from_secs(5))
             .await
             .len(),
         1
@@ -136,7 +137,7 @@ async fn tokens_follow_their_services_lifecycle() {
     // Nothing any refused token sent was stored.
     let (_, msgs) = api.get(&format!("/v1/conversations/{conv}/messages")).await;
     assert_eq!(msgs["data"].as_array().unwrap().len(), 1, "{msgs}");
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// Moving an api service to another organization by reload left org A reading and
@@ -144,17 +145,17 @@ async fn tokens_follow_their_services_lifecycle() {
 /// of organization is now refused, named like `check-config` names keys.
 #[tokio::test]
 async fn moving_a_service_to_another_organization_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path()) + &api_service("");
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let mut h = Harness::start(|dir| base_config(dir) + &api_service(""));
+    let config = h.config();
+    let d = &h.daemon;
+    let api = &h.api;
     assert_eq!(api.inbound("m-1", "c-1", "hello").await.0, 201);
     let moved = config.replace(
         "[services.api]\ntype = \"api\"",
         "[services.api]\ntype = \"api\"\norganization = \"b\"",
     );
     assert_ne!(moved, config);
-    std::fs::write(&d.config_path, &moved).unwrap();
+    h.write_config(&moved);
     let line = "services.api.organization: service \"api\" belongs to organization \"default\"; \
                 moving it to \"b\" requires a new service id";
 
@@ -179,24 +180,18 @@ async fn moving_a_service_to_another_organization_is_refused() {
     assert_eq!(svc["organization"], "default", "unchanged: {svc}");
 
     // A restart on the moved config refuses to start, naming the key.
-    assert!(d.terminate().success());
-    let (status, _, stderr) = run_cli(
-        &[
-            "run",
-            "--config",
-            dir.path().join("switchboard.toml").to_str().unwrap(),
-        ],
-        &[],
-    );
+    h.stop();
+    let (status, _, stderr) = run_cli(&["run", "--config", h.config_path().to_str().unwrap()], &[]);
     assert!(!status.success());
     assert!(stderr.contains(line), "{stderr}");
 
     // Back in its own organization it starts again, its data intact.
-    std::fs::write(dir.path().join("switchboard.toml"), &config).unwrap();
-    let d = Daemon::start_at(&dir.path().join("switchboard.toml"), &[]);
-    let (_, convs) = Api::new(&d).get("/v1/conversations").await;
+    h.write_config(&config);
+    h.start_again(&[]);
+    let d = &h.daemon;
+    let (_, convs) = Api::new(d).get("/v1/conversations").await;
     assert_eq!(convs["data"].as_array().unwrap().len(), 1);
-    assert!(d.terminate().success());
+    h.finish();
 }
 
 /// A hub that starts naming another organization for a service it listed is not
@@ -219,9 +214,8 @@ async fn a_hub_cannot_move_a_service_to_another_organization() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = FakeServer::spawn(app).await;
+    let hub = server.url("");
     let rx = Receiver::start().await;
     let service = |org: &str| {
         json!([{"id": "hooked", "organization": org, "type": "webhook", "status": "active",
@@ -229,14 +223,16 @@ async fn a_hub_cannot_move_a_service_to_another_organization() {
     };
     *list.lock().unwrap() = service("default");
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = base_config(dir.path())
-        + &api_service("")
-        + &format!(
-            "\n[hub]\nurl = \"{hub}\"\ntoken = \"hub-token-0123\"\nsync_interval = \"1s\"\n"
-        );
-    let d = Daemon::start(dir.path(), &config);
-    let api = Api::new(&d);
+    let h = Harness::start(|dir| {
+        base_config(dir)
+            + &api_service("")
+            + &format!(
+                "\n[hub]\nurl = \"{hub}\"\ntoken = \"hub-token-0123\"\nsync_interval = \"1s\"\n"
+            )
+    });
+
+    let d = &h.daemon;
+    let api = &h.api;
     api.wait_state("hooked", "connected").await;
 
     *list.lock().unwrap() = service("other");
@@ -268,7 +264,7 @@ async fn a_hub_cannot_move_a_service_to_another_organization() {
         || async { (!rx.accepted().is_empty()).then_some(()) },
     )
     .await;
-    assert!(d.terminate().success());
-    server.abort();
+    h.finish();
+    server.stop().await;
     rx.stop().await;
 }

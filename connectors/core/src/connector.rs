@@ -1,15 +1,25 @@
-//! The connector trait: the small required core every service type implements, with
-//! defaults for what a type does not do (the mautrix bridgev2 model).
+//! The connector traits, in the mautrix bridgev2 spirit: a small required core
+//! ([`Connector`]: the connection and how deliveries are paced) and opt-in capabilities a
+//! type offers through it, each with a default that does nothing:
+//!
+//! - [`Hooks`] — requests providers (or desks) post to `/hooks/{service_id}[/…]`;
+//! - [`Channel`] — sends agents' and bots' messages to contacts (receipts come back
+//!   through its hooks or its connection, as [`ServiceContext::update_status`] calls);
+//! - [`EventSink`] — takes the organization's events the type subscribes to
+//!   ([`ServiceType::subscription`](crate::ServiceType::subscription)), typed. A desk
+//!   takes its channels' messages this way and answers through the
+//!   [`ServiceContext`]'s desk operations (`post_reply`, `link_*`).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
 
 use crate::context::ServiceContext;
 use crate::error::{ConnectorError, DeliveryError, HookError};
-use crate::model::{Conversation, Event, Message, MessageStatus};
+use crate::event::Event;
+use crate::hook::{HookAdmission, HookHead, HookRequest, HookResponse};
+use crate::model::{Conversation, Message, MessageStatus};
 
 /// A running service type. One value per configured service; the supervisor owns it and
 /// calls it from several tasks at once, so it is `Sync`.
@@ -38,56 +48,133 @@ pub trait Connector: Send + Sync + 'static {
         16
     }
 
-    /// Checks what a provider's request carries in its head alone — method, path,
-    /// credentials and the presence and shape of a signature header — before the daemon
-    /// reads its body, so an unauthenticated request costs no memory. Compare secrets in
-    /// constant time. The full check of a body signature belongs in `handle_webhook`.
+    /// Overrides the daemon-wide retry limits for this service's deliveries.
+    fn retry_limits(&self) -> Option<RetryLimits> {
+        None
+    }
+
+    /// Its hooks, if providers post to it.
+    fn hooks(&self) -> Option<&dyn Hooks> {
+        None
+    }
+
+    /// Its channel side, if it sends messages to contacts.
+    fn channel(&self) -> Option<&dyn Channel> {
+        None
+    }
+
+    /// Its event side, if it takes events.
+    fn events(&self) -> Option<&dyn EventSink> {
+        None
+    }
+}
+
+/// Requests to `/hooks/{service_id}[/…]`. Channels whose provider posts one webhook per
+/// request implement [`WebhookChannel`](crate::WebhookChannel) instead, which provides
+/// this.
+#[async_trait]
+pub trait Hooks: Send + Sync {
+    /// Checks what a request carries in its head alone — method, path, credentials and
+    /// the presence and shape of a signature header — before the daemon reads its body,
+    /// so that an unauthenticated request is answered at once and costs no memory.
+    /// Compare secrets in constant time; the full check of a body signature belongs in
+    /// `handle_webhook`. What it returns says how much of the body may be read.
     ///
-    /// The default admits every request (for types without hooks, `handle_webhook`
-    /// answers 404 anyway); the daemon still bounds bodies in size, time and total.
-    fn authorize_hook(&self, head: &HookHead<'_>) -> Result<HookAdmission, HookError> {
-        let _ = head;
+    /// The default admits every head; the daemon still bounds bodies in size, time and
+    /// total.
+    fn authorize_hook(
+        &self,
+        ctx: &ServiceContext,
+        head: &HookHead,
+    ) -> Result<HookAdmission, HookError> {
+        let _ = (ctx, head);
         Ok(HookAdmission::Signed)
     }
 
-    /// Answers a provider's request to `/hooks/{service_id}[/…]`. Verify first; ingest
-    /// through `ctx`, which returns only after the commit; then answer.
+    /// Answers one request. Verify first; ingest through `ctx`, which returns only after
+    /// the commit; then answer.
     async fn handle_webhook(
         &self,
         ctx: &ServiceContext,
         req: HookRequest,
-    ) -> Result<HookResponse, HookError> {
-        let _ = (ctx, req);
-        Err(HookError::NotFound)
-    }
+    ) -> Result<HookResponse, HookError>;
+}
 
-    /// Sends an agent's or bot's message to the contact.
+/// Sends agents' and bots' messages to contacts.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// Sends one message (every attempt of it carries the same idempotency key).
     async fn deliver_message(
         &self,
         ctx: &ServiceContext,
         out: &OutboundMessage,
-    ) -> Result<Delivered, DeliveryError> {
-        let _ = (ctx, out);
-        Err(DeliveryError::permanent(
-            "this service type cannot send messages",
-        ))
-    }
+    ) -> Result<Delivered, DeliveryError>;
+}
 
-    /// Pushes an event to wherever this service sends events (the `webhook` type).
+/// Takes the events a service subscribes to.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Delivers one event; every attempt of it carries the same delivery id.
     async fn deliver_event(
         &self,
         ctx: &ServiceContext,
         delivery: &EventDelivery,
-    ) -> Result<(), DeliveryError> {
-        let _ = (ctx, delivery);
-        Err(DeliveryError::permanent(
-            "this service type does not take events",
-        ))
+    ) -> Result<(), DeliveryError>;
+}
+
+/// The daemon's way in: each call goes to the capability, or answers as a type without
+/// it must.
+impl dyn Connector {
+    /// Hands a hook request to [`Hooks`]; 404 for a type without hooks.
+    pub async fn handle_webhook(
+        &self,
+        ctx: &ServiceContext,
+        req: HookRequest,
+    ) -> Result<HookResponse, HookError> {
+        match self.hooks() {
+            Some(h) => h.handle_webhook(ctx, req).await,
+            None => Err(HookError::NotFound),
+        }
     }
 
-    /// Overrides the daemon-wide retry limits for this service's deliveries.
-    fn retry_limits(&self) -> Option<RetryLimits> {
-        None
+    /// [`Hooks::authorize_hook`]; 404 for a type without hooks.
+    pub fn authorize_hook(
+        &self,
+        ctx: &ServiceContext,
+        head: &HookHead,
+    ) -> Result<HookAdmission, HookError> {
+        match self.hooks() {
+            Some(h) => h.authorize_hook(ctx, head),
+            None => Err(HookError::NotFound),
+        }
+    }
+
+    /// Hands a message to [`Channel`]; permanent failure for a type that sends none.
+    pub async fn deliver_message(
+        &self,
+        ctx: &ServiceContext,
+        out: &OutboundMessage,
+    ) -> Result<Delivered, DeliveryError> {
+        match self.channel() {
+            Some(c) => c.deliver_message(ctx, out).await,
+            None => Err(DeliveryError::permanent(
+                "this service type cannot send messages",
+            )),
+        }
+    }
+
+    /// Hands an event to [`EventSink`]; permanent failure for a type that takes none.
+    pub async fn deliver_event(
+        &self,
+        ctx: &ServiceContext,
+        delivery: &EventDelivery,
+    ) -> Result<(), DeliveryError> {
+        match self.events() {
+            Some(e) => e.deliver_event(ctx, delivery).await,
+            None => Err(DeliveryError::permanent(
+                "this service type does not take events",
+            )),
+        }
     }
 }
 
@@ -98,235 +185,6 @@ pub struct RetryLimits {
     pub max_attempts: u32,
     /// Age after which no further attempt is made.
     pub max_age: Duration,
-}
-
-/// A provider's request before its body is read: what [`Connector::authorize_hook`] sees.
-#[derive(Debug, Clone, Copy)]
-pub struct HookHead<'a> {
-    /// HTTP method.
-    pub method: &'a Method,
-    /// The path below `/hooks/{service_id}`, without slashes at either end.
-    pub subpath: &'a str,
-    /// The request path and query exactly as received.
-    pub path_and_query: &'a str,
-    /// Request headers.
-    pub headers: &'a HeaderMap,
-}
-
-impl HookHead<'_> {
-    /// A header's value as text, if present and valid.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Requires `POST` to the hook's root (no subpath), as most providers use it.
-    pub fn require_post_to_root(&self) -> Result<(), HookError> {
-        if !self.subpath.is_empty() {
-            return Err(HookError::NotFound);
-        }
-        if *self.method != Method::POST {
-            return Err(HookError::MethodNotAllowed);
-        }
-        Ok(())
-    }
-
-    /// Requires header `name` (spelled `shown` in messages) to hold a signature of the
-    /// given shape. Only the shape is checked here; whether it signs the body is known
-    /// once the body is read.
-    pub fn require_signature(
-        &self,
-        name: &str,
-        shown: &str,
-        shape: SignatureShape,
-    ) -> Result<(), HookError> {
-        let Some(value) = self.header(name) else {
-            return Err(HookError::Unauthorized(format!("{shown} is missing")));
-        };
-        if shape.fits(value.trim()) {
-            Ok(())
-        } else {
-            Err(HookError::Unauthorized(format!(
-                "{shown} is not {}",
-                shape.describe()
-            )))
-        }
-    }
-}
-
-/// How a provider encodes a MAC in its signature header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureShape {
-    /// Padded standard base64 of a MAC of this many bytes (Twilio: 20, Google: 64).
-    Base64 {
-        /// The MAC's length in bytes.
-        bytes: usize,
-    },
-    /// `prefix` followed by lower- or upper-case hex of a MAC of this many bytes
-    /// (Intercom: `sha1=` and 20).
-    PrefixedHex {
-        /// What comes before the hex, e.g. `sha1=`.
-        prefix: &'static str,
-        /// The MAC's length in bytes.
-        bytes: usize,
-    },
-}
-
-impl SignatureShape {
-    /// Whether `value` has this shape.
-    pub fn fits(self, value: &str) -> bool {
-        use base64::Engine;
-        match self {
-            SignatureShape::Base64 { bytes } => {
-                // Length first: the decoder never sees more than a MAC's worth.
-                value.len() == bytes.div_ceil(3) * 4
-                    && base64::engine::general_purpose::STANDARD
-                        .decode(value)
-                        .is_ok_and(|b| b.len() == bytes)
-            }
-            SignatureShape::PrefixedHex { prefix, bytes } => {
-                value.strip_prefix(prefix).is_some_and(|hex| {
-                    hex.len() == bytes * 2 && hex.bytes().all(|b| b.is_ascii_hexdigit())
-                })
-            }
-        }
-    }
-
-    fn describe(self) -> String {
-        match self {
-            SignatureShape::Base64 { bytes } => format!("the base64 of a {bytes}-byte signature"),
-            SignatureShape::PrefixedHex { prefix, bytes } => {
-                format!("{prefix}<hex> of a {bytes}-byte signature")
-            }
-        }
-    }
-}
-
-/// What the head of a provider's request earned: how much of its body may be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HookAdmission {
-    /// Credentials are present and well-formed: the body may be read up to
-    /// `server.max_body`, then verified in full.
-    Signed,
-    /// No credentials in the head, but the provider sends this kind of request
-    /// unsigned and authenticated by its body (Google's webhook-setup request): at most
-    /// `max_body` bytes are read, and a longer body is refused as unauthenticated.
-    BodyAuthenticated {
-        /// The most bytes such a body has.
-        max_body: usize,
-    },
-}
-
-/// A provider's HTTP request, as the connector needs it to verify and parse.
-#[derive(Debug, Clone)]
-pub struct HookRequest {
-    /// HTTP method.
-    pub method: Method,
-    /// The path below `/hooks/{service_id}`, without the leading slash (`""`, `"status"`).
-    pub subpath: String,
-    /// The request path and query exactly as received (for URL-bound signatures).
-    pub path_and_query: String,
-    /// The raw query string, if any.
-    pub query: Option<String>,
-    /// Request headers.
-    pub headers: HeaderMap,
-    /// The raw body, within `server.max_body`.
-    pub body: Bytes,
-}
-
-impl HookRequest {
-    /// The request without its body, as [`Connector::authorize_hook`] checks it.
-    pub fn head(&self) -> HookHead<'_> {
-        HookHead {
-            method: &self.method,
-            subpath: &self.subpath,
-            path_and_query: &self.path_and_query,
-            headers: &self.headers,
-        }
-    }
-
-    /// The body as JSON of type `T`; see [`parse_json`].
-    pub fn json<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, HookError> {
-        parse_json(&self.body, what)
-    }
-
-    /// A header's value as text, if present and valid.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// Parses a JSON body: one that is not JSON at all (truncated, another charset, nested
-/// past the parser's limit) is `BadRequest` (400); valid JSON of the wrong shape is
-/// `Unprocessable` (422), naming where. serde stops at the first value of the wrong type,
-/// which may come before a syntax error further on, so a shape error is only reported
-/// once the whole body is known to be JSON. `what` names the expected document.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, HookError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let err = match serde_path_to_error::deserialize(de) {
-        Ok(v) => return Ok(v),
-        Err(e) => e,
-    };
-    // JSON text is UTF-8 throughout; skipping a value does not look inside its strings,
-    // so without this a body in another charset would pass as JSON of the wrong shape.
-    let syntax = match std::str::from_utf8(body) {
-        Err(e) => Some(format!("not UTF-8 at byte {}", e.valid_up_to())),
-        Ok(text) => serde_json::from_str::<serde::de::IgnoredAny>(text)
-            .err()
-            .map(|e| e.to_string()),
-    };
-    if let Some(syntax) = syntax {
-        return Err(HookError::BadRequest(format!(
-            "the body is not JSON: {syntax}"
-        )));
-    }
-    let path = err.path().to_string();
-    let inner = err.into_inner();
-    if !inner.is_data() {
-        return Err(HookError::BadRequest(format!(
-            "the body is not JSON: {inner}"
-        )));
-    }
-    Err(HookError::Unprocessable(if path == "." {
-        format!("not {what}: {inner}")
-    } else {
-        format!("not {what}: {path}: {inner}")
-    }))
-}
-
-/// The answer to a provider.
-#[derive(Debug, Clone)]
-pub struct HookResponse {
-    /// Status code; 2xx tells the provider not to retry.
-    pub status: StatusCode,
-    /// `Content-Type` of `body`.
-    pub content_type: &'static str,
-    /// The body.
-    pub body: Bytes,
-}
-
-impl HookResponse {
-    /// 200 with a JSON body.
-    pub fn json(value: &serde_json::Value) -> Self {
-        HookResponse {
-            status: StatusCode::OK,
-            content_type: "application/json",
-            body: Bytes::from(value.to_string()),
-        }
-    }
-
-    /// 200 with a plain-text body.
-    pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Self {
-        HookResponse {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into(),
-        }
-    }
-
-    /// 200 `{"status":"ok"}`.
-    pub fn ok() -> Self {
-        Self::json(&serde_json::json!({"status": "ok"}))
-    }
 }
 
 /// An outbound message handed to a connector, with the conversation it goes to.
@@ -362,69 +220,15 @@ impl Delivered {
     }
 }
 
-/// One event on its way to one `webhook` service.
+/// One event on its way to one subscribed service.
 #[derive(Debug, Clone)]
 pub struct EventDelivery {
     /// Stable per event and the same on every retry (`webhook-id`).
     pub delivery_id: String,
-    /// The event.
+    /// The event, typed, for a connector that reads it.
     pub event: Event,
-    /// The serialized body, byte-exact what is signed and sent.
+    /// The stored body, byte-exact: what a webhook signs and sends.
     pub body: Bytes,
     /// 1 for the first attempt.
     pub attempt: u32,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_shapes() {
-        let b64 = SignatureShape::Base64 { bytes: 20 };
-        assert!(b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAAA="));
-        assert!(!b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAAAA"), "unpadded");
-        assert!(!b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAA=="), "19 bytes");
-        assert!(!b64.fits("AAAAAAAAAAAAAAAAAAAAAAAAAA*="), "not base64");
-        let hex = SignatureShape::PrefixedHex {
-            prefix: "sha1=",
-            bytes: 20,
-        };
-        assert!(hex.fits(&format!("sha1={}", "aB".repeat(20))));
-        assert!(!hex.fits(&"ab".repeat(20)), "no prefix");
-        assert!(!hex.fits(&format!("sha1={}", "ab".repeat(19))), "short");
-        assert!(!hex.fits(&format!("sha1={}g", "ab".repeat(19))), "not hex");
-    }
-
-    #[derive(Debug, serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Shape {
-        a: String,
-    }
-
-    /// Found by the `api_inbound` fuzz target: a shape error before a byte that is not
-    /// UTF-8 was answered 422, as if the body were JSON.
-    #[test]
-    fn another_charset_is_400_even_after_a_shape_error() {
-        let body = b"{\"b\":1,\"a\":\"caf\xe9\"}";
-        match parse_json::<Shape>(body, "a shape") {
-            Err(HookError::BadRequest(m)) => {
-                assert_eq!(m, "the body is not JSON: not UTF-8 at byte 15")
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            parse_json::<Shape>(b"{\"b\":1}", "a shape"),
-            Err(HookError::Unprocessable(_))
-        ));
-        assert!(matches!(
-            parse_json::<Shape>(b"{\"a\":", "a shape"),
-            Err(HookError::BadRequest(_))
-        ));
-        assert_eq!(
-            parse_json::<Shape>(b"{\"a\":\"x\"}", "a shape").unwrap().a,
-            "x"
-        );
-    }
 }

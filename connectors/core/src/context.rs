@@ -3,91 +3,15 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::HostError;
-use crate::model::{Attachment, Author, Conversation, Message, MessageStatus};
-
-/// A message from a contact, normalized by its connector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct InboundMessage {
-    /// The provider's id for the message: the dedupe key, unique per service.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
-    pub external_id: String,
-    /// The sender.
-    pub contact: ContactInfo,
-    /// The provider's thread id; without one the contact's open conversation is used.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
-    pub conversation_external_id: Option<String>,
-    /// Plain text.
-    #[serde(default)]
-    pub text: Option<String>,
-    /// Files by URL.
-    #[serde(default)]
-    pub attachments: Vec<Attachment>,
-}
-
-/// What a provider tells us about a contact.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ContactInfo {
-    /// The provider's id for the person: unique per service.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"\S"))]
-    pub external_id: String,
-    /// Display name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// E-mail address.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// Phone number.
-    #[serde(default)]
-    pub phone: Option<String>,
-}
-
-/// The result of ingesting one inbound message.
-#[derive(Debug, Clone)]
-pub struct Ingested {
-    /// The stored message: the new one, or the original for a duplicate.
-    pub message: Message,
-    /// Its conversation.
-    pub conversation: Conversation,
-    /// False when the external id was already stored (nothing new was written).
-    pub created: bool,
-    /// True when this message opened the conversation.
-    pub conversation_created: bool,
-}
-
-/// A message switchboard itself sends into a conversation (welcome, out-of-hours).
-#[derive(Debug, Clone)]
-pub struct SystemMessage {
-    /// The conversation to answer in.
-    pub conversation_id: String,
-    /// The text.
-    pub text: String,
-    /// Usually `system` or `bot`.
-    pub author: Author,
-    /// Makes the send idempotent (e.g. `welcome`, `offline`): a repeat returns the first.
-    pub idempotency_key: String,
-}
-
-/// A provider receipt for an outbound message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusChange {
-    /// The status moved forward; a `message.status` event was written.
-    Updated,
-    /// Already at or past that status (duplicate or late receipt): nothing written.
-    Unchanged,
-    /// No outbound message with that external id on this service.
-    UnknownMessage,
-}
+use crate::host::{
+    DeskLink, DeskReply, Host, InboundMessage, Ingested, Posted, StatusChange, SystemMessage,
+};
+use crate::model::{Message, MessageStatus};
 
 /// The live state of a service's connection, as `GET /v1/services` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,47 +75,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// The storage and state operations the daemon offers its connectors. Implemented by the
-/// binary; every write returns only after it has been committed.
-#[async_trait]
-pub trait Host: Send + Sync {
-    /// Stores inbound messages in one transaction: upsert contacts, find or open
-    /// conversations, insert messages (deduped on external id), append events, enqueue
-    /// webhook deliveries. A duplicate yields the original with `created: false`.
-    async fn ingest(
-        &self,
-        service_id: &str,
-        messages: Vec<InboundMessage>,
-    ) -> Result<Vec<Ingested>, HostError>;
-
-    /// Applies a provider receipt to the outbound message with that external id, forward
-    /// only.
-    async fn update_status(
-        &self,
-        service_id: &str,
-        external_id: &str,
-        status: MessageStatus,
-        error: Option<String>,
-    ) -> Result<StatusChange, HostError>;
-
-    /// Queues a message from switchboard itself; idempotent on its key.
-    async fn send_system(&self, msg: SystemMessage) -> Result<Message, HostError>;
-
-    /// Reads a sync-state value (cursor, token).
-    async fn kv_get(&self, service_id: &str, key: &str) -> Result<Option<String>, HostError>;
-
-    /// Writes a sync-state value.
-    async fn kv_put(&self, service_id: &str, key: &str, value: &str) -> Result<(), HostError>;
-
-    /// Reports the connection state.
-    fn set_state(&self, service_id: &str, state: ConnState);
-
-    /// An ephemeral signal (typing) for the event stream; not stored.
-    fn typing(&self, service_id: &str, contact_external_id: &str, typing: bool) {
-        let _ = (service_id, contact_external_id, typing);
-    }
-}
-
 /// Everything a connector gets from the supervisor for one service.
 #[derive(Clone)]
 pub struct ServiceContext {
@@ -199,7 +82,7 @@ pub struct ServiceContext {
     pub service_id: Arc<str>,
     /// Its type (`smartsupp`, `twilio`, …).
     pub service_type: &'static str,
-    /// Its tenant.
+    /// Its tenant: it sees, and its events reach, only this organization's data.
     pub organization: Arc<str>,
     /// `server.public_url` without a trailing slash: how providers reach us.
     pub public_url: Arc<str>,
@@ -248,7 +131,7 @@ impl ServiceContext {
 
     /// See [`Host::ingest`].
     pub async fn ingest(&self, messages: Vec<InboundMessage>) -> Result<Vec<Ingested>, HostError> {
-        self.host.ingest(&self.service_id, messages).await
+        self.host.ingest(messages).await
     }
 
     /// See [`Host::update_status`].
@@ -258,9 +141,7 @@ impl ServiceContext {
         status: MessageStatus,
         error: Option<String>,
     ) -> Result<StatusChange, HostError> {
-        self.host
-            .update_status(&self.service_id, external_id, status, error)
-            .await
+        self.host.update_status(external_id, status, error).await
     }
 
     /// See [`Host::send_system`].
@@ -268,25 +149,47 @@ impl ServiceContext {
         self.host.send_system(msg).await
     }
 
+    /// See [`Host::post_reply`].
+    pub async fn post_reply(&self, reply: DeskReply) -> Result<Posted, HostError> {
+        self.host.post_reply(reply).await
+    }
+
+    /// See [`Host::link_put`].
+    pub async fn link_put(&self, link: DeskLink) -> Result<(), HostError> {
+        self.host.link_put(link).await
+    }
+
+    /// See [`Host::link_get`].
+    pub async fn link_get(&self, conversation_id: &str) -> Result<Option<DeskLink>, HostError> {
+        self.host.link_get(conversation_id).await
+    }
+
+    /// See [`Host::link_lookup`].
+    pub async fn link_lookup(
+        &self,
+        desk_conversation_id: &str,
+    ) -> Result<Option<DeskLink>, HostError> {
+        self.host.link_lookup(desk_conversation_id).await
+    }
+
     /// See [`Host::kv_get`].
     pub async fn kv_get(&self, key: &str) -> Result<Option<String>, HostError> {
-        self.host.kv_get(&self.service_id, key).await
+        self.host.kv_get(key).await
     }
 
     /// See [`Host::kv_put`].
     pub async fn kv_put(&self, key: &str, value: &str) -> Result<(), HostError> {
-        self.host.kv_put(&self.service_id, key, value).await
+        self.host.kv_put(key, value).await
     }
 
     /// Reports the connection state.
     pub fn set_state(&self, state: ConnState) {
-        self.host.set_state(&self.service_id, state)
+        self.host.set_state(state)
     }
 
     /// Reports a typing signal from a contact.
     pub fn typing(&self, contact_external_id: &str, typing: bool) {
-        self.host
-            .typing(&self.service_id, contact_external_id, typing)
+        self.host.typing(contact_external_id, typing)
     }
 
     /// The public URL of one of this service's hooks: `{public_url}/hooks/{id}[/sub]`.
@@ -301,29 +204,100 @@ impl ServiceContext {
 
 /// For HTTP connectors, whose only "connection" is their credentials: a send that finds
 /// them refused calls [`rejected`](Self::rejected), and `run` — parked in
-/// [`connected_until_rejected`](Self::connected_until_rejected) — returns
+/// [`connected_until_rejected`](Self::connected_until_rejected), or racing
+/// [`until_rejected`](Self::until_rejected) against its own work — returns
 /// [`ConnectorError::Auth`], so the service shows `failed` while its replies wait in the
 /// outbox (the send itself answers with a transient error) instead of each reply failing.
+/// A refusal while `run` is not waiting (mid-poll, between restarts) is kept until it is.
 #[derive(Debug, Default)]
-pub struct CredentialWatch(tokio::sync::Notify);
+pub struct CredentialWatch {
+    /// A refusal not yet seen by `until_rejected`.
+    pending: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+}
 
 impl CredentialWatch {
     /// A send found the credentials refused.
     pub fn rejected(&self) {
-        self.0.notify_waiters();
+        self.pending
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    /// A send was answered 401 or 403 (see [`refuses_credentials`]): marks the
+    /// credentials refused and returns the transient error that keeps the message queued
+    /// until they are fixed.
+    pub fn refused(
+        &self,
+        reason: impl Into<String>,
+        retry_after: Option<std::time::Duration>,
+    ) -> crate::DeliveryError {
+        self.rejected();
+        crate::DeliveryError::Transient {
+            reason: reason.into(),
+            retry_after,
+        }
+    }
+
+    /// Resolves once a send has found the credentials refused (at once if one did since
+    /// the last time this resolved), consuming that refusal.
+    pub async fn until_rejected(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.pending.swap(false, Ordering::SeqCst) {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Forgets a refusal not yet seen: `run` starts over and takes the credentials as
+    /// working until a send of its own finds them refused.
+    pub fn reset(&self) {
+        self.pending
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Reports `connected`, then waits: `Ok` on shutdown, `Err(Auth(reason))` once a send
-    /// reports the credentials refused.
+    /// reports the credentials refused. A refusal from before this call is forgotten
+    /// ([`reset`](Self::reset)).
     pub async fn connected_until_rejected(
         &self,
         ctx: &ServiceContext,
         reason: &str,
     ) -> Result<(), crate::ConnectorError> {
+        self.reset();
         ctx.set_state(ConnState::Connected);
         tokio::select! {
             _ = ctx.shutdown.cancelled() => Ok(()),
-            _ = self.0.notified() => Err(crate::ConnectorError::Auth(reason.to_owned())),
+            _ = self.until_rejected() => Err(crate::ConnectorError::Auth(reason.to_owned())),
         }
+    }
+}
+
+/// Whether an answer to a send says that the provider refuses our credentials or this
+/// account's access (401, 403) rather than the message: every later send would fail the
+/// same way, so the service is broken, not the message.
+pub fn refuses_credentials(status: http::StatusCode) -> bool {
+    status == http::StatusCode::UNAUTHORIZED || status == http::StatusCode::FORBIDDEN
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refusal_while_nobody_waits_is_kept_for_the_next_wait() {
+        let watch = CredentialWatch::default();
+        watch.rejected();
+        tokio::time::timeout(std::time::Duration::from_secs(1), watch.until_rejected())
+            .await
+            .expect("the earlier refusal is seen");
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), watch.until_rejected());
+        assert!(waiting.await.is_err(), "one refusal is consumed once");
     }
 }

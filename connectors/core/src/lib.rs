@@ -4,9 +4,19 @@
 //! connectors) and the connectors (which cannot depend on the daemon) meet in one place.
 //!
 //! ## Layout
-//! - [`connector`] — the [`Connector`] trait and the request/answer types it handles.
-//! - [`context`] — [`ServiceContext`], the [`Host`] storage operations, connection state.
-//! - [`model`] — the contract's objects (message, conversation, contact, event).
+//! - [`service_type`] — [`ServiceType`]: a type's name, params, factory and declared
+//!   capabilities (tokens, event subscription, desk), and their type-erased form.
+//! - [`connector`] — the [`Connector`] core and its capabilities: [`Hooks`], [`Channel`],
+//!   [`EventSink`].
+//! - [`hook`] — a hook request, its answer, and the JSON body parser.
+//! - [`context`] — [`ServiceContext`], connection state, the clock, [`CredentialWatch`].
+//! - [`host`] — the [`Host`] operations (ingest, receipts, replies, desk links, sync
+//!   state) and what they take and give.
+//! - [`model`] — the objects clients see (message, conversation, contact).
+//! - [`event`] — events with their data typed by event type.
+//! - [`webhook_channel`] — the webhook-channel helper: a channel supplies `verify` and
+//!   `parse`, the helper does the rest of a provider webhook.
+//! - [`progress`] — multi-part sends that a retry resumes instead of repeating.
 //! - [`error`] — connector, delivery, webhook and host errors, each saying what to do next.
 //! - [`params`] — config value types and the validation report.
 //! - [`outbound`] — the HTTP client policy: redirects refused and named, timeouts set.
@@ -19,27 +29,39 @@ pub mod backoff;
 pub mod connector;
 pub mod context;
 pub mod error;
+pub mod event;
+pub mod hook;
+pub mod host;
 pub mod model;
 pub mod outbound;
 pub mod params;
+pub mod progress;
 pub mod secret;
+pub mod service_type;
 pub mod signing;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod webhook_channel;
 
 pub use backoff::Backoff;
 pub use connector::{
-    Connector, Delivered, EventDelivery, HookAdmission, HookHead, HookRequest, HookResponse,
-    OutboundMessage, RetryLimits, SignatureShape, parse_json,
+    Channel, Connector, Delivered, EventDelivery, EventSink, Hooks, OutboundMessage, RetryLimits,
 };
 pub use context::{
-    Clock, ConnState, ContactInfo, CredentialWatch, Host, InboundMessage, Ingested, ServiceContext,
-    StatusChange, SystemClock, SystemMessage,
+    Clock, ConnState, CredentialWatch, ServiceContext, SystemClock, refuses_credentials,
 };
 pub use error::{ConnectorError, DeliveryError, HookError, HostError};
+pub use event::{Event, EventData};
+pub use hook::{HookAdmission, HookHead, HookRequest, HookResponse, SignatureShape, parse_json};
+pub use host::{
+    ContactInfo, DeskLink, DeskReply, Host, InboundMessage, Ingested, Posted, StatusChange,
+    SystemMessage,
+};
 pub use model::{
-    Attachment, Author, AuthorType, Contact, Conversation, ConversationStatus, Direction, Event,
-    Message, MessageStatus, Scope,
+    Attachment, Author, AuthorType, Contact, Conversation, ConversationStatus, Direction, Message,
+    MessageStatus, Scope,
 };
 pub use params::{DurationParam, IdString, Issue, Params, Port, Validator};
 pub use secret::Secret;
+pub use service_type::{AnyParams, EventSubscription, GrantedToken, Registered, ServiceType};
+pub use webhook_channel::{Intake, Receipt, Stored, WebhookChannel};

@@ -1,5 +1,5 @@
-//! The objects of the external contract (CONTRACT.md "Objects"), shared by the API, the
-//! event stream, webhooks and the connectors that read them.
+//! The objects switchboard shows its clients (`/v1`, the event stream, webhooks), shared
+//! with the connectors that read them.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -259,23 +259,6 @@ pub struct Conversation {
     /// When its last message was stored.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_message_at: Option<Timestamp>,
-}
-
-/// An event as the stream and webhooks carry it: `{"type","timestamp","seq","data"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Event {
-    /// `contact.created`, `conversation.created`, `message.created`, `message.status`,
-    /// `service.state`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// When it happened.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
-    pub timestamp: Timestamp,
-    /// Position in the event log; strictly increasing.
-    pub seq: i64,
-    /// The objects the event is about.
-    pub data: serde_json::Value,
 }
 
 /// What an API token may do.

@@ -118,7 +118,7 @@ macro_rules! string_enum {
     };
 }
 
-/// A TCP port, given as a number or a string ("5222" in the Web1on1 seed).
+/// A TCP port, given as a number or a string ("5222" from a Web1on1 hub).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Port(pub u16);
 

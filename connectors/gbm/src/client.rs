@@ -1,14 +1,108 @@
-//! Outbound: the request bodies of `conversations.messages.create` (`POST
-//! /v1/conversations/{conversationId}/messages`) for one of our messages, their
-//! `messageId`s, and how Google's error answers are read.
+//! The Business Messages API, all of this connector's message HTTP:
+//! `conversations.messages.create` (`POST /v1/conversations/{conversationId}/messages`)
+//! with the cached access token, the request bodies for one of our messages, their
+//! `messageId`s, and how Google's error answers are read. (The token itself comes from
+//! [`crate::auth`].)
 
 use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
+use switchboard_core::backoff::retry_after;
 use switchboard_core::model::Attachment;
-use switchboard_core::{AuthorType, DeliveryError, Message};
+use switchboard_core::{AuthorType, CredentialWatch, DeliveryError, Message};
+
+use crate::auth::{TokenError, TokenSource};
+
+/// One Create Message request may take this long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The agent's messages endpoint and the token source that signs in to it.
+#[derive(Debug)]
+pub struct Client {
+    api_base: String,
+    tokens: TokenSource,
+}
+
+impl Client {
+    /// A client for `api_base`; fails, at load rather than on the first reply, when it
+    /// cannot take the API's paths.
+    pub fn new(api_base: &str, tokens: TokenSource) -> Result<Self, String> {
+        messages_url(api_base, "x")?;
+        Ok(Client {
+            api_base: api_base.to_owned(),
+            tokens,
+        })
+    }
+
+    /// Fetches an access token: proves the key and warms the cache for the first reply.
+    pub async fn check(&self, http: &reqwest::Client) -> Result<(), TokenError> {
+        self.tokens.get(http).await.map(|_| ())
+    }
+
+    /// Creates one message in `conversation`, with one fresh token and a second try when
+    /// Google refuses the cached one. Credentials refused twice, or by the token
+    /// endpoint, are told to `credentials` and answered as a transient error, so the
+    /// reply waits for them to be fixed.
+    pub async fn post(
+        &self,
+        http: &reqwest::Client,
+        credentials: &CredentialWatch,
+        conversation: &str,
+        part: &Part,
+    ) -> Result<(), DeliveryError> {
+        let url = messages_url(&self.api_base, conversation).map_err(DeliveryError::permanent)?;
+        let mut retried = false;
+        loop {
+            let token = self.tokens.get(http).await.map_err(|e| match e {
+                TokenError::Rejected(_) => credentials.refused(e.to_string(), None),
+                TokenError::Transient(_) => DeliveryError::transient(e.to_string()),
+            })?;
+            let resp = http
+                .post(url.clone())
+                .bearer_auth(token.expose())
+                .timeout(REQUEST_TIMEOUT)
+                .json(&part.body)
+                .send()
+                .await
+                .map_err(|e| DeliveryError::from_reqwest(&e))?;
+            let status = resp.status();
+            let hint = retry_after(resp.headers());
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| DeliveryError::from_reqwest(&e))?;
+            if status.is_success() {
+                return Ok(());
+            }
+            // Only 401 is about our credentials: Google's 403 PERMISSION_DENIED names a
+            // conversation we may no longer answer (unknown, or older than 30 days).
+            if status == StatusCode::UNAUTHORIZED {
+                if !retried {
+                    // Revoked or expired early: one new token, one more try.
+                    tracing::debug!("the access token was refused; fetching a new one");
+                    self.tokens.invalidate(&token).await;
+                    retried = true;
+                    continue;
+                }
+                return Err(credentials.refused(
+                    format!(
+                        "a fresh access token was refused: {}",
+                        reason(status, &body)
+                    ),
+                    hint,
+                ));
+            }
+            if already_exists(status, &body) {
+                tracing::info!(message_id = %part.message_id,
+                    "Business Messages already has this messageId from an earlier attempt; not sending it again");
+                return Ok(());
+            }
+            return Err(classify(status, hint, &body));
+        }
+    }
+}
 
 /// The UUID namespace of our message ids (a random UUID, fixed once).
 const NAMESPACE: [u8; 16] = [

@@ -1,5 +1,5 @@
-//! `[services.<id>.params]` of a `gbm` service. The camel-case names are the Web1on1
-//! seed's; each also has a lower-case alias because environment overrides arrive
+//! `[services.<id>.params]` of a `gbm` service. The camel-case names are Web1on1's
+//! (docs/web1on1.md); each also has a lower-case alias because environment overrides arrive
 //! lower-cased when the file does not already spell the key.
 
 use jiff::tz::TimeZone;
@@ -19,13 +19,13 @@ pub const DEFAULT_OFFLINE_MESSAGE: &str = "Thank you for your message. We are no
 /// A Business Messages agent and the credentials to answer through it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GbmParams {
-    /// The seed's location id (a location in the Web1on1 knowledge base). Required;
+    /// The Web1on1 location id (a location in its knowledge base). Required;
     /// switchboard only keeps it, the agent's setup at Google uses it.
     pub location: String,
     /// The greeting sent into every new conversation, as a `system` message. Required.
     #[serde(rename = "welcomeMessage", alias = "welcomemessage")]
     pub welcome_message: String,
-    /// The seed's conversation starter. Required; it is part of the agent's setup at
+    /// The conversation starter. Required; it is part of the agent's setup at
     /// Google (shown before the user writes), so switchboard only keeps it.
     pub starter: String,
     /// URL of the brand's privacy policy, for the agent's setup. Default: none.
@@ -44,7 +44,7 @@ pub struct GbmParams {
     /// Last open day; may wrap past Sunday (`FRIDAY`–`MONDAY`). Default `"SUNDAY"`.
     #[serde(rename = "endDay", alias = "endday", default = "sunday")]
     pub end_day: Day,
-    /// The seed's setup-flow step (`verifyAgent`, `verifyLocation`, `launchAgent`,
+    /// Web1on1's setup-flow step (`verifyAgent`, `verifyLocation`, `launchAgent`,
     /// `launchLocation`): accepted and checked, no behaviour here. Default: none.
     #[serde(default)]
     pub step: Option<Step>,
@@ -77,7 +77,7 @@ pub struct GbmParams {
     pub token_url: Option<String>,
 }
 
-/// The seed's setup-flow steps.
+/// Web1on1's setup-flow steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub enum Step {

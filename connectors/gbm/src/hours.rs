@@ -1,4 +1,4 @@
-//! Opening hours: the seed's `startDay`–`endDay` and `startTime`–`endTime`, read in the
+//! Opening hours: Web1on1's `startDay`–`endDay` and `startTime`–`endTime`, read in the
 //! organization's time zone. A pure function of the local time, so that windows that
 //! wrap past midnight or past Sunday are tested without a clock.
 
@@ -70,7 +70,7 @@ impl TryFrom<String> for Day {
 
 /// When the business answers: every day from `start_day` to `end_day` (wrapping past
 /// Sunday: FRIDAY–MONDAY is Friday, Saturday, Sunday and Monday), from `start` to `end`
-/// inclusive of the end minute, so that the seed's `00:00`–`23:59` is the whole day.
+/// inclusive of the end minute, so that Web1on1's default `00:00`–`23:59` is the whole day.
 /// A window whose end is before its start runs overnight, and the hours after midnight
 /// belong to the day it started: MONDAY–FRIDAY 22:00–06:00 is open early Saturday
 /// morning and closed early Monday morning.

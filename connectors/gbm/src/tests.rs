@@ -1,6 +1,6 @@
-//! The webhook handler against a recording host and a fixed clock: verification before
-//! anything is stored, the setup request, welcome and out-of-hours messages, typing and
-//! receipts.
+//! The webhook handler against a recording host and a fixed clock: signature variants,
+//! the setup request, welcome and out-of-hours messages, typing and receipts; and the
+//! compliance suite.
 
 use std::sync::Arc;
 
@@ -11,9 +11,12 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::json;
 use sha2::Sha512;
+use switchboard_core::OutboundMessage;
+use switchboard_core::testkit::compliance::{self, Fixture, Sample};
+use switchboard_core::testkit::fake::{Answer, Request};
 use switchboard_core::testkit::{FixedClock, RecordingHost};
 use switchboard_core::{
-    AuthorType, Connector, HookError, HookRequest, MessageStatus, ServiceContext,
+    AuthorType, HookError, HookHead, HookRequest, Hooks, MessageStatus, ServiceContext,
 };
 
 use crate::auth::tests::{TestKey, service_account_json};
@@ -51,11 +54,13 @@ fn request(signature: Option<&str>, body: &[u8]) -> HookRequest {
         headers.insert("x-goog-signature", s.parse().unwrap());
     }
     HookRequest {
-        method: Method::POST,
-        subpath: String::new(),
-        path_and_query: "/hooks/g".into(),
-        query: None,
-        headers,
+        head: HookHead {
+            method: Method::POST,
+            subpath: String::new(),
+            path_and_query: "/hooks/g".into(),
+            query: None,
+            headers,
+        },
         body: Bytes::copy_from_slice(body),
     }
 }
@@ -194,19 +199,93 @@ async fn typing_and_receipts_reach_the_host() {
     assert!(rec.ingests.is_empty());
 }
 
-#[tokio::test]
-async fn only_post_to_the_root() {
-    let (c, ctx, _) = setup(OPEN);
-    let mut req = signed(TEXT);
-    req.method = Method::GET;
-    assert_eq!(
-        c.handle_webhook(&ctx, req.clone()).await.unwrap_err(),
-        HookError::MethodNotAllowed
-    );
-    req.method = Method::POST;
-    req.subpath = "status".into();
-    assert_eq!(
-        c.handle_webhook(&ctx, req).await.unwrap_err(),
-        HookError::NotFound
-    );
+// ---- the compliance suite ----
+
+struct Suite;
+
+impl Fixture for Suite {
+    type Type = crate::Gbm;
+
+    /// Google's 403 `PERMISSION_DENIED` names a conversation that may no longer be
+    /// answered (unknown, or older than 30 days): it fails that message, not the service.
+    const REFUSALS: &'static [u16] = &[401];
+
+    fn params(api_base: &str) -> serde_json::Value {
+        json!({
+            "location": "loc", "welcomeMessage": "Welcome!", "starter": "Hi",
+            "client_token": CLIENT_TOKEN,
+            "service_account": service_account_json(&TestKey::get().pem, None),
+            "api_base": api_base, "token_url": format!("{api_base}/token"),
+        })
+    }
+
+    fn invalid() -> Vec<(serde_json::Value, Vec<&'static str>)> {
+        let mut bad = Self::params(compliance::NOWHERE);
+        bad["welcomeMessage"] = json!(" ");
+        bad["client_token"] = json!("");
+        bad["api_base"] = json!("ftp://x");
+        bad["service_account"] = json!("{}");
+        vec![(
+            bad,
+            vec![
+                "welcomeMessage",
+                "client_token",
+                "api_base",
+                "service_account",
+            ],
+        )]
+    }
+
+    fn message(n: u32) -> Option<Sample> {
+        let mut body: serde_json::Value = serde_json::from_slice(TEXT).unwrap();
+        body["message"]["messageId"] = json!(format!("MESSAGE_ID_{n}"));
+        Some(Sample::new("application/json", body.to_string()))
+    }
+
+    fn sign(sample: &mut Sample, _: &str) {
+        let signature = sign(&sample.body);
+        sample.set_header("x-goog-signature", signature);
+    }
+
+    fn garbage() -> Vec<(Sample, u16)> {
+        let no_message = json!({"conversationId": "CONV", "message": {"text": "hi"}});
+        vec![(Sample::new("application/json", no_message.to_string()), 422)]
+    }
+
+    fn outbound() -> Option<OutboundMessage> {
+        Some(compliance::outbound(
+            Some("conv-1"),
+            "conv-1",
+            "Here you go",
+            &["https://f.example/a.png"],
+        ))
+    }
+
+    fn route(req: &Request) -> (bool, Answer) {
+        match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/token") => (
+                false,
+                Answer::json(
+                    200,
+                    json!({"access_token": "ya29.test-token", "expires_in": 3600, "token_type": "Bearer"}),
+                ),
+            ),
+            ("POST", "/v1/conversations/conv-1/messages") => {
+                if req.header("authorization") != "Bearer ya29.test-token" {
+                    return (true, Answer::empty(401));
+                }
+                (true, Answer::json(200, req.json()))
+            }
+            _ => (false, Answer::empty(404)),
+        }
+    }
+
+    fn error(status: u16, text: &str) -> Answer {
+        Answer::json(
+            status,
+            json!({"error": {"code": status, "message": text, "status": "FAILED_PRECONDITION"}}),
+        )
+    }
 }
+
+switchboard_core::compliance_suite!(Suite);

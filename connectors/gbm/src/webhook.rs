@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha512;
 use switchboard_core::model::Attachment;
-use switchboard_core::{ContactInfo, HookError, InboundMessage, MessageStatus, Secret};
+use switchboard_core::{ContactInfo, HookError, InboundMessage, MessageStatus, Receipt, Secret};
 
 /// Google's signature header: base64 HMAC-SHA512 of the raw body, keyed with the
 /// partner's client token.
@@ -68,19 +68,11 @@ pub enum Parsed {
         /// Started (true) or stopped.
         typing: bool,
     },
-    /// Delivery and read receipts for our messages.
+    /// Delivery and read receipts for our messages (`external_id`: the `messageId` we
+    /// sent it with).
     Receipts(Vec<Receipt>),
     /// A payload the core has no place for; the name says which.
     Ignored(&'static str),
-}
-
-/// A receipt for one of our messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    /// The `messageId` we sent it with: the external id the delivery recorded.
-    pub message_id: String,
-    /// Delivered or read.
-    pub status: MessageStatus,
 }
 
 #[derive(Deserialize)]
@@ -246,8 +238,9 @@ pub fn parse(body: &[u8]) -> Result<Parsed, HookError> {
                 let name = r.message.as_deref()?;
                 let id = name.rsplit_once("/messages/").map_or(name, |(_, id)| id);
                 (!id.is_empty()).then(|| Receipt {
-                    message_id: id.to_owned(),
+                    external_id: id.to_owned(),
                     status,
+                    error: None,
                 })
             })
             .collect();
@@ -371,12 +364,14 @@ mod tests {
             parse(receipts.to_string().as_bytes()).unwrap(),
             Parsed::Receipts(vec![
                 Receipt {
-                    message_id: "m-1".into(),
-                    status: MessageStatus::Delivered
+                    external_id: "m-1".into(),
+                    status: MessageStatus::Delivered,
+                    error: None,
                 },
                 Receipt {
-                    message_id: "m-2".into(),
-                    status: MessageStatus::Read
+                    external_id: "m-2".into(),
+                    status: MessageStatus::Read,
+                    error: None,
                 },
             ])
         );

@@ -10,7 +10,9 @@ use http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use switchboard_core::backoff::retry_after;
-use switchboard_core::{ConnectorError, DeliveryError, Secret, ServiceContext};
+use switchboard_core::{
+    ConnectorError, CredentialWatch, DeliveryError, Secret, ServiceContext, refuses_credentials,
+};
 use tokio::time::Instant;
 
 use crate::payload::Conversation;
@@ -64,10 +66,19 @@ impl std::fmt::Display for ApiError {
 }
 
 impl ApiError {
-    /// How the dispatcher should treat a failed send.
-    pub fn into_delivery(self) -> DeliveryError {
+    /// How the dispatcher should treat a failed send. A refused token or a plan without
+    /// API access (401, 403) breaks the service, not the message: `credentials` is told,
+    /// and the reply waits (transient) until it is fixed.
+    pub fn into_delivery(self, credentials: &CredentialWatch) -> DeliveryError {
         match self {
             ApiError::Transport { error, .. } => error,
+            ApiError::Status {
+                status,
+                retry_after,
+                reason,
+            } if refuses_credentials(status) => {
+                credentials.refused(format!("Intercom API: {reason}"), retry_after)
+            }
             ApiError::Status {
                 status,
                 retry_after,
@@ -460,11 +471,11 @@ mod tests {
             ConnectorError::Transient(_)
         ));
         assert!(matches!(
-            status(404).into_delivery(),
+            status(404).into_delivery(&CredentialWatch::default()),
             DeliveryError::Permanent { .. }
         ));
         assert!(matches!(
-            status(429).into_delivery(),
+            status(429).into_delivery(&CredentialWatch::default()),
             DeliveryError::Transient { .. }
         ));
     }

@@ -10,10 +10,11 @@
 //! - [`html`] — Intercom's HTML bodies as readable text plus image URLs.
 //! - [`payload`] — notification and conversation wire types; which parts are the contact's.
 //! - [`client`] — the REST API: auth headers, version pinning, rate limits, errors.
-//! - [`webhook`] — signature check and intake.
+//! - [`webhook`] — the signature check and notifications parsed, no I/O.
 //! - [`reply`] — replies, without double posts after an unknown outcome.
 //! - [`catchup`] — the cursor-driven poller.
 //! - [`connector`] — the [`Connector`](switchboard_core::Connector) implementation.
+//! - `tests` — the compliance suite.
 
 pub mod catchup;
 pub mod client;
@@ -24,5 +25,22 @@ pub mod payload;
 pub mod reply;
 pub mod webhook;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::IntercomParams;
 pub use connector::IntercomConnector;
+
+/// The `intercom` service type.
+pub struct Intercom;
+
+impl switchboard_core::ServiceType for Intercom {
+    const NAME: &'static str = "intercom";
+    type Params = IntercomParams;
+
+    fn build(
+        params: &IntercomParams,
+    ) -> Result<std::sync::Arc<dyn switchboard_core::Connector>, String> {
+        Ok(std::sync::Arc::new(IntercomConnector::new(params.clone())?))
+    }
+}

@@ -31,7 +31,7 @@ pub struct Notification {
     /// The workspace it concerns.
     #[serde(default)]
     pub app_id: Option<String>,
-    /// The payload.
+    /// The object the notification is about.
     #[serde(default)]
     pub data: Option<NotificationData>,
 }
@@ -97,7 +97,7 @@ pub struct Part {
     /// `comment`, `open`, `note`, `assignment`, … (absent on `source`).
     #[serde(default)]
     pub part_type: Option<String>,
-    /// HTML.
+    /// Intercom's HTML; [`crate::html`] turns it into text and image URLs.
     #[serde(default)]
     pub body: Option<String>,
     /// Creation, unix seconds (absent on `source`).
@@ -106,7 +106,7 @@ pub struct Part {
     /// Who wrote it.
     #[serde(default)]
     pub author: Option<PartAuthor>,
-    /// Files.
+    /// Files attached, by URL.
     #[serde(default, deserialize_with = "null_as_default")]
     pub attachments: Vec<PartAttachment>,
     /// Redacted parts show "This message was deleted", not the contact's words.

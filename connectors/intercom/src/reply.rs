@@ -13,7 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use serde_json::json;
-use switchboard_core::{Delivered, DeliveryError, IdString, OutboundMessage, ServiceContext};
+use switchboard_core::{
+    CredentialWatch, Delivered, DeliveryError, IdString, OutboundMessage, ServiceContext,
+};
 
 use crate::client::{ApiError, Client};
 use crate::html::{html_to_text, text_to_html};
@@ -53,6 +55,7 @@ impl Replier {
     pub async fn deliver(
         &self,
         client: &Client,
+        credentials: &CredentialWatch,
         ctx: &ServiceContext,
         out: &OutboundMessage,
     ) -> Result<Delivered, DeliveryError> {
@@ -78,7 +81,7 @@ impl Replier {
                     return Ok(Delivered::sent(Some(part)));
                 }
                 Ok(None) => {}
-                Err(e) => return Err(e.into_delivery()),
+                Err(e) => return Err(e.into_delivery(credentials)),
             }
         }
         let started = ctx.clock.now().as_second();
@@ -100,7 +103,7 @@ impl Replier {
                     map.retain(|_, t| *t > started - UNCERTAIN_KEEP_SECS);
                     map.entry(key.clone()).or_insert(started);
                 }
-                Err(e.into_delivery())
+                Err(e.into_delivery(credentials))
             }
         }
     }

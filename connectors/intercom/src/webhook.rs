@@ -1,18 +1,14 @@
-//! `POST /hooks/{id}`: Intercom's signed notifications. Verified first (nothing is read,
-//! let alone stored, before the signature checks out), then the contact's parts are
-//! ingested in one commit and acknowledged. Intercom throttles a subscription we answer
-//! with 429 and pauses one that keeps failing, so every outcome that retrying cannot
-//! change — duplicates, topics we do not use, conversations with nothing of the
-//! contact's — is a 200.
+//! `POST /hooks/{id}`: Intercom's signed notifications, as pure functions — the
+//! signature check and the notification turned into what to store. The connector runs
+//! them through the webhook-channel helper, which checks the signature before anything
+//! is parsed. Intercom throttles a subscription we answer with 429 and pauses one that
+//! keeps failing, so every outcome that retrying cannot change — duplicates, topics we
+//! do not use, conversations with nothing of the contact's — is a 200.
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-use switchboard_core::{
-    HookAdmission, HookError, HookHead, HookRequest, HookResponse, Secret, ServiceContext,
-    SignatureShape,
-};
+use switchboard_core::{HookError, HookResponse, Intake, Secret, Stored, parse_json};
 
-use crate::config::IntercomParams;
 use crate::payload::{Conversation, MESSAGE_TOPICS, Notification};
 
 /// Checks `X-Hub-Signature: sha1=<hex HMAC-SHA1(client secret, raw body)>` in constant
@@ -43,43 +39,19 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The check before the body is read: `POST` to the root with an `X-Hub-Signature`
-/// shaped like `sha1=<40 hex>`.
-pub fn authorize(head: &HookHead<'_>) -> Result<HookAdmission, HookError> {
-    head.require_post_to_root()?;
-    head.require_signature(
-        "x-hub-signature",
-        "X-Hub-Signature",
-        SignatureShape::PrefixedHex {
-            prefix: "sha1=",
-            bytes: 20,
-        },
-    )?;
-    Ok(HookAdmission::Signed)
-}
-
-/// Verifies, parses and ingests one notification.
-pub async fn handle(
-    params: &IntercomParams,
-    ctx: &ServiceContext,
-    req: HookRequest,
-) -> Result<HookResponse, HookError> {
-    authorize(&req.head())?;
-    verify(
-        &params.client_secret,
-        req.header("x-hub-signature"),
-        &req.body,
-    )?;
-    let note: Notification = req.json("an Intercom notification")?;
+/// The contact's messages in one verified notification for workspace `app_id`, or an
+/// answer for one that has none to store.
+pub fn parse(app_id: &str, body: &[u8]) -> Result<Intake, HookError> {
+    let note: Notification = parse_json(body, "an Intercom notification")?;
     if !MESSAGE_TOPICS.contains(&note.topic.as_str()) {
         tracing::debug!(topic = %note.topic, notification = ?note.id, "notification topic not used; acknowledged");
-        return Ok(ignored("topic"));
+        return Ok(Intake::answered(ignored("topic")));
     }
-    if let Some(app) = note.app_id.as_deref().filter(|a| *a != params.app_id) {
+    if let Some(app) = note.app_id.as_deref().filter(|a| *a != app_id) {
         // Signed with our client secret, so it is from our developer app, installed in
         // another workspace: not this service's to store.
         tracing::warn!(app_id = %app, notification = ?note.id, "notification for another Intercom workspace; acknowledged and ignored (check app_id)");
-        return Ok(ignored("app_id"));
+        return Ok(Intake::answered(ignored("app_id")));
     }
     let item = note
         .data
@@ -90,16 +62,18 @@ pub async fn handle(
     let messages = conversation.contact_messages();
     if messages.is_empty() {
         tracing::debug!(topic = %note.topic, conversation = %conversation.id, "notification carries no message of the contact");
-        return Ok(HookResponse::json(
-            &serde_json::json!({"status": "ok", "stored": 0, "duplicates": 0}),
-        ));
     }
-    let done = ctx.ingest(messages).await?;
-    let stored = done.iter().filter(|i| i.created).count();
-    tracing::debug!(topic = %note.topic, conversation = %conversation.id, stored, duplicates = done.len() - stored, "notification ingested");
-    Ok(HookResponse::json(&serde_json::json!({
-        "status": "ok", "stored": stored, "duplicates": done.len() - stored
-    })))
+    Ok(Intake {
+        messages,
+        ..Intake::default()
+    })
+}
+
+/// The answer once the contact's messages are committed: how many were new.
+pub fn answer(stored: &Stored) -> HookResponse {
+    HookResponse::json(&serde_json::json!({
+        "status": "ok", "stored": stored.created(), "duplicates": stored.duplicates()
+    }))
 }
 
 fn ignored(why: &str) -> HookResponse {

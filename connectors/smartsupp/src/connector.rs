@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    ConnState, Connector, ConnectorError, Delivered, DeliveryError, OutboundMessage, ServiceContext,
+    Channel, ConnState, Connector, ConnectorError, Delivered, DeliveryError, OutboundMessage,
+    ServiceContext,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_xmpp::jid::BareJid;
@@ -105,6 +106,13 @@ impl Connector for SmartsuppConnector {
         true
     }
 
+    fn channel(&self) -> Option<&dyn Channel> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Channel for SmartsuppConnector {
     async fn deliver_message(
         &self,
         _ctx: &ServiceContext,

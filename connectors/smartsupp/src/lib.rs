@@ -9,6 +9,7 @@
 //! - [`stanza`] — chat messages to and from switchboard's messages.
 //! - [`session`] — the one task that owns a live stream: reads, writes, acknowledgements.
 //! - [`connector`] — the reconnect loop and deliveries.
+//! - `tests` — the compliance suite's config checks.
 
 pub mod config;
 pub mod connector;
@@ -17,5 +18,24 @@ pub mod session;
 pub mod stanza;
 pub mod tls;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{SmartsuppParams, TlsMode};
 pub use connector::SmartsuppConnector;
+
+/// The `smartsupp` service type.
+pub struct Smartsupp;
+
+impl switchboard_core::ServiceType for Smartsupp {
+    const NAME: &'static str = "smartsupp";
+    type Params = SmartsuppParams;
+
+    fn build(
+        params: &SmartsuppParams,
+    ) -> Result<std::sync::Arc<dyn switchboard_core::Connector>, String> {
+        Ok(std::sync::Arc::new(SmartsuppConnector::new(
+            params.clone(),
+        )?))
+    }
+}

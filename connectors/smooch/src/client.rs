@@ -1,12 +1,87 @@
-//! Outbound: the bodies of Sunshine's Post Message (`POST /v2/apps/{appId}/conversations/
-//! {conversationId}/messages`) for one of our messages, and how its answers are read.
+//! Sunshine's Messages API, all of this connector's HTTP: Post Message
+//! (`POST /v2/apps/{appId}/conversations/{conversationId}/messages`) with Basic
+//! `keyId:secret`, the request bodies for one of our messages, and how its answers are
+//! read.
 
 use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::{Value, json};
+use switchboard_core::backoff::retry_after;
 use switchboard_core::model::Attachment;
-use switchboard_core::{DeliveryError, Message};
+use switchboard_core::{CredentialWatch, DeliveryError, Message, Secret, refuses_credentials};
+
+use crate::config::SmoochParams;
+
+/// One Post Message request may take this long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The app's Messages API and the key that signs in to it.
+#[derive(Debug)]
+pub struct Client {
+    api_base: String,
+    app_id: String,
+    key_id: String,
+    secret: Secret,
+}
+
+impl Client {
+    /// A client for the app in `params`; fails, at load rather than on the first reply,
+    /// when `api_base` cannot take the API's paths.
+    pub fn new(params: &SmoochParams) -> Result<Self, String> {
+        messages_url(&params.api_base, &params.app_id, "x")?;
+        Ok(Client {
+            api_base: params.api_base.clone(),
+            app_id: params.app_id.clone(),
+            key_id: params.key_id.clone(),
+            secret: params.secret.clone(),
+        })
+    }
+
+    /// Posts one message body into Sunshine conversation `conversation`; the id Sunshine
+    /// gave it. A refused key (401/403) is told to `credentials` and answered as a
+    /// transient error, so the reply waits for the key to be fixed.
+    pub async fn post(
+        &self,
+        http: &reqwest::Client,
+        credentials: &CredentialWatch,
+        conversation: &str,
+        body: &Value,
+    ) -> Result<Option<String>, DeliveryError> {
+        let url = messages_url(&self.api_base, &self.app_id, conversation)
+            .map_err(DeliveryError::permanent)?;
+        let resp = http
+            .post(url)
+            .basic_auth(&self.key_id, Some(self.secret.expose()))
+            .timeout(REQUEST_TIMEOUT)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| DeliveryError::from_reqwest(&e))?;
+        let status = resp.status();
+        let hint = retry_after(resp.headers());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| DeliveryError::from_reqwest(&e))?;
+        if refuses_credentials(status) {
+            // Our keyId/secret, not the message, are wrong (revoked or rotated key).
+            return Err(credentials.refused(classify(status, None, &bytes).to_string(), hint));
+        }
+        if !status.is_success() {
+            return Err(classify(status, hint, &bytes));
+        }
+        let id = created_id(&bytes);
+        if id.is_none() {
+            // Accepted all the same: sending again would duplicate it.
+            tracing::warn!(
+                status = status.as_u16(),
+                "Sunshine accepted a message without returning its id; its receipts cannot be matched"
+            );
+        }
+        Ok(id)
+    }
+}
 
 /// The spec's limit on `altText`.
 const ALT_TEXT_MAX: usize = 128;

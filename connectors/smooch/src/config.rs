@@ -1,5 +1,5 @@
-//! `[services.<id>.params]` of a `smooch` service. The camel-case names are the Web1on1
-//! seed's; each also has a lower-case alias because environment overrides arrive
+//! `[services.<id>.params]` of a `smooch` service. The camel-case names are Web1on1's
+//! (docs/web1on1.md); each also has a lower-case alias because environment overrides arrive
 //! lower-cased when the file does not already spell the key.
 
 use serde::Deserialize;
@@ -28,8 +28,8 @@ pub struct SmoochParams {
     /// `https://api.eu-1.smooch.io`.
     #[serde(default = "default_api_base")]
     pub api_base: String,
-    /// The seed's optional "advanced settings" object: accepted so that seed configs
-    /// load, not used. Default: absent.
+    /// Web1on1's optional "advanced settings" object: accepted so that Web1on1's
+    /// configs load, not used. Default: absent.
     #[serde(default)]
     pub advanced: Option<serde_json::Value>,
 }

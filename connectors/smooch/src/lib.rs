@@ -18,3 +18,17 @@ mod tests;
 
 pub use config::SmoochParams;
 pub use connector::SmoochConnector;
+
+/// The `smooch` service type.
+pub struct Smooch;
+
+impl switchboard_core::ServiceType for Smooch {
+    const NAME: &'static str = "smooch";
+    type Params = SmoochParams;
+
+    fn build(
+        params: &SmoochParams,
+    ) -> Result<std::sync::Arc<dyn switchboard_core::Connector>, String> {
+        Ok(std::sync::Arc::new(SmoochConnector::new(params.clone())?))
+    }
+}

@@ -1,16 +1,22 @@
-//! Webhook parsing against the fixtures, and the webhook handler against a recording
-//! host: authentication before anything is stored, one ingest per request, receipts.
+//! Webhook parsing against the fixtures, the webhook handler against a recording host
+//! (several messages and receipts in one ingest), and the compliance suite.
 
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
+use switchboard_core::OutboundMessage;
 use switchboard_core::testkit::RecordingHost;
-use switchboard_core::{Connector, HookError, HookRequest, MessageStatus, ServiceContext};
+use switchboard_core::testkit::compliance::{self, Fixture, Sample};
+use switchboard_core::testkit::fake::{Answer, Request};
+use switchboard_core::{HookError, HookHead, HookRequest, Hooks, MessageStatus, ServiceContext};
 
-use crate::webhook::{Receipt, parse};
+use crate::webhook::parse;
 use crate::{SmoochConnector, SmoochParams};
+use switchboard_core::Receipt;
 
 const V2: &str = include_str!("../fixtures/v2_conversation_message.json");
 const V1: &str = include_str!("../fixtures/v1_message_appUser_text.json");
@@ -154,7 +160,7 @@ fn delivery_events_map_forward() {
     assert_eq!(
         r(DELIVERY_USER),
         [Receipt {
-            message_id: "5f74b82c56be263abf0ffd50".into(),
+            external_id: "5f74b82c56be263abf0ffd50".into(),
             status: MessageStatus::Delivered,
             error: None
         }]
@@ -163,7 +169,7 @@ fn delivery_events_map_forward() {
     assert_eq!(
         r(DELIVERY_FAILURE),
         [Receipt {
-            message_id: "5f74be6256be263abf0ffd5f".into(),
+            external_id: "5f74be6256be263abf0ffd5f".into(),
             status: MessageStatus::Failed,
             error: Some(
                 "delivery failed: uncategorized_error: Unsupported message type `form`".into()
@@ -176,7 +182,7 @@ fn delivery_events_map_forward() {
     assert_eq!(
         parse_json(&v1).unwrap().receipts[0],
         Receipt {
-            message_id: "m-9".into(),
+            external_id: "m-9".into(),
             status: MessageStatus::Delivered,
             error: None
         }
@@ -233,33 +239,15 @@ fn request(key: Option<&str>, body: &Value) -> HookRequest {
         headers.insert("x-api-key", k.parse().unwrap());
     }
     HookRequest {
-        method: Method::POST,
-        subpath: String::new(),
-        path_and_query: "/hooks/sun".into(),
-        query: None,
-        headers,
+        head: HookHead {
+            method: Method::POST,
+            subpath: String::new(),
+            path_and_query: "/hooks/sun".into(),
+            query: None,
+            headers,
+        },
         body: Bytes::from(body.to_string()),
     }
-}
-
-#[tokio::test]
-async fn wrong_or_missing_key_stores_nothing() {
-    let (c, ctx, host) = setup();
-    let body = fixture(V2);
-    for key in [None, Some("hook-secreT"), Some("hook-secret2"), Some("")] {
-        let err = c
-            .handle_webhook(&ctx, request(key, &body))
-            .await
-            .unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNAUTHORIZED, "{key:?}");
-    }
-    // A bad key is refused before the body is even looked at.
-    let err = c
-        .handle_webhook(&ctx, request(Some("nope"), &json!("not a webhook")))
-        .await
-        .unwrap_err();
-    assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
-    assert!(host.recorded().wrote_nothing());
 }
 
 #[tokio::test]
@@ -294,20 +282,81 @@ async fn one_request_is_one_ingest() {
     );
 }
 
-#[tokio::test]
-async fn only_post_to_the_root() {
-    let (c, ctx, host) = setup();
-    let mut req = request(Some("hook-secret"), &fixture(V2));
-    req.method = Method::GET;
-    assert_eq!(
-        c.handle_webhook(&ctx, req.clone()).await.unwrap_err(),
-        HookError::MethodNotAllowed
-    );
-    req.method = Method::POST;
-    req.subpath = "status".into();
-    assert_eq!(
-        c.handle_webhook(&ctx, req).await.unwrap_err(),
-        HookError::NotFound
-    );
-    assert!(host.recorded().ingests.is_empty());
+// ---- the compliance suite ----
+
+const HOOK_SECRET: &str = "sunshine-hook-secret";
+
+struct Suite;
+
+impl Fixture for Suite {
+    type Type = crate::Smooch;
+
+    fn params(api_base: &str) -> Value {
+        json!({"appId": "app1", "keyId": "app_key", "secret": "sunshine-api-secret",
+               "webhook_secret": HOOK_SECRET, "api_base": api_base})
+    }
+
+    fn invalid() -> Vec<(Value, Vec<&'static str>)> {
+        vec![(
+            json!({"appId": " ", "keyId": "", "secret": "", "webhook_secret": "", "api_base": "ftp://x"}),
+            vec!["appId", "keyId", "secret", "webhook_secret", "api_base"],
+        )]
+    }
+
+    fn message(n: u32) -> Option<Sample> {
+        let mut body = fixture(V2);
+        body["events"][0]["payload"]["message"]["id"] = json!(format!("msg-{n}"));
+        Some(Sample::new("application/json", body.to_string()))
+    }
+
+    /// Sunshine sends the webhook's shared secret as it is.
+    fn sign(sample: &mut Sample, _: &str) {
+        sample.set_header("x-api-key", HOOK_SECRET);
+    }
+
+    fn garbage() -> Vec<(Sample, u16)> {
+        let bodies = [
+            json!("not a webhook"),
+            json!({"events": [{"type": "conversation:message", "payload": {}}]}),
+        ];
+        bodies
+            .iter()
+            .map(|b| (Sample::new("application/json", b.to_string()), 422))
+            .collect()
+    }
+
+    fn outbound() -> Option<OutboundMessage> {
+        Some(compliance::outbound(
+            Some("conv-1"),
+            "user-1",
+            "Here you go",
+            &["https://f.example/a.png", "https://f.example/b.pdf"],
+        ))
+    }
+
+    fn route(req: &Request) -> (bool, Answer) {
+        if req.method == Method::POST && req.path == "/v2/apps/app1/conversations/conv-1/messages" {
+            let basic = format!("Basic {}", STANDARD.encode("app_key:sunshine-api-secret"));
+            if req.header("authorization") != basic {
+                return (true, Answer::empty(401));
+            }
+            return (
+                true,
+                Answer::json(
+                    201,
+                    json!({"messages": [{"id": "5f748c1a2b5315fc007e7977"}]}),
+                ),
+            );
+        }
+        (false, Answer::empty(404))
+    }
+
+    fn error(status: u16, text: &str) -> Answer {
+        Answer::json(
+            status,
+            json!({"errors": [{"code": "bad_request", "title": text}]}),
+        )
+    }
 }
+
+switchboard_core::compliance_suite!(Suite);

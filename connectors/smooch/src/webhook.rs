@@ -8,29 +8,19 @@
 
 use serde::Deserialize;
 use switchboard_core::model::Attachment;
-use switchboard_core::{ContactInfo, HookError, InboundMessage, MessageStatus};
+use switchboard_core::{ContactInfo, HookError, InboundMessage, MessageStatus, Receipt};
 
 /// What one webhook request asks of us.
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
     /// Messages from users, in body order: ingested together, in one transaction.
     pub messages: Vec<InboundMessage>,
-    /// Delivery events for our own messages.
+    /// Delivery events for our own messages (`external_id`: Sunshine's message id, the
+    /// one our delivery recorded).
     pub receipts: Vec<Receipt>,
     /// Business messages (our own replies echoed back, or another integration's) and
     /// events of types we do not handle.
     pub skipped: usize,
-}
-
-/// A delivery event for a message Sunshine accepted from us.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    /// Sunshine's message id: the external id our delivery recorded.
-    pub message_id: String,
-    /// The status it reports.
-    pub status: MessageStatus,
-    /// Why delivery failed, for `failed`.
-    pub error: Option<String>,
 }
 
 /// Parses a webhook body of either version. Errors name the offending field; nothing
@@ -193,7 +183,7 @@ fn parse_v2(body: V2Body) -> Result<Parsed, HookError> {
             };
             let p: V2DeliveryPayload = from_payload(event.payload, &at)?;
             out.receipts.push(Receipt {
-                message_id: required(p.message.id, &at, "message.id")?,
+                external_id: required(p.message.id, &at, "message.id")?,
                 status,
                 error: (status == MessageStatus::Failed).then(|| error_text(p.error)),
             });
@@ -297,7 +287,7 @@ fn parse_v1(body: V1Body) -> Result<Parsed, HookError> {
     } else if let Some(kind) = body.trigger.strip_prefix("message:delivery:") {
         match delivery_status(kind) {
             Some(status) => out.receipts.push(Receipt {
-                message_id: required(body.message.and_then(|m| m.id), "message", "_id")?,
+                external_id: required(body.message.and_then(|m| m.id), "message", "_id")?,
                 status,
                 error: (status == MessageStatus::Failed).then(|| error_text(body.error)),
             }),

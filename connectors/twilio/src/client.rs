@@ -1,15 +1,19 @@
-//! Twilio's REST API: create a Message, check the credentials, and turn Twilio's error
-//! answers (`{code, message, more_info, status}`) into delivery errors.
+//! Twilio's REST API, all of this connector's HTTP: create a Message (the form for one
+//! of our messages, and who it goes from), check the credentials, and turn Twilio's
+//! error answers (`{code, message, more_info, status}`) into delivery errors.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use switchboard_core::backoff::retry_after;
-use switchboard_core::{ConnectorError, DeliveryError, Secret};
+use switchboard_core::{
+    ConnectorError, CredentialWatch, DeliveryError, OutboundMessage, Secret, refuses_credentials,
+};
 
 use crate::config::TwilioParams;
+use crate::webhook;
 
-/// The account's endpoints and credentials.
+/// The account's endpoints, credentials and sender.
 #[derive(Debug, Clone)]
 pub struct Client {
     account_sid: String,
@@ -17,15 +21,8 @@ pub struct Client {
     messages_url: String,
     account_url: String,
     timeout: Duration,
-}
-
-/// How a send failed, with what the connector must know beyond the retry decision.
-#[derive(Debug)]
-pub struct SendFailure {
-    /// The classified error for the dispatcher.
-    pub error: DeliveryError,
-    /// Twilio refused our credentials (HTTP 401): the service itself is broken.
-    pub auth_rejected: bool,
+    from: Option<String>,
+    messaging_service_sid: Option<String>,
 }
 
 /// The part of a Message resource we use.
@@ -55,15 +52,57 @@ impl Client {
             messages_url: format!("{account}/Messages.json"),
             account_url: format!("{account}.json"),
             timeout: params.timeout.0,
+            from: params.from.clone(),
+            messaging_service_sid: params.messaging_service_sid.clone(),
         }
     }
 
+    /// The Create Message form for `out`, with Twilio's status callbacks going to
+    /// `status_callback`.
+    pub fn message_form(
+        &self,
+        out: &OutboundMessage,
+        status_callback: &str,
+    ) -> Result<Vec<(&'static str, String)>, DeliveryError> {
+        let to = out.conversation.contact.external_id.as_str();
+        let text = out.message.text.as_deref().filter(|t| !t.is_empty());
+        if text.is_none() && out.message.attachments.is_empty() {
+            return Err(DeliveryError::permanent(
+                "nothing to send: the message has neither text nor attachments",
+            ));
+        }
+        let mut form = vec![("To", to.to_owned())];
+        match &self.messaging_service_sid {
+            Some(mg) => form.push(("MessagingServiceSid", mg.clone())),
+            None => {
+                let pair = out.conversation.external_id.as_deref();
+                let from = sender(pair, self.from.as_deref(), to).ok_or_else(|| {
+                    DeliveryError::permanent(
+                        "no sender: the conversation names none and from is not set",
+                    )
+                })?;
+                form.push(("From", from));
+            }
+        }
+        if let Some(text) = text {
+            form.push(("Body", text.to_owned()));
+        }
+        for a in &out.message.attachments {
+            form.push(("MediaUrl", a.url.clone()));
+        }
+        form.push(("StatusCallback", status_callback.to_owned()));
+        Ok(form)
+    }
+
     /// `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`; Twilio's sid on 201.
+    /// Refused credentials (401, 403) are told to `credentials` and answered as a
+    /// transient error, so the message waits for them to be fixed.
     pub async fn create_message(
         &self,
         http: &reqwest::Client,
-        form: &[(&str, &str)],
-    ) -> Result<Option<String>, SendFailure> {
+        credentials: &CredentialWatch,
+        form: &[(&'static str, String)],
+    ) -> Result<Option<String>, DeliveryError> {
         let resp = http
             .post(&self.messages_url)
             .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
@@ -71,10 +110,7 @@ impl Client {
             .form(form)
             .send()
             .await
-            .map_err(|e| SendFailure {
-                error: DeliveryError::from_reqwest(&e),
-                auth_rejected: false,
-            })?;
+            .map_err(|e| DeliveryError::from_reqwest(&e))?;
         let status = resp.status();
         if status.is_success() {
             let body = resp.bytes().await.unwrap_or_default();
@@ -92,21 +128,13 @@ impl Client {
         let hint = retry_after(resp.headers());
         let body = resp.bytes().await.unwrap_or_default();
         let reason = error_reason(status, &body);
-        if status == http::StatusCode::UNAUTHORIZED {
-            // Our credentials, not the message, are wrong: keep the message queued (it goes
-            // out once they are fixed) instead of failing every reply until then.
-            return Err(SendFailure {
-                error: DeliveryError::Transient {
-                    reason: format!("Twilio rejected the credentials: {reason}"),
-                    retry_after: hint,
-                },
-                auth_rejected: true,
-            });
+        if refuses_credentials(status) {
+            // Our credentials (or the account's access), not the message, are wrong.
+            return Err(
+                credentials.refused(format!("Twilio rejected the credentials: {reason}"), hint)
+            );
         }
-        Err(SendFailure {
-            error: DeliveryError::from_status(status, hint, reason),
-            auth_rejected: false,
-        })
+        Err(DeliveryError::from_status(status, hint, reason))
     }
 
     /// `GET /2010-04-01/Accounts/{AccountSid}.json`: whether the credentials work.
@@ -140,6 +168,20 @@ impl Client {
             _ => ConnectorError::Transient(format!("Twilio API: {reason}")),
         })
     }
+}
+
+/// The address a reply to `to` goes from: where the contact wrote to (our half of the
+/// conversation key), else `from`, in the contact's channel (`whatsapp:`) when `from` was
+/// given as a bare number.
+pub fn sender(conversation_key: Option<&str>, from: Option<&str>, to: &str) -> Option<String> {
+    if let Some(ours) = conversation_key.and_then(webhook::our_address) {
+        return Some(ours.to_owned());
+    }
+    let from = from?;
+    Some(match to.split_once(':') {
+        Some((channel, _)) if !from.contains(':') => format!("{channel}:{from}"),
+        _ => from.to_owned(),
+    })
 }
 
 /// `HTTP 400, Twilio error 21211: Invalid 'To' Phone Number` from Twilio's error body, or

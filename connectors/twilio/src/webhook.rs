@@ -1,7 +1,26 @@
 //! What Twilio posts to us, turned into switchboard's terms: an inbound SMS / WhatsApp
 //! message, or a status callback for a message we sent. Pure parsing, no I/O.
 
-use switchboard_core::{Attachment, ContactInfo, HookError, InboundMessage, MessageStatus};
+use bytes::Bytes;
+use http::StatusCode;
+use switchboard_core::{
+    Attachment, ContactInfo, HookError, HookResponse, InboundMessage, MessageStatus,
+};
+
+/// The empty TwiML answer: store the message, send nothing back.
+pub fn twiml() -> HookResponse {
+    HookResponse {
+        status: StatusCode::OK,
+        content_type: "text/xml",
+        body: Bytes::from_static(b"<Response/>"),
+    }
+}
+
+/// The decoded value of query parameter `name`.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
 
 /// A form-encoded body, in the order received (the signature sorts it itself).
 #[derive(Debug, Clone, Default)]

@@ -1,11 +1,11 @@
 //! Retention unit tests on a real, migrated SQLite file: what a batch deletes and keeps,
 //! the per-organization horizon, the walk's batches, and the plans of its statements.
 
-use super::super::events::EventData;
 use super::super::outbox::{Outcome, delivery_results};
 use super::super::routes::{Routes, WebhookRoute};
 use super::super::testdb::{db, plan, write, write_routed};
 use super::*;
+use switchboard_core::EventData;
 
 /// A webhook `hook` taking every event of organization `a`.
 fn routes() -> Routes {
@@ -22,11 +22,13 @@ fn routes() -> Routes {
 fn event(conn: &rusqlite::Connection, now: i64, organization: &str, conversation: i64) -> i64 {
     write_routed(conn, now, &routes(), |cx| {
         cx.append_event(
-            "message.created",
             organization,
             Some("api"),
             Some(conversation),
-            &EventData::default(),
+            &EventData::Other {
+                kind: "message.created".into(),
+                data: serde_json::json!({}),
+            },
         )
         .unwrap()
     })

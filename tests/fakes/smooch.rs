@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -15,6 +15,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
+
+use crate::common::FakeServer;
 
 /// How the fake answers the next Post Message.
 #[derive(Clone, Debug)]
@@ -55,8 +57,7 @@ struct FakeState {
 pub struct FakeSunshine {
     addr: std::net::SocketAddr,
     state: Arc<Mutex<FakeState>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: FakeServer,
 }
 
 impl FakeSunshine {
@@ -75,22 +76,12 @@ impl FakeSunshine {
             )
             .fallback(undocumented)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let server = FakeServer::spawn(app).await;
+        let addr = server.addr;
         FakeSunshine {
             addr,
             state,
-            stop: Some(stop),
-            task,
+            server,
         }
     }
 
@@ -114,11 +105,8 @@ impl FakeSunshine {
     }
 
     /// Stops listening.
-    pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    pub async fn stop(self) {
+        self.server.stop().await
     }
 }
 

@@ -1,5 +1,10 @@
-//! A recording [`Host`] and a fixed clock for connectors' unit tests (feature `testkit`,
-//! enabled only from connectors' `[dev-dependencies]`).
+//! What connectors' tests share (feature `testkit`, enabled only from
+//! `[dev-dependencies]`):
+//!
+//! - this file: a recording [`Host`] and a fixed clock;
+//! - [`fake`] — fake HTTP servers: any router, or a recording provider with scripted
+//!   failures;
+//! - [`compliance`] — the suite every connector runs with a small fixture.
 //!
 //! The host stores nothing durable: it records every call so a test can assert what a
 //! handler asked the daemon to do (and, as important, that a refused request asked for
@@ -7,6 +12,9 @@
 //! an external id seen before comes back `created: false`, the first message of a
 //! conversation `conversation_created: true`. End-to-end behaviour against real storage
 //! is tested in the binary's integration tests.
+
+pub mod compliance;
+pub mod fake;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,9 +24,9 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Author, AuthorType, Clock, ConnState, Contact, Conversation, ConversationStatus, Direction,
-    Host, HostError, InboundMessage, Ingested, Message, MessageStatus, ServiceContext,
-    StatusChange, SystemClock, SystemMessage,
+    Author, AuthorType, Clock, ConnState, Contact, Conversation, ConversationStatus, DeskLink,
+    DeskReply, Direction, Host, HostError, InboundMessage, Ingested, Message, MessageStatus,
+    Posted, ServiceContext, StatusChange, SystemClock, SystemMessage,
 };
 
 /// What a [`RecordingHost`] was asked, in order.
@@ -30,6 +38,10 @@ pub struct Recorded {
     pub statuses: Vec<(String, MessageStatus, Option<String>)>,
     /// `send_system` calls.
     pub system: Vec<SystemMessage>,
+    /// `post_reply` calls.
+    pub replies: Vec<DeskReply>,
+    /// Desk links, in the order they were first put.
+    pub links: Vec<DeskLink>,
     /// `typing` signals: contact external id, typing.
     pub typing: Vec<(String, bool)>,
     /// `set_state` reports.
@@ -55,13 +67,18 @@ impl Recorded {
         self.ingests.is_empty()
             && self.statuses.is_empty()
             && self.system.is_empty()
+            && self.replies.is_empty()
+            && self.links.is_empty()
             && self.kv.is_empty()
     }
 }
 
 /// A [`Host`] that records instead of storing.
 #[derive(Debug, Default)]
-pub struct RecordingHost(Mutex<Recorded>);
+pub struct RecordingHost {
+    service_id: String,
+    recorded: Mutex<Recorded>,
+}
 
 impl RecordingHost {
     /// A service context for `service_id` of `service_type` backed by a new recording
@@ -71,13 +88,16 @@ impl RecordingHost {
         service_type: &'static str,
         clock: Option<Arc<dyn Clock>>,
     ) -> (ServiceContext, Arc<RecordingHost>) {
-        let host = Arc::new(RecordingHost::default());
+        let host = Arc::new(RecordingHost {
+            service_id: service_id.to_owned(),
+            recorded: Mutex::default(),
+        });
         let ctx = ServiceContext::new(
             service_id,
             service_type,
             "default",
             "http://127.0.0.1:1",
-            crate::outbound::client_builder().build().expect("a client"),
+            test_http(),
             CancellationToken::new(),
             clock.unwrap_or_else(|| Arc::new(SystemClock::default())),
             host.clone(),
@@ -87,7 +107,7 @@ impl RecordingHost {
 
     /// What was recorded so far.
     pub fn recorded(&self) -> MutexGuard<'_, Recorded> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.recorded.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -112,6 +132,27 @@ fn conversation(service_id: &str, m: &InboundMessage) -> Conversation {
     }
 }
 
+fn outbound(
+    conversation_id: &str,
+    text: Option<String>,
+    attachments: Vec<crate::Attachment>,
+    author: &Author,
+) -> Message {
+    Message {
+        id: "2".into(),
+        conversation_id: conversation_id.into(),
+        service_id: String::new(),
+        direction: Direction::Outbound,
+        external_id: None,
+        text,
+        attachments,
+        author: author.clone(),
+        status: MessageStatus::Pending,
+        error: None,
+        created_at: Timestamp::UNIX_EPOCH,
+    }
+}
+
 fn message(service_id: &str, m: &InboundMessage) -> Message {
     Message {
         id: "1".into(),
@@ -133,11 +174,8 @@ fn message(service_id: &str, m: &InboundMessage) -> Message {
 
 #[async_trait]
 impl Host for RecordingHost {
-    async fn ingest(
-        &self,
-        service_id: &str,
-        messages: Vec<InboundMessage>,
-    ) -> Result<Vec<Ingested>, HostError> {
+    async fn ingest(&self, messages: Vec<InboundMessage>) -> Result<Vec<Ingested>, HostError> {
+        let service_id = self.service_id.as_str();
         let mut rec = self.recorded();
         let mut out = Vec::with_capacity(messages.len());
         for (i, m) in messages.iter().enumerate() {
@@ -161,7 +199,6 @@ impl Host for RecordingHost {
 
     async fn update_status(
         &self,
-        _: &str,
         external_id: &str,
         status: MessageStatus,
         error: Option<String>,
@@ -173,37 +210,86 @@ impl Host for RecordingHost {
     }
 
     async fn send_system(&self, msg: SystemMessage) -> Result<Message, HostError> {
-        let answer = Message {
-            id: "2".into(),
-            conversation_id: msg.conversation_id.clone(),
-            service_id: String::new(),
-            direction: Direction::Outbound,
-            external_id: None,
-            text: Some(msg.text.clone()),
-            attachments: Vec::new(),
-            author: msg.author.clone(),
-            status: MessageStatus::Pending,
-            error: None,
-            created_at: Timestamp::UNIX_EPOCH,
-        };
+        let answer = outbound(
+            &msg.conversation_id,
+            Some(msg.text.clone()),
+            Vec::new(),
+            &msg.author,
+        );
         self.recorded().system.push(msg);
         Ok(answer)
     }
 
-    async fn kv_get(&self, _: &str, key: &str) -> Result<Option<String>, HostError> {
+    async fn post_reply(&self, reply: DeskReply) -> Result<Posted, HostError> {
+        reply.check().map_err(HostError::Invalid)?;
+        let mut rec = self.recorded();
+        let created = !rec.replies.iter().any(|r| {
+            r.conversation_id == reply.conversation_id && r.idempotency_key == reply.idempotency_key
+        });
+        let message = outbound(
+            &reply.conversation_id,
+            reply.text.clone(),
+            reply.attachments.clone(),
+            &reply.author,
+        );
+        rec.replies.push(reply);
+        Ok(Posted { message, created })
+    }
+
+    async fn link_put(&self, link: DeskLink) -> Result<(), HostError> {
+        let mut rec = self.recorded();
+        match rec
+            .links
+            .iter_mut()
+            .find(|l| l.desk_conversation_id == link.desk_conversation_id)
+        {
+            Some(l) if l.conversation_id != link.conversation_id => Err(HostError::Conflict(
+                "the desk conversation is linked to another conversation".into(),
+            )),
+            Some(l) => {
+                *l = link;
+                Ok(())
+            }
+            None => {
+                rec.links.push(link);
+                Ok(())
+            }
+        }
+    }
+
+    async fn link_get(&self, conversation_id: &str) -> Result<Option<DeskLink>, HostError> {
+        let rec = self.recorded();
+        let latest = rec
+            .links
+            .iter()
+            .rev()
+            .find(|l| l.conversation_id == conversation_id);
+        Ok(latest.cloned())
+    }
+
+    async fn link_lookup(&self, desk_conversation_id: &str) -> Result<Option<DeskLink>, HostError> {
+        let rec = self.recorded();
+        let found = rec
+            .links
+            .iter()
+            .find(|l| l.desk_conversation_id == desk_conversation_id);
+        Ok(found.cloned())
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<String>, HostError> {
         Ok(self.recorded().kv.get(key).cloned())
     }
 
-    async fn kv_put(&self, _: &str, key: &str, value: &str) -> Result<(), HostError> {
+    async fn kv_put(&self, key: &str, value: &str) -> Result<(), HostError> {
         self.recorded().kv.insert(key.into(), value.into());
         Ok(())
     }
 
-    fn set_state(&self, _: &str, state: ConnState) {
+    fn set_state(&self, state: ConnState) {
         self.recorded().states.push(state);
     }
 
-    fn typing(&self, _: &str, contact_external_id: &str, typing: bool) {
+    fn typing(&self, contact_external_id: &str, typing: bool) {
         self.recorded()
             .typing
             .push((contact_external_id.into(), typing));
@@ -218,4 +304,12 @@ impl Clock for FixedClock {
     fn now(&self) -> Timestamp {
         self.0
     }
+}
+
+/// An HTTP client as the daemon builds one ([`crate::outbound::client_builder`]).
+pub fn test_http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::outbound::client_builder()
+        .build()
+        .expect("an HTTP client")
 }

@@ -7,7 +7,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -19,6 +19,8 @@ use hmac::{Hmac, Mac};
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use serde_json::{Value, json};
 use sha2::Sha512;
+
+use crate::common::FakeServer;
 
 /// The service account's identity.
 pub const CLIENT_EMAIL: &str = "switchboard@bm-partner.iam.gserviceaccount.com";
@@ -149,17 +151,14 @@ struct FakeState {
 pub struct FakeGoogle {
     addr: std::net::SocketAddr,
     state: Arc<Mutex<FakeState>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: FakeServer,
 }
 
 impl FakeGoogle {
     /// Starts both endpoints on one loopback port.
     pub async fn start() -> FakeGoogle {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(FakeState {
-            token_url: format!("http://{addr}/token"),
+            token_url: String::new(),
             tokens_issued: 0,
             valid_tokens: HashSet::new(),
             token_calls: Vec::new(),
@@ -175,20 +174,14 @@ impl FakeGoogle {
             )
             .fallback(undocumented)
             .with_state(state.clone());
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let server = FakeServer::spawn(app).await;
+        let addr = server.addr;
+        // The audience the JWT must name: known once the port is.
+        state.lock().unwrap().token_url = format!("http://{addr}/token");
         FakeGoogle {
             addr,
             state,
-            stop: Some(stop),
-            task: Some(task),
+            server,
         }
     }
 
@@ -227,21 +220,8 @@ impl FakeGoogle {
     }
 
     /// Stops listening.
-    pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-        }
-    }
-}
-
-impl Drop for FakeGoogle {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+    pub async fn stop(self) {
+        self.server.stop().await
     }
 }
 

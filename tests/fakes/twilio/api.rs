@@ -15,6 +15,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use serde_json::json;
 
+use crate::common::FakeServer;
+
 use super::requests::{
     ACCOUNT_SID, AUTH_TOKEN, path_of, post_form, status_params, twilio_signature,
 };
@@ -69,8 +71,7 @@ struct FakeState {
 pub struct FakeTwilio {
     addr: SocketAddr,
     state: Arc<Mutex<FakeState>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: FakeServer,
 }
 
 impl FakeTwilio {
@@ -87,22 +88,12 @@ impl FakeTwilio {
                 axum::routing::post(create_message),
             )
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let server = FakeServer::spawn(app).await;
+        let addr = server.addr;
         FakeTwilio {
             addr,
             state,
-            stop: Some(stop),
-            task: Some(task),
+            server,
         }
     }
 
@@ -127,21 +118,8 @@ impl FakeTwilio {
     }
 
     /// Stops listening.
-    pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-        }
-    }
-}
-
-impl Drop for FakeTwilio {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+    pub async fn stop(self) {
+        self.server.stop().await
     }
 }
 

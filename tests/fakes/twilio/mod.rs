@@ -3,7 +3,7 @@
 //! - [`api`] — the fake Twilio REST API.
 //! - [`requests`] — Twilio's side of webhooks: payloads and signatures.
 //! - [`daemon`] — starting switchboard and reading what it stored.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod api;
 pub mod daemon;

@@ -10,13 +10,15 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+
+use crate::common::FakeServer;
 
 /// The workspace's access token.
 pub const ACCESS_TOKEN: &str = "dG9rOmZha2UtaW50ZXJjb20tYWNjZXNzLXRva2Vu";
@@ -30,11 +32,11 @@ pub const CLIENT_SECRET: &str = "fake-intercom-client-secret";
 /// One request the fake got.
 #[derive(Debug, Clone)]
 pub struct Req {
-    /// Method.
+    /// `GET` or `POST`.
     pub method: Method,
-    /// Path.
+    /// The path, with the ids Intercom would see.
     pub path: String,
-    /// Headers.
+    /// Headers: auth and `Intercom-Version` are checked here.
     pub headers: HeaderMap,
     /// Body as JSON (Null when empty or not JSON).
     pub body: Value,
@@ -100,8 +102,7 @@ pub struct FakeIntercom {
     pub addr: SocketAddr,
     /// Its state.
     pub state: Arc<Shared>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: FakeServer,
 }
 
 /// A contact as a part author.
@@ -129,22 +130,12 @@ impl FakeIntercom {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let server = FakeServer::spawn(app).await;
+        let addr = server.addr;
         FakeIntercom {
             addr,
             state,
-            stop: Some(stop),
-            task: Some(task),
+            server,
         }
     }
 
@@ -223,21 +214,8 @@ impl FakeIntercom {
     }
 
     /// Stops listening.
-    pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-        }
-    }
-}
-
-impl Drop for FakeIntercom {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+    pub async fn stop(self) {
+        self.server.stop().await
     }
 }
 

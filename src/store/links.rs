@@ -1,0 +1,124 @@
+//! Desk links (`migrations/0003_desk_links.sql`): which desk conversation answers which
+//! of our conversations. Writes run on the writer thread like every write; reads on the
+//! read pool.
+
+use rusqlite::{OptionalExtension, params};
+use sqlx::SqlitePool;
+use switchboard_core::DeskLink;
+
+use super::error::StoreError;
+use super::rows::parse_id;
+use super::writer::WriteCx;
+
+/// Stores `link` for desk `desk_id`: a new desk conversation id is inserted, a known one
+/// updated. A desk conversation already linked to another of our conversations, or a
+/// conversation of ours that does not exist, is refused.
+pub fn put(cx: &mut WriteCx<'_>, desk_id: &str, link: &DeskLink) -> Result<(), StoreError> {
+    let conversation_id = parse_id(&link.conversation_id)
+        .ok_or_else(|| StoreError::NotFound("conversation".into()))?;
+    let exists: Option<i64> = cx
+        .conn
+        .prepare_cached("SELECT id FROM conversations WHERE id = ?")?
+        .query_row([conversation_id], |r| r.get(0))
+        .optional()?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound("conversation".into()));
+    }
+    let linked: Option<i64> = cx
+        .conn
+        .prepare_cached(
+            "SELECT conversation_id FROM desk_links WHERE desk_id = ? AND desk_conversation_id = ?",
+        )?
+        .query_row(params![desk_id, link.desk_conversation_id], |r| r.get(0))
+        .optional()?;
+    match linked {
+        Some(other) if other != conversation_id => Err(StoreError::Conflict(format!(
+            "desk conversation {:?} is already linked to conversation {other}",
+            link.desk_conversation_id
+        ))),
+        Some(_) => {
+            cx.conn
+                .prepare_cached(
+                    "UPDATE desk_links SET desk_contact_id = ?, updated_at = ? \
+                     WHERE desk_id = ? AND desk_conversation_id = ?",
+                )?
+                .execute(params![
+                    link.desk_contact_id,
+                    cx.now,
+                    desk_id,
+                    link.desk_conversation_id
+                ])?;
+            Ok(())
+        }
+        None => {
+            cx.conn
+                .prepare_cached(
+                    "INSERT INTO desk_links (desk_id, conversation_id, desk_conversation_id, \
+                     desk_contact_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(params![
+                    desk_id,
+                    conversation_id,
+                    link.desk_conversation_id,
+                    link.desk_contact_id,
+                    cx.now,
+                    cx.now
+                ])?;
+            Ok(())
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LinkRow {
+    conversation_id: i64,
+    desk_conversation_id: String,
+    desk_contact_id: Option<String>,
+}
+
+impl LinkRow {
+    fn into_link(self) -> DeskLink {
+        DeskLink {
+            conversation_id: self.conversation_id.to_string(),
+            desk_conversation_id: self.desk_conversation_id,
+            desk_contact_id: self.desk_contact_id,
+        }
+    }
+}
+
+/// Desk `desk_id`'s latest link for our conversation `conversation_id`.
+pub async fn get(
+    pool: &SqlitePool,
+    desk_id: &str,
+    conversation_id: &str,
+) -> Result<Option<DeskLink>, StoreError> {
+    let Some(id) = parse_id(conversation_id) else {
+        return Ok(None);
+    };
+    let row: Option<LinkRow> = sqlx::query_as(
+        "SELECT conversation_id, desk_conversation_id, desk_contact_id FROM desk_links \
+         WHERE desk_id = ? AND conversation_id = ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(desk_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(LinkRow::into_link))
+}
+
+/// Desk `desk_id`'s link for its conversation `desk_conversation_id`.
+pub async fn lookup(
+    pool: &SqlitePool,
+    desk_id: &str,
+    desk_conversation_id: &str,
+) -> Result<Option<DeskLink>, StoreError> {
+    let row: Option<LinkRow> = sqlx::query_as(
+        "SELECT conversation_id, desk_conversation_id, desk_contact_id FROM desk_links \
+         WHERE desk_id = ? AND desk_conversation_id = ?",
+    )
+    .bind(desk_id)
+    .bind(desk_conversation_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(LinkRow::into_link))
+}
