@@ -10,7 +10,7 @@ vendor="${VENDOR_FIXTURES:-../shared/vendor/fixtures}"
 out=fuzz/seeds
 rm -rf "$out"
 for t in twilio_form smooch_webhook intercom_notification intercom_html gbm_webhook \
-         api_inbound api_reply config_load; do
+         api_inbound api_reply config_load dashly_parts; do
   mkdir -p "$out/$t"
 done
 put() { printf '%s' "$2" >"$out/$1/$3"; }
@@ -50,6 +50,13 @@ put gbm_webhook '{"agent":"brands/b/agents/a","conversationId":"c1","requestId":
 put gbm_webhook '{"agent":"brands/b/agents/a","conversationId":"c1","sendTime":"x","receipts":{"receipts":[{"message":"conversations/c1/messages/m-1","receiptType":"DELIVERED"},{"message":"conversations/c1/messages/m-2","receiptType":"READ"}],"createTime":"x"}}' receipts
 put gbm_webhook '{"conversationId":"c1","userStatus":{"requestedLiveAgent":true}}' live_agent
 put gbm_webhook '{"conversationId":"c1","surveyResponse":{"survey":"s"}}' survey
+
+# Dashly: Web API answers in the meta envelope (the seed's shapes): pages of parts and of
+# conversations, with integer, float and null cursors, and an error answer.
+put dashly_parts '{"meta":{"status":200,"next_after":1002},"data":[{"id":"1001","conversation":"c1","created":1700000000,"direction":"u2a","type":"reply_user","body":"Hello","from":{"type":"user","id":"u1","name":"Mary"},"attachments":[{"url":"https://files.dashly.app/a.png","filename":"a.png","mime_type":"image/png","size":10}]},{"id":"1002","conversation":"c1","created":1700000001,"direction":"a2u","type":"reply_admin","body":"Hi","from":{"type":"admin","id":"77","name":"Anna"},"attachments":[]}]}' parts
+put dashly_parts '{"meta":{"status":200,"next_after":1700000000.125},"data":[{"id":"c1","user":{"id":"u1","name":"Mary","email":"mary@example.com"},"last_update":1700000000.125,"closed":false,"part_last":null}]}' conversations
+put dashly_parts '{"meta":{"status":200,"next_after":null},"data":[]}' empty
+put dashly_parts '{"meta":{"status":400,"error":"ValidationError","error_message":"count: from 1 to 50"},"data":{}}' error
 
 # The API's inbound message and reply bodies (docs/contract.md).
 put api_inbound '{"external_id":"crm-1","contact":{"external_id":"cust-9","name":"Mary","email":"mary@example.com","phone":"+31612345678"},"conversation_external_id":"case-4","text":"Hello","attachments":[{"url":"https://files.example.com/a.pdf","content_type":"application/pdf","name":"a.pdf"}]}' full

@@ -246,6 +246,10 @@ impl switchboard_core::Host for ServiceHost {
         self.report(state)
     }
 
+    fn set_gauge(&self, gauge: switchboard_core::Gauge, value: i64) {
+        self.metrics.set_gauge(&self.info.id, gauge, value)
+    }
+
     fn typing(&self, contact_external_id: &str, typing: bool) {
         if self.ephemeral.receiver_count() == 0 {
             return; // nobody is streaming

@@ -21,6 +21,7 @@ pub struct Metrics {
     outbox_dead: IntGaugeVec,
     connector_state: IntGaugeVec,
     restarts: IntCounterVec,
+    provider_budget: IntGaugeVec,
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
     http_connections: IntGauge,
@@ -161,6 +162,12 @@ impl Metrics {
                 "Connection restarts per service",
                 &["service", "service_type"],
             ),
+            provider_budget: gauge(
+                &r,
+                "switchboard_provider_budget_remaining",
+                "Requests a rate-limited provider's budget still allows now, per service (as the connector last saw it)",
+                &["service"],
+            ),
             http_requests: counter(
                 &r,
                 "switchboard_http_requests_total",
@@ -245,6 +252,16 @@ impl Metrics {
             self.connector_state
                 .with_label_values(&[service, s])
                 .set(i64::from(s == state));
+        }
+    }
+
+    /// Sets one of a service's provider gauges.
+    pub fn set_gauge(&self, service: &str, gauge: switchboard_core::Gauge, value: i64) {
+        // `Gauge` is non-exhaustive: a gauge of a newer core is not shown.
+        if gauge == switchboard_core::Gauge::ProviderBudgetRemaining {
+            self.provider_budget
+                .with_label_values(&[service])
+                .set(value)
         }
     }
 

@@ -93,6 +93,14 @@ impl Hostile for switchboard_smartsupp::Smartsupp {
     }
 }
 
+#[cfg(feature = "dashly")]
+impl Hostile for switchboard_dashly::Dashly {
+    /// Polls; takes no hooks.
+    fn case(_: &Path) -> Option<Case> {
+        None
+    }
+}
+
 #[cfg(feature = "smooch")]
 impl Hostile for switchboard_smooch::Smooch {
     fn case(_: &Path) -> Option<Case> {

@@ -75,6 +75,22 @@ impl Dispatcher {
                     at: now_ms() + DEFER_MS,
                 }
             }
+            Err(DeliveryError::Throttled {
+                reason,
+                retry_after,
+            }) => {
+                // The provider's rate limit, not the message: wait as told, attempt unspent.
+                let wait = retry_after.map_or(DEFER_MS, |d| (d.as_millis() as i64).max(DEFER_MS));
+                self.count(kind, "deferred");
+                tracing::debug!(
+                    reason,
+                    wait_ms = wait,
+                    "provider rate limit; delivery waits"
+                );
+                Outcome::Defer {
+                    at: now_ms() + wait,
+                }
+            }
             Err(DeliveryError::Transient {
                 reason,
                 retry_after,

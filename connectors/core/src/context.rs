@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::HostError;
 use crate::host::{
-    DeskLink, DeskReply, Host, InboundMessage, Ingested, Posted, StatusChange, SystemMessage,
+    DeskLink, DeskReply, Gauge, Host, InboundMessage, Ingested, Posted, StatusChange, SystemMessage,
 };
 use crate::model::{Message, MessageStatus};
 
@@ -185,6 +185,11 @@ impl ServiceContext {
     /// Reports the connection state.
     pub fn set_state(&self, state: ConnState) {
         self.host.set_state(state)
+    }
+
+    /// See [`Host::set_gauge`].
+    pub fn set_gauge(&self, gauge: Gauge, value: i64) {
+        self.host.set_gauge(gauge, value)
     }
 
     /// Reports a typing signal from a contact.

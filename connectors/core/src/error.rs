@@ -42,6 +42,16 @@ pub enum DeliveryError {
         /// Why it is unavailable.
         reason: String,
     },
+    /// The provider's rate limit (a 429, or a request budget the connector keeps) says
+    /// not now: wait `retry_after` (or a short default) without spending an attempt,
+    /// since the message itself is fine and retrying sooner only meets the limit again.
+    #[error("{reason}")]
+    Throttled {
+        /// What the provider said.
+        reason: String,
+        /// How long to wait, from `Retry-After` or the connector's own budget.
+        retry_after: Option<Duration>,
+    },
 }
 
 impl DeliveryError {
@@ -64,6 +74,14 @@ impl DeliveryError {
     pub fn unavailable(reason: impl Into<String>) -> Self {
         DeliveryError::Unavailable {
             reason: reason.into(),
+        }
+    }
+
+    /// A rate-limit wait that spends no attempt.
+    pub fn throttled(reason: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        DeliveryError::Throttled {
+            reason: reason.into(),
+            retry_after,
         }
     }
 

@@ -172,6 +172,17 @@ pub struct DeskLink {
     pub desk_contact_id: Option<String>,
 }
 
+/// A number a connector reports about its provider, which `/metrics` shows labelled with
+/// the service's id. Named here rather than free-form so that the daemon's metric names
+/// stay a fixed, documented set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Gauge {
+    /// Requests the provider's rate limit still allows now
+    /// (`switchboard_provider_budget_remaining`).
+    ProviderBudgetRemaining,
+}
+
 /// The storage and state operations the daemon offers its connectors. The binary gives
 /// each service its own host, so every operation is that service's; every write returns
 /// only after it has been committed.
@@ -216,6 +227,11 @@ pub trait Host: Send + Sync {
 
     /// Reports the connection state.
     fn set_state(&self, state: ConnState);
+
+    /// Sets one of the service's provider gauges (see [`Gauge`]); not stored.
+    fn set_gauge(&self, gauge: Gauge, value: i64) {
+        let _ = (gauge, value);
+    }
 
     /// An ephemeral signal (typing) for the event stream; not stored.
     fn typing(&self, contact_external_id: &str, typing: bool) {

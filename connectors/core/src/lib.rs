@@ -54,7 +54,7 @@ pub use error::{ConnectorError, DeliveryError, HookError, HostError};
 pub use event::{Event, EventData};
 pub use hook::{HookAdmission, HookHead, HookRequest, HookResponse, SignatureShape, parse_json};
 pub use host::{
-    ContactInfo, DeskLink, DeskReply, Host, InboundMessage, Ingested, Posted, StatusChange,
+    ContactInfo, DeskLink, DeskReply, Gauge, Host, InboundMessage, Ingested, Posted, StatusChange,
     SystemMessage,
 };
 pub use model::{

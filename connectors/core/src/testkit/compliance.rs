@@ -11,8 +11,9 @@
 //!   validation problem names its key path.
 //! - **Delivery** ([`delivery`]), against a fake provider on 127.0.0.1:0: a refusal of
 //!   our credentials is transient and makes `run` fail the service (the reply is held);
-//!   429 carries `Retry-After`; 5xx is transient; other 4xx are permanent with the
-//!   provider's own text; a retry after a failure part-way sends no part twice.
+//!   429 carries `Retry-After` (transient, or throttled: a wait that spends no attempt);
+//!   5xx is transient; other 4xx are permanent with the provider's own text; a retry
+//!   after a failure part-way sends no part twice.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -491,10 +492,13 @@ pub async fn delivery<F: Fixture>() {
     provider.script(Script::Nth(1, retry));
     let (c, ctx, _) = fresh::<F>(&provider);
     match c.deliver_message(&ctx, &out).await {
-        Err(DeliveryError::Transient { retry_after, .. }) => {
+        Err(
+            DeliveryError::Transient { retry_after, .. }
+            | DeliveryError::Throttled { retry_after, .. },
+        ) => {
             assert_eq!(retry_after, Some(Duration::from_secs(7)), "Retry-After: 7")
         }
-        other => panic!("HTTP 429: expected transient, got {other:?}"),
+        other => panic!("HTTP 429: expected transient or throttled, got {other:?}"),
     }
     provider.script(Script::Nth(1, F::error(503, PROVIDER_TEXT)));
     let (c, ctx, _) = fresh::<F>(&provider);
