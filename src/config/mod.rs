@@ -352,6 +352,10 @@ pub struct ServiceConfig {
     pub status: ServiceStatus,
     /// Tenant: tokens and webhooks see only their organization.
     pub organization: String,
+    /// The desk service that answers this channel's conversations (`desk = "<id>"`):
+    /// every contact message is mirrored there. Checked to exist, to share the
+    /// organization and to be of a desk type.
+    pub desk: Option<String>,
     /// Start of the window in which the service is active.
     pub start_date: Option<Timestamp>,
     /// End of that window.
@@ -383,6 +387,8 @@ struct RawService {
     status: ServiceStatus,
     #[serde(default = "default_organization")]
     organization: String,
+    #[serde(default)]
+    desk: Option<String>,
     #[serde(default)]
     start_date: Option<Timestamp>,
     #[serde(default)]
@@ -605,9 +611,33 @@ pub fn from_tree(
     })
 }
 
-/// Checks that span services: a bearer token must identify one service.
+/// Checks that span services: a bearer token must identify one service; a channel's
+/// desk must be another service of its organization, of a desk type.
 fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
     let mut issues = Vec::new();
+    for svc in services.values() {
+        let Some(desk) = &svc.desk else { continue };
+        let problem = match services.get(desk) {
+            None => Some(format!("no service {desk:?} is configured")),
+            Some(_) if desk == &svc.id => Some("a service cannot be its own desk".into()),
+            Some(d) if d.organization != svc.organization => Some(format!(
+                "service {desk:?} belongs to organization {:?}, not {:?}",
+                d.organization, svc.organization
+            )),
+            Some(d) if !d.params.can_be_desk() => Some(format!(
+                "service {desk:?} is of type {:?}, which cannot be a desk",
+                d.type_name()
+            )),
+            Some(d) if d.desk.is_some() => Some(format!("service {desk:?} has a desk of its own")),
+            Some(_) => None,
+        };
+        if let Some(message) = problem {
+            issues.push(Issue {
+                path: join(&join("services", &svc.id), "desk"),
+                message,
+            });
+        }
+    }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for svc in services.values() {
         for t in svc.params.tokens() {
@@ -742,6 +772,7 @@ pub fn service(
         name: raw.name,
         status: raw.status,
         organization: raw.organization,
+        desk: raw.desk,
         start_date: raw.start_date,
         end_date: raw.end_date,
         params,

@@ -582,6 +582,8 @@ pub fn outbound(
             created_at: t,
             updated_at: t,
             last_message_at: Some(t),
+            desk: None,
+            desk_external_id: None,
         },
         attempt: 1,
         idempotency_key: format!("{SERVICE_ID}-7"),
