@@ -7,7 +7,8 @@
 //!
 //! Knobs: [`FakeNimchat::down`]/[`FakeNimchat::up`] close and reopen its port (an
 //! outage); [`FakeNimchat::stall_posts`] makes contact-message posts hang, before or
-//! after they are stored (a crash lands there deterministically).
+//! after they are stored, and [`FakeNimchat::stall_conversations`] conversation
+//! creations after they are stored (a crash lands there deterministically).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -86,6 +87,8 @@ struct Desk {
     /// Every request: method and path.
     seen: Vec<String>,
     stall: Stall,
+    /// Whether conversation creations hang once stored.
+    stall_conversations: bool,
     /// Posts that reached the stall.
     stalled: u32,
     next_id: u64,
@@ -110,6 +113,7 @@ impl FakeNimchat {
             problems: vec![],
             seen: vec![],
             stall: Stall::Never,
+            stall_conversations: false,
             stalled: 0,
             next_id: 100,
         }));
@@ -142,6 +146,11 @@ impl FakeNimchat {
     /// Sets when contact-message posts hang.
     pub fn stall_posts(&self, stall: Stall) {
         self.state.lock().unwrap().stall = stall;
+    }
+
+    /// While set, a conversation creation stores the conversation and then hangs.
+    pub fn stall_conversations(&self, on: bool) {
+        self.state.lock().unwrap().stall_conversations = on;
     }
 
     /// How many posts reached the stall.
@@ -420,33 +429,48 @@ async fn create_conversation(
     Path((inbox, source)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut s = state.lock().unwrap();
-    s.seen.push("POST conversations".into());
-    if let Some(r) = check_inbox(&mut s, &inbox) {
-        return r;
-    }
-    let bad = unknown_keys(&body, &["custom_attributes"]);
-    if !bad.is_empty() {
-        return refuse(
-            &mut s,
-            format!("create conversation: unknown fields {bad:?}"),
-        );
-    }
-    if !s.contacts.iter().any(|c| c.source_id == source) {
-        return refuse(
-            &mut s,
-            format!("create conversation: unknown contact {source}"),
-        );
-    }
-    s.next_id += 1;
-    let c = Conversation {
-        id: s.next_id,
-        source_id: source,
-        custom_attributes: body["custom_attributes"].clone(),
-        status: "open".into(),
+    let answer = {
+        let mut s = state.lock().unwrap();
+        s.seen.push("POST conversations".into());
+        if let Some(r) = check_inbox(&mut s, &inbox) {
+            return r;
+        }
+        let bad = unknown_keys(&body, &["custom_attributes"]);
+        if !bad.is_empty() {
+            return refuse(
+                &mut s,
+                format!("create conversation: unknown fields {bad:?}"),
+            );
+        }
+        if !s.contacts.iter().any(|c| c.source_id == source) {
+            return refuse(
+                &mut s,
+                format!("create conversation: unknown contact {source}"),
+            );
+        }
+        s.next_id += 1;
+        let c = Conversation {
+            id: s.next_id,
+            source_id: source,
+            custom_attributes: body["custom_attributes"].clone(),
+            status: "open".into(),
+        };
+        s.conversations.push(c.clone());
+        if s.stall_conversations {
+            s.stalled += 1;
+            None
+        } else {
+            Some(Json(conversation_json(&c)).into_response())
+        }
     };
-    s.conversations.push(c.clone());
-    Json(conversation_json(&c)).into_response()
+    match answer {
+        Some(r) => r,
+        None => {
+            // Stored, but the answer never comes.
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+    }
 }
 
 async fn list_conversations(
