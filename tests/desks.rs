@@ -7,6 +7,9 @@
 //! - private notes, echoes and forged or unsigned replies reach no one (forged ones 401);
 //! - `/v1` agents' replies show in the desk as outgoing messages; a failed reply comes
 //!   back as a private note; a resolution closes the conversation;
+//! - a disabled desk holds its deliveries while the channel ingests; a reload that
+//!   enables it lets them go, one that changes the channel's desk sends the next
+//!   messages to the new one;
 //! - `check-config` refuses a bad `desk` by its key.
 #![cfg(all(feature = "nimchat", feature = "twilio", feature = "api"))]
 
@@ -30,11 +33,17 @@ const T: Duration = Duration::from_secs(15);
 
 /// A `nimchat` service `desk` on `fake`, signed webhooks and the application API.
 fn desk_service(fake: &FakeNimchat) -> String {
+    named_desk("desk", fake, "active")
+}
+
+/// A `nimchat` service `id` on `fake` with `status`.
+fn named_desk(id: &str, fake: &FakeNimchat, status: &str) -> String {
     format!(
         r#"
-[services.desk]
+[services.{id}]
 type = "nimchat"
-[services.desk.params]
+status = "{status}"
+[services.{id}.params]
 base_url = "{}"
 inbox_identifier = "{INBOX}"
 account_id = {ACCOUNT}
@@ -246,6 +255,70 @@ async fn an_sms_reaches_the_desk_and_the_agents_signed_reply_reaches_the_sms_api
     );
     assert_eq!(fake.problems(), Vec::<String>::new());
     h.finish();
+    fake_stop(fake, twilio).await;
+}
+
+#[tokio::test]
+async fn a_disabled_desk_holds_its_deliveries_and_a_reload_can_move_the_channel_to_another() {
+    let twilio = FakeTwilio::start().await;
+    let fake = FakeNimchat::start().await;
+    let other = FakeNimchat::start().await;
+    let config = |dir: &std::path::Path, status: &str, desk: &str| {
+        public_config(dir, PUBLIC)
+            + &api_service("")
+            + &routed_sms(&twilio).replace("desk = \"desk\"", &format!("desk = \"{desk}\""))
+            + &named_desk("desk", &fake, status)
+            + &named_desk("desk2", &other, "active")
+    };
+    let h = Harness::start(|dir| config(dir, "disabled", "desk"));
+    let api = &h.api;
+    sms(
+        &h,
+        "SM00000000000000000000000000000021",
+        "While the desk is off",
+    )
+    .await;
+    let convs = api.conversations("sms").await;
+    assert_eq!(convs.len(), 1, "the channel ingests");
+    assert_eq!(convs[0]["desk"], "desk");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        fake.seen().is_empty(),
+        "a disabled desk got {:?}",
+        fake.seen()
+    );
+
+    // Enabled by a reload: what it held goes out.
+    h.write_config(&config(h.dir.path(), "active", "desk"));
+    let (s, body) = api.post("/v1/admin/reload", &json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    let held = desk_messages(&fake, 1).await;
+    assert_eq!(held[0].content, "While the desk is off");
+
+    // Moved to desk2: the conversation's next message goes there, and /v1 says so.
+    h.write_config(&config(h.dir.path(), "active", "desk2"));
+    let (s, body) = api.post("/v1/admin/reload", &json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    sms(&h, "SM00000000000000000000000000000022", "After the move").await;
+    let moved = desk_messages(&other, 1).await;
+    assert_eq!(moved[0].content, "After the move");
+    assert_eq!(
+        fake.all_messages().len(),
+        1,
+        "the old desk gets nothing new"
+    );
+    let ours = convs[0]["id"].as_str().unwrap();
+    let c = eventually(T, "the new desk in /v1", || async {
+        let c = api.get(&format!("/v1/conversations/{ours}")).await.1;
+        (c["desk_external_id"] == other.conversations()[0].id.to_string()).then_some(c)
+    })
+    .await;
+    assert_eq!(c["desk"], "desk2");
+    assert_eq!(fake.problems(), Vec::<String>::new());
+    assert_eq!(other.problems(), Vec::<String>::new());
+    h.finish();
+    let mut other = other;
+    other.down().await;
     fake_stop(fake, twilio).await;
 }
 
