@@ -254,6 +254,7 @@ async fn an_sms_reaches_the_desk_and_the_agents_signed_reply_reaches_the_sms_api
         ]
     );
     assert_eq!(fake.problems(), Vec::<String>::new());
+    d.assert_never_logged(&[SECRET, ACCESS_TOKEN, HMAC_TOKEN]);
     h.finish();
     fake_stop(fake, twilio).await;
 }

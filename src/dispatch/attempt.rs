@@ -140,15 +140,7 @@ impl Dispatcher {
         let svc = &self.svc;
         match item.kind {
             Some(OutboxKind::Message) => {
-                let Some((message, conversation)) = self
-                    .store
-                    .read
-                    .outbound(item.ref_id)
-                    .await
-                    .map_err(|e| DeliveryError::transient(e.to_string()))?
-                else {
-                    return Err(DeliveryError::permanent("the message no longer exists"));
-                };
+                let (message, conversation) = self.message_of(item).await?;
                 let out = OutboundMessage {
                     idempotency_key: format!("{}-{}", svc.config.id, message.id),
                     message,
@@ -159,15 +151,7 @@ impl Dispatcher {
                 Ok(Accepted::Sent(sent.external_id, sent.status))
             }
             Some(OutboxKind::Mirror) => {
-                let Some((message, conversation)) = self
-                    .store
-                    .read
-                    .outbound(item.ref_id)
-                    .await
-                    .map_err(|e| DeliveryError::transient(e.to_string()))?
-                else {
-                    return Err(DeliveryError::permanent("the message no longer exists"));
-                };
+                let (message, conversation) = self.message_of(item).await?;
                 let mirror = Mirror {
                     delivery_id: format!("mir_{}", message.id),
                     message,
@@ -199,6 +183,19 @@ impl Dispatcher {
                 "unknown outbox kind (written by a newer version?)",
             )),
         }
+    }
+
+    /// The message a message or mirror row delivers, with its conversation.
+    async fn message_of(
+        &self,
+        item: &OutboxItem,
+    ) -> Result<(switchboard_core::Message, switchboard_core::Conversation), DeliveryError> {
+        self.store
+            .read
+            .outbound(item.ref_id)
+            .await
+            .map_err(|e| DeliveryError::transient(e.to_string()))?
+            .ok_or_else(|| DeliveryError::permanent("the message no longer exists"))
     }
 
     fn count(&self, kind: &str, result: &str) {
