@@ -34,6 +34,9 @@ use crate::payload::{MessageAnswer, MessageType};
 /// The `content_attributes` key of what we post through the application API.
 pub const MARKER: &str = "switchboard_id";
 
+/// Most desk conversations [`Known`] remembers at once.
+const MAX_KNOWN: usize = 65_536;
+
 /// What the desk mirror keeps in memory: the desk conversations whose last post this
 /// process saw answered, which need no listing before the next one.
 #[derive(Debug, Default)]
@@ -46,6 +49,10 @@ impl Known {
 
     fn set(&self, conversation: &str, known: bool) {
         let mut set = self.lock();
+        if known && set.len() >= MAX_KNOWN {
+            // Forgetting costs one listing per conversation; memory stays bounded.
+            set.clear();
+        }
         if known {
             set.insert(conversation.to_owned());
         } else {
