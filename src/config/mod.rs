@@ -616,22 +616,7 @@ pub fn from_tree(
 fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
     let mut issues = Vec::new();
     for svc in services.values() {
-        let Some(desk) = &svc.desk else { continue };
-        let problem = match services.get(desk) {
-            None => Some(format!("no service {desk:?} is configured")),
-            Some(_) if desk == &svc.id => Some("a service cannot be its own desk".into()),
-            Some(d) if d.organization != svc.organization => Some(format!(
-                "service {desk:?} belongs to organization {:?}, not {:?}",
-                d.organization, svc.organization
-            )),
-            Some(d) if !d.params.can_be_desk() => Some(format!(
-                "service {desk:?} is of type {:?}, which cannot be a desk",
-                d.type_name()
-            )),
-            Some(d) if d.desk.is_some() => Some(format!("service {desk:?} has a desk of its own")),
-            Some(_) => None,
-        };
-        if let Some(message) = problem {
+        if let Some(message) = desk_problem(svc, services) {
             issues.push(Issue {
                 path: join(&join("services", &svc.id), "desk"),
                 message,
@@ -653,6 +638,30 @@ fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
         }
     }
     issues
+}
+
+/// Why `svc`'s `desk` cannot answer it among `services`: missing, itself, in another
+/// organization, not of a desk type, or routed to a desk of its own. `None` when it has
+/// no desk or a good one.
+pub fn desk_problem(
+    svc: &ServiceConfig,
+    services: &BTreeMap<String, ServiceConfig>,
+) -> Option<String> {
+    let desk = svc.desk.as_ref()?;
+    match services.get(desk) {
+        None => Some(format!("no service {desk:?} is configured")),
+        Some(_) if desk == &svc.id => Some("a service cannot be its own desk".into()),
+        Some(d) if d.organization != svc.organization => Some(format!(
+            "service {desk:?} belongs to organization {:?}, not {:?}",
+            d.organization, svc.organization
+        )),
+        Some(d) if !d.params.can_be_desk() => Some(format!(
+            "service {desk:?} is of type {:?}, which cannot be a desk",
+            d.type_name()
+        )),
+        Some(d) if d.desk.is_some() => Some(format!("service {desk:?} has a desk of its own")),
+        Some(_) => None,
+    }
 }
 
 /// One line per service of `config` whose id already belongs to another organization
