@@ -302,24 +302,36 @@ mod tests {
         }
         let again: Event = serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
         assert_eq!(again, e);
+        let EventData::MessageCreated { conversation, .. } = &e.data else {
+            unreachable!()
+        };
+        let routed = EventData::conversation_routed(conversation);
+        assert_eq!(routed.kind(), "conversation.routed");
+        let data = serde_json::to_value(&routed).unwrap();
+        assert_eq!(data["conversation"]["id"], "2");
+        assert_eq!(
+            EventData::parse("conversation.routed", data).unwrap(),
+            routed,
+            "conversation.routed is typed"
+        );
 
-        let later = r#"{"type":"conversation.routed","timestamp":"2026-01-01T00:00:00Z","seq":8,"data":{"desk":"nim"}}"#;
+        let later = r#"{"type":"conversation.handoff","timestamp":"2026-01-01T00:00:00Z","seq":8,"data":{"from":"bot","to":"nim"}}"#;
         let e: Event = serde_json::from_str(later).unwrap();
         assert_eq!(
             e.data,
             EventData::Other {
-                kind: "conversation.routed".into(),
-                data: serde_json::json!({"desk": "nim"})
+                kind: "conversation.handoff".into(),
+                data: serde_json::json!({"from": "bot", "to": "nim"})
             }
         );
-        assert_eq!(e.kind(), "conversation.routed");
+        assert_eq!(e.kind(), "conversation.handoff");
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             later,
             "an unknown type is sent on as it came"
         );
         assert!(
-            serde_json::from_str::<Event>(&later.replace("conversation.routed", "message.status"))
+            serde_json::from_str::<Event>(&later.replace("conversation.handoff", "message.status"))
                 .is_err()
         );
     }
