@@ -10,4 +10,5 @@ connectors! {
     #[cfg(feature = "gbm")] switchboard_gbm::Gbm,
     #[cfg(feature = "smartsupp")] switchboard_smartsupp::Smartsupp,
     #[cfg(feature = "dashly")] switchboard_dashly::Dashly,
+    #[cfg(feature = "nimchat")] switchboard_nimchat::Nimchat,
 }

@@ -202,7 +202,11 @@ impl switchboard_core::Host for ServiceHost {
         let id = crate::store::rows::parse_id(&reply.conversation_id)
             .ok_or_else(|| HostError::NotFound("conversation".into()))?;
         // Keys of different desks (and of API clients) never meet.
-        let key = format!("desk:{}:{}", self.info.id, reply.idempotency_key);
+        let key = format!(
+            "{}{}",
+            crate::store::desk_key_prefix(&self.info.id),
+            reply.idempotency_key
+        );
         let (message, _, created) = self
             .store
             .reply(
@@ -231,6 +235,16 @@ impl switchboard_core::Host for ServiceHost {
         Ok(self
             .store
             .link_lookup(&self.info.id, desk_conversation_id)
+            .await?)
+    }
+
+    async fn close_conversation(
+        &self,
+        desk_conversation_id: &str,
+    ) -> Result<Option<String>, HostError> {
+        Ok(self
+            .store
+            .link_close(&self.info.id, desk_conversation_id)
             .await?)
     }
 
@@ -337,6 +351,7 @@ mod tests {
             name: None,
             status: ServiceStatus::Active,
             organization: organization.into(),
+            desk: None,
             start_date: None,
             end_date: None,
             params: Arc::new(Untyped),
@@ -489,4 +504,6 @@ mod tests {
             Err(HostError::NotFound(_))
         ));
     }
+
+    mod routing;
 }

@@ -267,7 +267,8 @@ async fn stop(h: Handle, grace: Duration) {
     }
 }
 
-/// The event subscriptions of the services that will run.
+/// The event subscriptions of the services that will run, and every channel's desk (a
+/// desk that is not running still gets its deliveries queued: they wait for it).
 pub fn routes(config: &Config, status: &BTreeMap<String, ServiceStatus>) -> Routes {
     Routes {
         webhooks: config
@@ -282,6 +283,11 @@ pub fn routes(config: &Config, status: &BTreeMap<String, ServiceStatus>) -> Rout
                     events: subscription.types,
                 })
             })
+            .collect(),
+        desks: config
+            .services
+            .values()
+            .filter_map(|s| Some((s.id.clone(), s.desk.clone()?)))
             .collect(),
     }
 }

@@ -161,6 +161,44 @@ impl Hostile for switchboard_gbm::Gbm {
     }
 }
 
+#[cfg(feature = "nimchat")]
+impl Hostile for switchboard_nimchat::Nimchat {
+    /// A desk reply, signed with `X-Chatwoot-Signature` over `"{timestamp}.{body}"`.
+    fn case(_: &Path) -> Option<Case> {
+        Some(Case::Json {
+            service: format!(
+                "\n[services.nc]\ntype = \"nimchat\"\n[services.nc.params]\nbase_url = \"{NOWHERE}\"\n\
+                 inbox_identifier = \"in-1\"\nwebhook_secret = \"hostile-nimchat-secret\"\n"
+            ),
+            path: "/hooks/nc",
+            key: "event",
+            good: br#"{"event":"message_created","id":1,"content":"hi","message_type":"outgoing","private":false,"sender":{"name":"Anna","type":"user"},"conversation":{"id":42}}"#,
+            sign: |body| {
+                let ts = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs()
+                    .to_string();
+                let mut mac =
+                    Hmac::<sha2::Sha256>::new_from_slice(b"hostile-nimchat-secret").unwrap();
+                mac.update(ts.as_bytes());
+                mac.update(b".");
+                mac.update(body);
+                let hex: String = mac
+                    .finalize()
+                    .into_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                vec![
+                    ("x-chatwoot-signature", format!("sha256={hex}")),
+                    ("x-chatwoot-timestamp", ts),
+                ]
+            },
+        })
+    }
+}
+
 #[cfg(feature = "twilio")]
 impl Hostile for switchboard_twilio::Twilio {
     fn case(_: &Path) -> Option<Case> {

@@ -6,15 +6,18 @@
 //! sb-bench all [--quick] [--out docs/benchmarks.md] [--xmpp FILE]
 //! sb-bench ingest [--secs 10] [--clients 64] [--rate 2000]
 //! sb-bench relay  [--secs 10] [--clients 64] [--rate 2000]
+//! sb-bench mirror [--secs 10] [--clients 64] [--rate 500]
 //! ```
 //!
 //! - [`daemon`] — starting switchboard and the bare ceiling server.
 //! - [`growth`] — ingest as history grows, with and without event retention; database size.
 //! - [`load`] — closed and open load loops, percentiles.
 //! - [`servers`] — the ceiling server and the timestamping webhook sink.
+//! - [`desk`] — the timestamping nimchat desk of the mirror phase.
 //! - [`xmpp`] — rows from the XMPP one-sender benchmark that `bench/run.sh` runs first.
 
 mod daemon;
+mod desk;
 mod growth;
 mod load;
 mod servers;
@@ -32,6 +35,7 @@ struct Plan {
     clients: usize,
     rate: u64,
     relay_rate: u64,
+    mirror_rate: u64,
     conversations: u64,
     services: usize,
     small: u64,
@@ -46,6 +50,7 @@ impl Plan {
             clients: 64,
             rate: 2000,
             relay_rate: 2000,
+            mirror_rate: 500,
             conversations: 10_000,
             services: 100,
             small: 10_000,
@@ -284,6 +289,8 @@ async fn all(plan: &Plan, out: &str, xmpp: Option<&str>) -> anyhow::Result<()> {
 
     // 3. Relay: inbound → signed webhook received, in the same run.
     relay(plan, ingest.rate, &mut rows, &mut csv).await?;
+    // 4. Mirror: inbound → posted at a desk, in the same run.
+    mirror(plan, &mut rows, &mut csv).await?;
 
     // 4. Memory: idle, and with many open conversations.
     eprintln!("memory …");
@@ -527,6 +534,118 @@ async fn relay(
     Ok(())
 }
 
+/// A daemon whose api service `bench` is routed to a nimchat desk on `desk_url`.
+fn mirror_config(dir: &std::path::Path, desk_url: &str) -> String {
+    daemon::config(
+        dir,
+        &format!(
+            "[services.desk]\ntype = \"nimchat\"\n[services.desk.params]\nbase_url = \"{desk_url}\"\n\
+             inbox_identifier = \"{}\"\nhook_token = \"bench-hook-token-0123456789abcdef\"\n",
+            desk::INBOX
+        ),
+    )
+    .replace("[services.bench]\ntype = \"api\"\n", "[services.bench]\ntype = \"api\"\ndesk = \"desk\"\n")
+}
+
+/// The mirror rows: a closed loop of `clients` over as many conversations routed to a
+/// desk on loopback (acknowledged and mirrored per second, from the first post to the
+/// last arrival at the desk), and ack → desk post latency at `rate` msg/s.
+async fn mirror(plan: &Plan, rows: &mut Vec<Row>, csv: &mut String) -> anyhow::Result<()> {
+    let secs = Duration::from_secs(plan.secs);
+    eprintln!("mirror, {} conversations …", plan.clients);
+    let desk = desk::Desk::default();
+    let url = desk.start().await?;
+    let dir = daemon::Scratch::new("mirror")?;
+    let sb = daemon::switchboard(&dir.0, &mirror_config(&dir.0, &url))?;
+    let started = Instant::now();
+    let next = Counter::default();
+    let ingest = load::closed_loop(
+        &ingest_url(&sb.base),
+        plan.clients,
+        secs,
+        None,
+        plan.clients as u64,
+        &next,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (desk.count() as u64) < ingest.acked && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (arrived, posts, conversations, out_of_order, last) = {
+        let s = desk.seen.lock().unwrap();
+        let last = s.first.values().max().copied().unwrap_or(started);
+        (
+            s.first.len(),
+            s.posts,
+            s.conversations,
+            s.out_of_order,
+            last,
+        )
+    };
+    let mirrored = arrived as f64 / last.duration_since(started).as_secs_f64().max(1e-9);
+    row(
+        rows,
+        format!(
+            "Mirror, {0} clients over {0} conversations routed to a nimchat desk on loopback, closed loop: inbound acknowledged → posted at the desk",
+            plan.clients
+        ),
+        format!(
+            "{:.0} acknowledged/s, {:.0} mirrored/s ({:.0}%; {} of {} arrived, {} posts, {} desk conversations, {} out of order)",
+            ingest.rate,
+            mirrored,
+            mirrored / ingest.rate * 100.0,
+            arrived,
+            ingest.acked,
+            posts,
+            conversations,
+            out_of_order
+        ),
+        "",
+        None,
+    );
+
+    eprintln!("mirror latency …");
+    let open = load::open_loop(
+        &ingest_url(&sb.base),
+        plan.mirror_rate,
+        secs,
+        plan.clients as u64,
+        &next,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let want = open.scheduled.len() + arrived;
+    while desk.count() < want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = desk.seen.lock().unwrap().first.clone();
+    let mut lat: Vec<Duration> = open
+        .scheduled
+        .iter()
+        .filter_map(|(n, at)| first.get(n).map(|t| t.duration_since(*at)))
+        .collect();
+    lat.sort();
+    sb.stop();
+    row(
+        rows,
+        format!(
+            "Mirror latency, inbound → posted at the desk, at {} msg/s over {} conversations, p50 / p99 / p999",
+            plan.mirror_rate, plan.clients
+        ),
+        format!(
+            "{} ({} of {} arrived)",
+            latency_cell(&lat),
+            lat.len(),
+            open.scheduled.len()
+        ),
+        "",
+        None,
+    );
+    curve(csv, "mirror to desk", &lat);
+    Ok(())
+}
+
 fn fmt_n(n: u64) -> String {
     match n {
         n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
@@ -695,6 +814,20 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        "mirror" => {
+            let plan = Plan {
+                secs: value("--secs", "10").parse()?,
+                clients: value("--clients", "64").parse()?,
+                mirror_rate: value("--rate", "500").parse()?,
+                ..Plan::full()
+            };
+            let (mut rows, mut csv) = (Vec::new(), String::new());
+            rt.block_on(mirror(&plan, &mut rows, &mut csv))?;
+            for r in rows {
+                println!("{}: {}", r.what, r.result);
+            }
+            Ok(())
+        }
         "growth" => {
             let plan = if flag("--quick") {
                 Plan::quick()
@@ -709,7 +842,9 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         other => {
-            bail!("unknown command {other:?}; expected all, ingest, relay, growth or bare-server")
+            bail!(
+                "unknown command {other:?}; expected all, ingest, relay, mirror, growth or bare-server"
+            )
         }
     }
 }

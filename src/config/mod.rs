@@ -359,6 +359,10 @@ pub struct ServiceConfig {
     pub status: ServiceStatus,
     /// Tenant: tokens and webhooks see only their organization.
     pub organization: String,
+    /// The desk service that answers this channel's conversations (`desk = "<id>"`):
+    /// every contact message is mirrored there. Checked to exist, to share the
+    /// organization and to be of a desk type.
+    pub desk: Option<String>,
     /// Start of the window in which the service is active.
     pub start_date: Option<Timestamp>,
     /// End of that window.
@@ -390,6 +394,8 @@ struct RawService {
     status: ServiceStatus,
     #[serde(default = "default_organization")]
     organization: String,
+    #[serde(default)]
+    desk: Option<String>,
     #[serde(default)]
     start_date: Option<Timestamp>,
     #[serde(default)]
@@ -618,9 +624,18 @@ pub fn from_tree(
     })
 }
 
-/// Checks that span services: a bearer token must identify one service.
+/// Checks that span services: a bearer token must identify one service; a channel's
+/// desk must be another service of its organization, of a desk type.
 fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
     let mut issues = Vec::new();
+    for svc in services.values() {
+        if let Some(message) = desk_problem(svc, services) {
+            issues.push(Issue {
+                path: join(&join("services", &svc.id), "desk"),
+                message,
+            });
+        }
+    }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for svc in services.values() {
         for t in svc.params.tokens() {
@@ -636,6 +651,30 @@ fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
         }
     }
     issues
+}
+
+/// Why `svc`'s `desk` cannot answer it among `services`: missing, itself, in another
+/// organization, not of a desk type, or routed to a desk of its own. `None` when it has
+/// no desk or a good one.
+pub fn desk_problem(
+    svc: &ServiceConfig,
+    services: &BTreeMap<String, ServiceConfig>,
+) -> Option<String> {
+    let desk = svc.desk.as_ref()?;
+    match services.get(desk) {
+        None => Some(format!("no service {desk:?} is configured")),
+        Some(_) if desk == &svc.id => Some("a service cannot be its own desk".into()),
+        Some(d) if d.organization != svc.organization => Some(format!(
+            "service {desk:?} belongs to organization {:?}, not {:?}",
+            d.organization, svc.organization
+        )),
+        Some(d) if !d.params.can_be_desk() => Some(format!(
+            "service {desk:?} is of type {:?}, which cannot be a desk",
+            d.type_name()
+        )),
+        Some(d) if d.desk.is_some() => Some(format!("service {desk:?} has a desk of its own")),
+        Some(_) => None,
+    }
 }
 
 /// One line per service of `config` whose id already belongs to another organization
@@ -755,6 +794,7 @@ pub fn service(
         name: raw.name,
         status: raw.status,
         organization: raw.organization,
+        desk: raw.desk,
         start_date: raw.start_date,
         end_date: raw.end_date,
         params,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchboard_core::{DeliveryError, EventDelivery, MessageStatus, OutboundMessage};
+use switchboard_core::{DeliveryError, EventDelivery, MessageStatus, Mirror, OutboundMessage};
 use tokio::sync::Semaphore;
 
 use super::Dispatcher;
@@ -18,6 +18,16 @@ const DEFER_MS: i64 = 1_000;
 /// An attempt still unanswered after this gives its slot back (see the module docs of
 /// the dispatcher: a hanging conversation must not hold the slots the others need).
 pub const SLOW_AFTER: Duration = Duration::from_secs(1);
+
+/// What a connector accepted.
+enum Accepted {
+    /// A message, with the provider's id for it and its status.
+    Sent(Option<String>, MessageStatus),
+    /// An event.
+    Event,
+    /// A message mirrored into a desk.
+    Mirrored,
+}
 
 impl Dispatcher {
     /// Makes one attempt at `item` and says what to record.
@@ -52,7 +62,7 @@ impl Dispatcher {
                     .delivery_latency(&svc.config.id, kind, age.as_secs_f64());
                 self.count(kind, "success");
                 match sent {
-                    Some((external_id, status)) => {
+                    Accepted::Sent(external_id, status) => {
                         self.metrics.message(
                             &svc.config.id,
                             svc.config.type_name(),
@@ -65,7 +75,8 @@ impl Dispatcher {
                             status,
                         }
                     }
-                    None => Outcome::EventDelivered,
+                    Accepted::Event => Outcome::EventDelivered,
+                    Accepted::Mirrored => Outcome::Mirrored,
                 }
             }
             Err(DeliveryError::Unavailable { reason }) => {
@@ -140,25 +151,12 @@ impl Dispatcher {
         }
     }
 
-    /// Hands the item to the connector. `Ok(Some(..))` for a sent message,
-    /// `Ok(None)` for a delivered event.
-    async fn deliver(
-        &self,
-        item: &OutboxItem,
-        attempt: u32,
-    ) -> Result<Option<(Option<String>, MessageStatus)>, DeliveryError> {
+    /// Hands the item to the connector and says what it accepted.
+    async fn deliver(&self, item: &OutboxItem, attempt: u32) -> Result<Accepted, DeliveryError> {
         let svc = &self.svc;
         match item.kind {
             Some(OutboxKind::Message) => {
-                let Some((message, conversation)) = self
-                    .store
-                    .read
-                    .outbound(item.ref_id)
-                    .await
-                    .map_err(|e| DeliveryError::transient(e.to_string()))?
-                else {
-                    return Err(DeliveryError::permanent("the message no longer exists"));
-                };
+                let (message, conversation) = self.message_of(item).await?;
                 let out = OutboundMessage {
                     idempotency_key: format!("{}-{}", svc.config.id, message.id),
                     message,
@@ -166,7 +164,18 @@ impl Dispatcher {
                     attempt,
                 };
                 let sent = svc.connector.deliver_message(&svc.ctx, &out).await?;
-                Ok(Some((sent.external_id, sent.status)))
+                Ok(Accepted::Sent(sent.external_id, sent.status))
+            }
+            Some(OutboxKind::Mirror) => {
+                let (message, conversation) = self.message_of(item).await?;
+                let mirror = Mirror {
+                    delivery_id: format!("mir_{}", message.id),
+                    message,
+                    conversation,
+                    attempt,
+                };
+                svc.connector.mirror(&svc.ctx, &mirror).await?;
+                Ok(Accepted::Mirrored)
             }
             Some(OutboxKind::Event) => {
                 // Read with the outbox row; `None` means the event row is gone.
@@ -184,12 +193,25 @@ impl Dispatcher {
                     attempt,
                 };
                 svc.connector.deliver_event(&svc.ctx, &delivery).await?;
-                Ok(None)
+                Ok(Accepted::Event)
             }
             None => Err(DeliveryError::permanent(
                 "unknown outbox kind (written by a newer version?)",
             )),
         }
+    }
+
+    /// The message a message or mirror row delivers, with its conversation.
+    async fn message_of(
+        &self,
+        item: &OutboxItem,
+    ) -> Result<(switchboard_core::Message, switchboard_core::Conversation), DeliveryError> {
+        self.store
+            .read
+            .outbound(item.ref_id)
+            .await
+            .map_err(|e| DeliveryError::transient(e.to_string()))?
+            .ok_or_else(|| DeliveryError::permanent("the message no longer exists"))
     }
 
     fn count(&self, kind: &str, result: &str) {

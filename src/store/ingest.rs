@@ -29,7 +29,8 @@ pub struct NewOutbound {
 }
 
 impl WriteCx<'_> {
-    fn conversation(
+    /// The conversation (with its contact and desk) matching `where_sql` over `c`/`k`.
+    pub(super) fn conversation(
         &self,
         where_sql: &str,
         args: impl rusqlite::Params,
@@ -90,12 +91,28 @@ impl WriteCx<'_> {
         let mut message = row.into_message();
         message.status = to;
         message.error = error.map(str::to_owned);
-        self.append_event(
+        let seq = self.append_event(
             &organization,
             Some(&service_id),
             Some(conversation_id),
             &EventData::message_status(&message),
         )?;
+        // The desk learns that a reply did not reach the contact (as it learns the
+        // conversation's messages: in its order, durably).
+        if to == MessageStatus::Failed
+            && let Some(desk) = self.routes.desk_of(&service_id).map(str::to_owned)
+            && !self
+                .routes
+                .subscribers(&organization, "message.status")
+                .any(|s| s == desk)
+        {
+            self.enqueue(
+                &desk,
+                OutboxKind::Event,
+                seq,
+                &format!("c{conversation_id}"),
+            )?;
+        }
         Ok(true)
     }
 }
@@ -226,6 +243,8 @@ fn ingest_one(
                 contact_name: name.clone(),
                 contact_email: email.clone(),
                 contact_phone: phone.clone(),
+                desk: None,
+                desk_external_id: None,
             };
             (row, true)
         }
@@ -233,6 +252,18 @@ fn ingest_one(
     conv.contact_name = name;
     conv.contact_email = email;
     conv.contact_phone = phone;
+    let desk = cx.routes.desk_of(&service.id).map(str::to_owned);
+    if let Some(desk) = &desk
+        && conv.desk.as_ref() != Some(desk)
+    {
+        // Routed (again, after a reload changed the channel's desk): the new desk's
+        // link, once it makes one, answers the conversation.
+        cx.conn
+            .prepare_cached("UPDATE conversations SET desk_id = ? WHERE id = ?")?
+            .execute(params![desk, conv.id])?;
+        conv.desk = Some(desk.clone());
+        conv.desk_external_id = None;
+    }
 
     cx.conn
         .prepare_cached(
@@ -256,6 +287,16 @@ fn ingest_one(
             "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",
         )?
         .execute(params![now, conv.id])?;
+    if let Some(desk) = &desk {
+        // The desk's copy is due in the same transaction as the message itself, in the
+        // conversation's order.
+        cx.enqueue(
+            desk,
+            OutboxKind::Mirror,
+            message_id,
+            &format!("c{}", conv.id),
+        )?;
+    }
     conv.updated_at = now;
     conv.last_message_at = Some(now);
 
@@ -306,6 +347,12 @@ fn ingest_one(
         created: true,
         conversation_created,
     })
+}
+
+/// How [`switchboard_core::Host::post_reply`] prefixes the idempotency keys of desk
+/// `desk_id`'s replies (keys of different desks and of API clients never meet).
+pub fn desk_key_prefix(desk_id: &str) -> String {
+    format!("desk:{desk_id}:")
 }
 
 /// Stores an outbound message and queues it for its conversation's service. Returns the
@@ -360,6 +407,18 @@ pub fn reply(
         message_id,
         &queue_key,
     )?;
+    // A reply that did not come from the conversation's desk (an API agent, a bot, a
+    // system message) is mirrored there too, so that the desk shows the whole thread.
+    if let Some(desk) = cx.routes.desk_of(&conv.service_id).map(str::to_owned) {
+        let own = desk_key_prefix(&desk);
+        if !new
+            .idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with(&own))
+        {
+            cx.enqueue(&desk, OutboxKind::Mirror, message_id, &queue_key)?;
+        }
+    }
 
     let mut conv = conv;
     conv.updated_at = now;

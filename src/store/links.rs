@@ -1,10 +1,10 @@
-//! Desk links (`migrations/0003_desk_links.sql`): which desk conversation answers which
-//! of our conversations. Writes run on the writer thread like every write; reads on the
+//! Desk links (`migrations/0003_desk_links.sql`, `0005_desks.sql`): which desk
+//! conversation answers which of our conversations. Writes run on the writer thread like every write; reads on the
 //! read pool.
 
 use rusqlite::{OptionalExtension, params};
 use sqlx::SqlitePool;
-use switchboard_core::DeskLink;
+use switchboard_core::{DeskLink, EventData};
 
 use super::error::StoreError;
 use super::rows::parse_id;
@@ -12,7 +12,9 @@ use super::writer::WriteCx;
 
 /// Stores `link` for desk `desk_id`: a new desk conversation id is inserted, a known one
 /// updated. A desk conversation already linked to another of our conversations, or a
-/// conversation of ours that does not exist, is refused.
+/// conversation of ours that does not exist, is refused. The first link of a
+/// conversation to this desk makes it the conversation's desk and appends
+/// `conversation.routed`, in the same transaction.
 pub fn put(cx: &mut WriteCx<'_>, desk_id: &str, link: &DeskLink) -> Result<(), StoreError> {
     let conversation_id = parse_id(&link.conversation_id)
         .ok_or_else(|| StoreError::NotFound("conversation".into()))?;
@@ -51,6 +53,13 @@ pub fn put(cx: &mut WriteCx<'_>, desk_id: &str, link: &DeskLink) -> Result<(), S
             Ok(())
         }
         None => {
+            let routed_before: Option<i64> = cx
+                .conn
+                .prepare_cached(
+                    "SELECT 1 FROM desk_links WHERE desk_id = ? AND conversation_id = ? LIMIT 1",
+                )?
+                .query_row(params![desk_id, conversation_id], |r| r.get(0))
+                .optional()?;
             cx.conn
                 .prepare_cached(
                     "INSERT INTO desk_links (desk_id, conversation_id, desk_conversation_id, \
@@ -64,9 +73,62 @@ pub fn put(cx: &mut WriteCx<'_>, desk_id: &str, link: &DeskLink) -> Result<(), S
                     cx.now,
                     cx.now
                 ])?;
+            cx.conn
+                .prepare_cached("UPDATE conversations SET desk_id = ? WHERE id = ?")?
+                .execute(params![desk_id, conversation_id])?;
+            if routed_before.is_none() {
+                let conversation = cx
+                    .conversation("c.id = ?", [conversation_id])?
+                    .ok_or_else(|| StoreError::NotFound("conversation".into()))?;
+                let (service_id, organization) = (
+                    conversation.service_id.clone(),
+                    conversation.organization.clone(),
+                );
+                let conversation = conversation.into_conversation();
+                cx.append_event(
+                    &organization,
+                    Some(&service_id),
+                    Some(conversation_id),
+                    &EventData::conversation_routed(&conversation),
+                )?;
+            }
             Ok(())
         }
     }
+}
+
+/// Desk `desk_id` resolved its conversation `desk_conversation_id`: ends the link and
+/// closes our conversation. Returns our conversation's id, `None` when no live link has
+/// that desk id.
+pub fn close(
+    cx: &mut WriteCx<'_>,
+    desk_id: &str,
+    desk_conversation_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let linked: Option<i64> = cx
+        .conn
+        .prepare_cached(
+            "SELECT conversation_id FROM desk_links WHERE desk_id = ? AND desk_conversation_id = ? \
+             AND ended_at IS NULL",
+        )?
+        .query_row(params![desk_id, desk_conversation_id], |r| r.get(0))
+        .optional()?;
+    let Some(conversation_id) = linked else {
+        return Ok(None);
+    };
+    cx.conn
+        .prepare_cached(
+            "UPDATE desk_links SET ended_at = ?1, updated_at = ?1 WHERE desk_id = ?2 AND desk_conversation_id = ?3",
+        )?
+        .execute(params![cx.now, desk_id, desk_conversation_id])?;
+    // The contact's next message opens a new conversation (or, for a provider thread,
+    // reopens this one); either way the ended link makes the desk open a new one.
+    cx.conn
+        .prepare_cached(
+            "UPDATE conversations SET status = 'closed', updated_at = ?1 WHERE id = ?2 AND status = 'open'",
+        )?
+        .execute(params![cx.now, conversation_id])?;
+    Ok(Some(conversation_id.to_string()))
 }
 
 #[derive(sqlx::FromRow)]
@@ -86,7 +148,7 @@ impl LinkRow {
     }
 }
 
-/// Desk `desk_id`'s latest link for our conversation `conversation_id`.
+/// Desk `desk_id`'s latest link for our conversation `conversation_id` that has not ended.
 pub async fn get(
     pool: &SqlitePool,
     desk_id: &str,
@@ -97,7 +159,7 @@ pub async fn get(
     };
     let row: Option<LinkRow> = sqlx::query_as(
         "SELECT conversation_id, desk_conversation_id, desk_contact_id FROM desk_links \
-         WHERE desk_id = ? AND conversation_id = ? ORDER BY id DESC LIMIT 1",
+         WHERE desk_id = ? AND conversation_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
     )
     .bind(desk_id)
     .bind(id)

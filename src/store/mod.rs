@@ -45,7 +45,7 @@ use switchboard_core::{
 use tokio::sync::watch;
 
 pub use error::StoreError;
-pub use ingest::NewOutbound;
+pub use ingest::{NewOutbound, desk_key_prefix};
 pub use outbox::{OutboxKind, OutboxState, Outcome};
 pub use read::{ConversationFilter, EventRow, OutboxItem, QueueHead, Reader};
 pub use routes::{OutboxSignal, Routes, WebhookRoute};
@@ -229,6 +229,18 @@ impl Store {
         let desk = desk_id.to_owned();
         self.writer
             .run(move |cx| links::put(cx, &desk, &link))
+            .await
+    }
+
+    /// See [`links::close`].
+    pub async fn link_close(
+        &self,
+        desk_id: &str,
+        desk_conversation_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (desk, theirs) = (desk_id.to_owned(), desk_conversation_id.to_owned());
+        self.writer
+            .run(move |cx| links::close(cx, &desk, &theirs))
             .await
     }
 

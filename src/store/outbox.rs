@@ -22,8 +22,12 @@ use super::writer::WriteCx;
 pub enum OutboxKind {
     /// An outbound message (`ref_id` = `messages.id`) to its conversation's service.
     Message,
-    /// An event (`ref_id` = `events.seq`) to a webhook service.
+    /// An event (`ref_id` = `events.seq`) to a webhook service, or a failed message's
+    /// `message.status` to its conversation's desk.
     Event,
+    /// A message of a routed conversation (`ref_id` = `messages.id`) to the channel's
+    /// desk, which mirrors it.
+    Mirror,
 }
 
 impl OutboxKind {
@@ -32,6 +36,7 @@ impl OutboxKind {
         match self {
             OutboxKind::Message => "message",
             OutboxKind::Event => "event",
+            OutboxKind::Mirror => "mirror",
         }
     }
 
@@ -41,6 +46,7 @@ impl OutboxKind {
         match s {
             "message" => Some(OutboxKind::Message),
             "event" => Some(OutboxKind::Event),
+            "mirror" => Some(OutboxKind::Mirror),
             _ => None,
         }
     }
@@ -88,6 +94,8 @@ pub enum Outcome {
     },
     /// An event reached its webhook (2xx).
     EventDelivered,
+    /// A message reached its desk.
+    Mirrored,
     /// Try again at `at` (unix ms).
     Retry {
         /// When the next attempt is due, unix ms.
@@ -116,7 +124,10 @@ impl Outcome {
     pub fn lets_queue_proceed(&self) -> bool {
         matches!(
             self,
-            Outcome::Sent { .. } | Outcome::EventDelivered | Outcome::Dead { .. }
+            Outcome::Sent { .. }
+                | Outcome::EventDelivered
+                | Outcome::Mirrored
+                | Outcome::Dead { .. }
         )
     }
 }
@@ -245,7 +256,7 @@ pub fn delivery_results(
                     super::ingest::apply_early_receipts(cx, &service_id, ext, ref_id)?;
                 }
             }
-            Outcome::EventDelivered => {
+            Outcome::EventDelivered | Outcome::Mirrored => {
                 cx.conn
                     .prepare_cached("DELETE FROM outbox WHERE id = ?")?
                     .execute([outbox_id])?;

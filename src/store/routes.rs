@@ -21,14 +21,22 @@ pub struct WebhookRoute {
     pub events: Option<Vec<String>>,
 }
 
-/// Which webhook services take which events.
+/// Which webhook services take which events, and which desk answers which channel.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
     /// Subscriptions of running webhook services.
     pub webhooks: Vec<WebhookRoute>,
+    /// Channel service id → its desk's service id (`desk = "…"`), whatever the desk's
+    /// status: a disabled desk's deliveries wait in its outbox.
+    pub desks: HashMap<String, String>,
 }
 
 impl Routes {
+    /// The desk that answers channel `service_id`'s conversations, if any.
+    pub fn desk_of(&self, service_id: &str) -> Option<&str> {
+        self.desks.get(service_id).map(String::as_str)
+    }
+
     /// The webhook services that take an event of `kind` in `organization`.
     pub fn subscribers<'a>(
         &'a self,

@@ -17,7 +17,9 @@ pub const MESSAGE_COLS: &str = "m.id, m.conversation_id, m.service_id, m.directi
 pub const CONVERSATION_COLS: &str = "c.id, c.service_id, c.organization, c.external_id, \
     c.status, c.created_at, c.updated_at, c.last_message_at, k.id AS contact_id, \
     k.external_id AS contact_external_id, k.name AS contact_name, k.email AS contact_email, \
-    k.phone AS contact_phone";
+    k.phone AS contact_phone, c.desk_id AS desk, \
+    (SELECT l.desk_conversation_id FROM desk_links l WHERE l.desk_id = c.desk_id \
+     AND l.conversation_id = c.id ORDER BY l.id DESC LIMIT 1) AS desk_external_id";
 
 /// A stored message.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -99,6 +101,8 @@ pub struct ConversationRow {
     pub contact_name: Option<String>,
     pub contact_email: Option<String>,
     pub contact_phone: Option<String>,
+    pub desk: Option<String>,
+    pub desk_external_id: Option<String>,
 }
 
 impl ConversationRow {
@@ -118,6 +122,8 @@ impl ConversationRow {
             contact_name: r.get(at + 10)?,
             contact_email: r.get(at + 11)?,
             contact_phone: r.get(at + 12)?,
+            desk: r.get(at + 13)?,
+            desk_external_id: r.get(at + 14)?,
         })
     }
 
@@ -144,6 +150,8 @@ impl ConversationRow {
             created_at: ts(self.created_at),
             updated_at: ts(self.updated_at),
             last_message_at: self.last_message_at.map(ts),
+            desk: self.desk,
+            desk_external_id: self.desk_external_id,
         }
     }
 }

@@ -6,9 +6,11 @@
 //! - [`Channel`] — sends agents' and bots' messages to contacts (receipts come back
 //!   through its hooks or its connection, as [`ServiceContext::update_status`] calls);
 //! - [`EventSink`] — takes the organization's events the type subscribes to
-//!   ([`ServiceType::subscription`](crate::ServiceType::subscription)), typed. A desk
-//!   takes its channels' messages this way and answers through the
-//!   [`ServiceContext`]'s desk operations (`post_reply`, `link_*`).
+//!   ([`ServiceType::subscription`](crate::ServiceType::subscription)), typed; a desk
+//!   also gets the `message.status` events of failed messages of its conversations here;
+//! - [`Desk`] — takes the messages of the channels routed to it (`desk = "<id>"`), each
+//!   one durable outbox delivery in its conversation's order, and answers through the
+//!   [`ServiceContext`]'s desk operations (`post_reply`, `link_*`, `close_conversation`).
 
 use std::time::Duration;
 
@@ -67,6 +69,12 @@ pub trait Connector: Send + Sync + 'static {
     fn events(&self) -> Option<&dyn EventSink> {
         None
     }
+
+    /// Its desk side, if it can answer channels' conversations (its type's
+    /// [`ServiceType::DESK`](crate::ServiceType::DESK) is true).
+    fn desk(&self) -> Option<&dyn Desk> {
+        None
+    }
 }
 
 /// Requests to `/hooks/{service_id}[/…]`. Channels whose provider posts one webhook per
@@ -122,6 +130,34 @@ pub trait EventSink: Send + Sync {
     ) -> Result<(), DeliveryError>;
 }
 
+/// Takes the messages of the channels routed to this desk.
+#[async_trait]
+pub trait Desk: Send + Sync {
+    /// Mirrors one message of a routed conversation into the desk: a contact's message
+    /// as the contact's, an agent's or bot's reply sent through `/v1` as an outgoing
+    /// one (or not at all, where the desk has no place for it). The first message of a
+    /// conversation creates the desk's contact and conversation; store the link
+    /// ([`ServiceContext::link_put`]) before posting anything that depends on it.
+    ///
+    /// An error is retried with the same [`Mirror::delivery_id`] and holds the
+    /// conversation's later messages; `Ok` lets them go.
+    async fn mirror(&self, ctx: &ServiceContext, mirror: &Mirror) -> Result<(), DeliveryError>;
+}
+
+/// One message of a routed conversation on its way to the conversation's desk.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    /// The message: `inbound` from the contact, or `outbound` from an agent or bot.
+    pub message: Message,
+    /// Its conversation on the channel, with the contact.
+    pub conversation: Conversation,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Stable across attempts and restarts (`mir_<message id>`): a marker the desk can
+    /// find the message by after an uncertain attempt.
+    pub delivery_id: String,
+}
+
 /// The daemon's way in: each call goes to the capability, or answers as a type without
 /// it must.
 impl dyn Connector {
@@ -160,6 +196,14 @@ impl dyn Connector {
             None => Err(DeliveryError::permanent(
                 "this service type cannot send messages",
             )),
+        }
+    }
+
+    /// Hands a routed message to [`Desk`]; permanent failure for a type that is no desk.
+    pub async fn mirror(&self, ctx: &ServiceContext, mirror: &Mirror) -> Result<(), DeliveryError> {
+        match self.desk() {
+            Some(d) => d.mirror(ctx, mirror).await,
+            None => Err(DeliveryError::permanent("this service type is not a desk")),
         }
     }
 

@@ -172,6 +172,14 @@ impl ServiceContext {
         self.host.link_lookup(desk_conversation_id).await
     }
 
+    /// See [`Host::close_conversation`].
+    pub async fn close_conversation(
+        &self,
+        desk_conversation_id: &str,
+    ) -> Result<Option<String>, HostError> {
+        self.host.close_conversation(desk_conversation_id).await
+    }
+
     /// See [`Host::kv_get`].
     pub async fn kv_get(&self, key: &str) -> Result<Option<String>, HostError> {
         self.host.kv_get(key).await

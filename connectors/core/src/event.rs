@@ -25,8 +25,8 @@ pub struct Event {
 }
 
 impl Event {
-    /// `contact.created`, `conversation.created`, `message.created`, `message.status`,
-    /// `service.state`, or a type added later.
+    /// `contact.created`, `conversation.created`, `conversation.routed`, `message.created`,
+    /// `message.status`, `service.state`, or a type added later.
     pub fn kind(&self) -> &str {
         self.data.kind()
     }
@@ -48,6 +48,12 @@ pub enum EventData<'a> {
     /// `conversation.created`: a conversation was opened.
     ConversationCreated {
         /// The new conversation, with its contact.
+        conversation: Cow<'a, Conversation>,
+    },
+    /// `conversation.routed`: a conversation was first mirrored into its desk, which
+    /// now knows it (its `desk` and `desk_external_id` are set).
+    ConversationRouted {
+        /// The conversation, with its desk.
         conversation: Cow<'a, Conversation>,
     },
     /// `message.created`: a message was stored, inbound or outbound.
@@ -91,6 +97,13 @@ impl<'a> EventData<'a> {
         }
     }
 
+    /// `conversation.routed` of `conversation`.
+    pub fn conversation_routed(conversation: &'a Conversation) -> Self {
+        EventData::ConversationRouted {
+            conversation: Cow::Borrowed(conversation),
+        }
+    }
+
     /// `message.created` of `message` in `conversation`.
     pub fn message_created(message: &'a Message, conversation: &'a Conversation) -> Self {
         EventData::MessageCreated {
@@ -118,6 +131,7 @@ impl<'a> EventData<'a> {
         match self {
             EventData::ContactCreated { .. } => "contact.created",
             EventData::ConversationCreated { .. } => "conversation.created",
+            EventData::ConversationRouted { .. } => "conversation.routed",
             EventData::MessageCreated { .. } => "message.created",
             EventData::MessageStatus { .. } => "message.status",
             EventData::ServiceState { .. } => "service.state",
@@ -140,6 +154,12 @@ impl EventData<'static> {
             "conversation.created" => {
                 let Objects { conversation, .. } = from_value::<Owned>(data)?;
                 EventData::ConversationCreated {
+                    conversation: Cow::Owned(required(conversation, "conversation")?),
+                }
+            }
+            "conversation.routed" => {
+                let Objects { conversation, .. } = from_value::<Owned>(data)?;
+                EventData::ConversationRouted {
                     conversation: Cow::Owned(required(conversation, "conversation")?),
                 }
             }
@@ -205,7 +225,8 @@ impl Serialize for EventData<'_> {
         };
         match self {
             EventData::ContactCreated { contact } => o.contact = Some(contact),
-            EventData::ConversationCreated { conversation } => o.conversation = Some(conversation),
+            EventData::ConversationCreated { conversation }
+            | EventData::ConversationRouted { conversation } => o.conversation = Some(conversation),
             EventData::MessageCreated {
                 message,
                 conversation,
@@ -281,24 +302,36 @@ mod tests {
         }
         let again: Event = serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
         assert_eq!(again, e);
+        let EventData::MessageCreated { conversation, .. } = &e.data else {
+            unreachable!()
+        };
+        let routed = EventData::conversation_routed(conversation);
+        assert_eq!(routed.kind(), "conversation.routed");
+        let data = serde_json::to_value(&routed).unwrap();
+        assert_eq!(data["conversation"]["id"], "2");
+        assert_eq!(
+            EventData::parse("conversation.routed", data).unwrap(),
+            routed,
+            "conversation.routed is typed"
+        );
 
-        let later = r#"{"type":"conversation.routed","timestamp":"2026-01-01T00:00:00Z","seq":8,"data":{"desk":"nim"}}"#;
+        let later = r#"{"type":"conversation.handoff","timestamp":"2026-01-01T00:00:00Z","seq":8,"data":{"from":"bot","to":"nim"}}"#;
         let e: Event = serde_json::from_str(later).unwrap();
         assert_eq!(
             e.data,
             EventData::Other {
-                kind: "conversation.routed".into(),
-                data: serde_json::json!({"desk": "nim"})
+                kind: "conversation.handoff".into(),
+                data: serde_json::json!({"from": "bot", "to": "nim"})
             }
         );
-        assert_eq!(e.kind(), "conversation.routed");
+        assert_eq!(e.kind(), "conversation.handoff");
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             later,
             "an unknown type is sent on as it came"
         );
         assert!(
-            serde_json::from_str::<Event>(&later.replace("conversation.routed", "message.status"))
+            serde_json::from_str::<Event>(&later.replace("conversation.handoff", "message.status"))
                 .is_err()
         );
     }

@@ -213,11 +213,21 @@ pub trait Host: Send + Sync {
     /// another of our conversations is a conflict.
     async fn link_put(&self, link: DeskLink) -> Result<(), HostError>;
 
-    /// This desk's latest link for our conversation.
+    /// This desk's latest link for our conversation that has not ended
+    /// ([`Host::close_conversation`]).
     async fn link_get(&self, conversation_id: &str) -> Result<Option<DeskLink>, HostError>;
 
     /// This desk's link for its own conversation id.
     async fn link_lookup(&self, desk_conversation_id: &str) -> Result<Option<DeskLink>, HostError>;
+
+    /// The desk resolved its conversation `desk_conversation_id`: closes our conversation
+    /// linked to it and ends the link, so that the contact's next message opens a new
+    /// conversation here and at the desk. Returns our conversation's id; `None` when
+    /// nothing of ours is linked to it (or the link had already ended).
+    async fn close_conversation(
+        &self,
+        desk_conversation_id: &str,
+    ) -> Result<Option<String>, HostError>;
 
     /// Reads a sync-state value (cursor, token).
     async fn kv_get(&self, key: &str) -> Result<Option<String>, HostError>;

@@ -45,7 +45,8 @@ pub mod webhook_channel;
 
 pub use backoff::Backoff;
 pub use connector::{
-    Channel, Connector, Delivered, EventDelivery, EventSink, Hooks, OutboundMessage, RetryLimits,
+    Channel, Connector, Delivered, Desk, EventDelivery, EventSink, Hooks, Mirror, OutboundMessage,
+    RetryLimits,
 };
 pub use context::{
     Clock, ConnState, CredentialWatch, ServiceContext, SystemClock, refuses_credentials,

@@ -259,6 +259,13 @@ pub struct Conversation {
     /// When its last message was stored.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_message_at: Option<Timestamp>,
+    /// The desk service that answers it (the channel's `desk`), once a message of it was
+    /// routed there; null for a conversation agents answer through `/v1` alone.
+    #[serde(default)]
+    pub desk: Option<String>,
+    /// The desk's id for the conversation, once the desk has created it.
+    #[serde(default)]
+    pub desk_external_id: Option<String>,
 }
 
 /// What an API token may do.

@@ -432,6 +432,8 @@ mod tests {
                 created_at: now,
                 updated_at: now,
                 last_message_at: None,
+                desk: None,
+                desk_external_id: None,
             },
             attempt: 1,
             idempotency_key: "chat-7".into(),

@@ -15,6 +15,7 @@ fn routes() -> Routes {
             organization: "a".into(),
             events: None,
         }],
+        ..Routes::default()
     }
 }
 

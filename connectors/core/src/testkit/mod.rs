@@ -42,6 +42,9 @@ pub struct Recorded {
     pub replies: Vec<DeskReply>,
     /// Desk links, in the order they were first put.
     pub links: Vec<DeskLink>,
+    /// Our conversations closed by `close_conversation` (their links end, so they are
+    /// removed from `links`).
+    pub closed: Vec<String>,
     /// `typing` signals: contact external id, typing.
     pub typing: Vec<(String, bool)>,
     /// `set_state` reports.
@@ -69,6 +72,7 @@ impl Recorded {
             && self.system.is_empty()
             && self.replies.is_empty()
             && self.links.is_empty()
+            && self.closed.is_empty()
             && self.kv.is_empty()
     }
 }
@@ -129,6 +133,8 @@ fn conversation(service_id: &str, m: &InboundMessage) -> Conversation {
         created_at: Timestamp::UNIX_EPOCH,
         updated_at: Timestamp::UNIX_EPOCH,
         last_message_at: None,
+        desk: None,
+        desk_external_id: None,
     }
 }
 
@@ -274,6 +280,22 @@ impl Host for RecordingHost {
             .iter()
             .find(|l| l.desk_conversation_id == desk_conversation_id);
         Ok(found.cloned())
+    }
+
+    async fn close_conversation(
+        &self,
+        desk_conversation_id: &str,
+    ) -> Result<Option<String>, HostError> {
+        let mut rec = self.recorded();
+        let found = rec
+            .links
+            .iter()
+            .position(|l| l.desk_conversation_id == desk_conversation_id);
+        Ok(found.map(|i| {
+            let link = rec.links.remove(i);
+            rec.closed.push(link.conversation_id.clone());
+            link.conversation_id
+        }))
     }
 
     async fn kv_get(&self, key: &str) -> Result<Option<String>, HostError> {
