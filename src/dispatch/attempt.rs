@@ -75,6 +75,15 @@ impl Dispatcher {
                     at: now_ms() + DEFER_MS,
                 }
             }
+            Err(DeliveryError::Throttled { reason, wait }) => {
+                // Not counted as an attempt: a rate limit says nothing about the message,
+                // and spending attempts on it would kill replies in a burst.
+                self.count(kind, "throttled");
+                tracing::info!(kind, ref_id = item.ref_id, reason, retry_in = ?wait, "provider rate limit; delivery waits");
+                Outcome::Defer {
+                    at: now_ms() + wait.as_millis().min(i64::MAX as u128) as i64,
+                }
+            }
             Err(DeliveryError::Transient {
                 reason,
                 retry_after,

@@ -42,6 +42,17 @@ pub enum DeliveryError {
         /// Why it is unavailable.
         reason: String,
     },
+    /// The provider's rate limit, which it reports in its error body (Graph codes 4,
+    /// 32, 613) rather than as an HTTP 429: the message is fine and the service is fine,
+    /// so the delivery waits `wait` without spending an attempt.
+    #[error("{reason}")]
+    Throttled {
+        /// The provider's code and text.
+        reason: String,
+        /// How long to wait before the next try: the provider's hint, or the connector's
+        /// estimate of its window.
+        wait: Duration,
+    },
 }
 
 impl DeliveryError {
@@ -64,6 +75,14 @@ impl DeliveryError {
     pub fn unavailable(reason: impl Into<String>) -> Self {
         DeliveryError::Unavailable {
             reason: reason.into(),
+        }
+    }
+
+    /// The provider's rate limit: wait `wait`, spending no attempt.
+    pub fn throttled(reason: impl Into<String>, wait: Duration) -> Self {
+        DeliveryError::Throttled {
+            reason: reason.into(),
+            wait,
         }
     }
 
