@@ -9,4 +9,5 @@ connectors! {
     #[cfg(feature = "intercom")] switchboard_intercom::Intercom,
     #[cfg(feature = "gbm")] switchboard_gbm::Gbm,
     #[cfg(feature = "smartsupp")] switchboard_smartsupp::Smartsupp,
+    #[cfg(feature = "messenger")] switchboard_messenger::Messenger,
 }

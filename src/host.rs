@@ -449,7 +449,10 @@ mod tests {
             chan.ingest_once(&soon, vec![inbound("m2")]),
         );
         let (a, b) = (a.unwrap(), b.unwrap());
-        assert!(a.is_some() != b.is_some(), "exactly one passes: {a:?} {b:?}");
+        assert!(
+            a.is_some() != b.is_some(),
+            "exactly one passes: {a:?} {b:?}"
+        );
         let conv: i64 = a.or(b).unwrap()[0].conversation.id.parse().unwrap();
         assert_eq!(
             store.read.messages(conv, 0, 10).await.unwrap().len(),

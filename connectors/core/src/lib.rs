@@ -12,6 +12,7 @@
 //! - [`context`] — [`ServiceContext`], connection state, the clock, [`CredentialWatch`].
 //! - [`host`] — the [`Host`] operations (ingest, receipts, replies, desk links, sync
 //!   state) and what they take and give.
+//! - [`mac`] — hex HMAC-SHA256 signatures checked in constant time.
 //! - [`model`] — the objects clients see (message, conversation, contact).
 //! - [`event`] — events with their data typed by event type.
 //! - [`webhook_channel`] — the webhook-channel helper: a channel supplies `verify` and
@@ -32,6 +33,7 @@ pub mod error;
 pub mod event;
 pub mod hook;
 pub mod host;
+pub mod mac;
 pub mod model;
 pub mod outbound;
 pub mod params;
