@@ -10,7 +10,7 @@ vendor="${VENDOR_FIXTURES:-../shared/vendor/fixtures}"
 out=fuzz/seeds
 rm -rf "$out"
 for t in twilio_form smooch_webhook intercom_notification intercom_html gbm_webhook \
-         api_inbound api_reply config_load; do
+         api_inbound api_reply config_load messenger_webhook; do
   mkdir -p "$out/$t"
 done
 put() { printf '%s' "$2" >"$out/$1/$3"; }
@@ -50,6 +50,17 @@ put gbm_webhook '{"agent":"brands/b/agents/a","conversationId":"c1","requestId":
 put gbm_webhook '{"agent":"brands/b/agents/a","conversationId":"c1","sendTime":"x","receipts":{"receipts":[{"message":"conversations/c1/messages/m-1","receiptType":"DELIVERED"},{"message":"conversations/c1/messages/m-2","receiptType":"READ"}],"createTime":"x"}}' receipts
 put gbm_webhook '{"conversationId":"c1","userStatus":{"requestedLiveAgent":true}}' live_agent
 put gbm_webhook '{"conversationId":"c1","surveyResponse":{"survey":"s"}}' survey
+
+# Messenger: the documented examples (placeholders filled) inside a page body, and a
+# batch of every event kind the parser reads.
+fill() { sed -e 's/<PSID>/1254459154682919/g' -e 's/<PAGE_ID>/682498302938465/g' \
+  -e 's/<image|video|audio|file|reel|ig_reel>/image/' -e 's#<ATTACHMENT_URL>#https://scontent.xx.fbcdn.net/v/p.jpg#' "$1"; }
+{ printf '{"object":"page","entry":[{"id":"682498302938465","time":1458692752478,"messaging":['
+  fill connectors/messenger/fixtures/docs_messages_event_text.json; printf ']}]}'; } >"$out/messenger_webhook/text.json"
+{ printf '{"object":"page","entry":['; fill connectors/messenger/fixtures/docs_messages_entry_attachment.json; printf ']}'; } \
+  >"$out/messenger_webhook/attachment.json"
+put messenger_webhook '{"object":"page","entry":[{"id":"682498302938465","time":1,"messaging":[{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"timestamp":5,"message":{"mid":"m1","text":"hi","is_echo":true}},{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"timestamp":6,"postback":{"title":"Talk to a person","payload":"HUMAN"}},{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"delivery":{"mids":["m_1"],"watermark":1700000001000}},{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"read":{"watermark":1700000002000}},{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"message":{"mid":"m2","attachments":[{"type":"location","payload":{"coordinates":{"lat":1,"long":2}}}]}}]},{"id":"999","messaging":[]}]}' batch
+put messenger_webhook 'hub.mode=subscribe&hub.verify_token=abc&hub.challenge=1158201444' verification
 
 # The API's inbound message and reply bodies (docs/contract.md).
 put api_inbound '{"external_id":"crm-1","contact":{"external_id":"cust-9","name":"Mary","email":"mary@example.com","phone":"+31612345678"},"conversation_external_id":"case-4","text":"Hello","attachments":[{"url":"https://files.example.com/a.pdf","content_type":"application/pdf","name":"a.pdf"}]}' full
