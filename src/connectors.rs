@@ -10,4 +10,5 @@ connectors! {
     #[cfg(feature = "gbm")] switchboard_gbm::Gbm,
     #[cfg(feature = "smartsupp")] switchboard_smartsupp::Smartsupp,
     #[cfg(feature = "messenger")] switchboard_messenger::Messenger,
+    #[cfg(feature = "mailgun")] switchboard_mailgun::Mailgun,
 }
