@@ -5,9 +5,9 @@ use async_trait::async_trait;
 use http::Method;
 use serde_json::Value;
 use switchboard_core::{
-    Channel, Connector, ConnectorError, ContactInfo, CredentialWatch, Delivered, DeliveryError,
-    HookAdmission, HookError, HookHead, HookRequest, HookResponse, Hooks, InboundMessage,
-    OutboundMessage, ServiceContext, parse_json,
+    Channel, Connector, ConnectorError, CredentialWatch, Delivered, DeliveryError, HookAdmission,
+    HookError, HookHead, HookRequest, HookResponse, Hooks, OutboundMessage, ServiceContext,
+    parse_json,
 };
 
 use crate::client::{self, Client};
@@ -66,18 +66,7 @@ impl MailgunConnector {
         )?;
         let mail = webhook::mail(&form)?;
         let conversation = thread::resolve(ctx, &mail).await?;
-        let message = InboundMessage {
-            external_id: mail.message_id.clone(),
-            contact: ContactInfo {
-                external_id: mail.address.clone(),
-                name: mail.name.clone(),
-                email: Some(mail.address.clone()),
-                phone: None,
-            },
-            conversation_external_id: Some(conversation),
-            text: Some(mail.text.clone()).filter(|t| !t.is_empty()),
-            attachments: mail.attachments.clone(),
-        };
+        let message = mail.inbound(conversation);
         let Some(stored) = ctx.ingest_once(&nonce, vec![message]).await? else {
             tracing::warn!("webhook rejected: its token was used before (a replay)");
             return Err(HookError::Unauthorized("token already used".into()));

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_core::model::Attachment;
-use switchboard_core::{HookError, MessageStatus, Nonce, Receipt, mac};
+use switchboard_core::{
+    ContactInfo, HookError, InboundMessage, MessageStatus, Nonce, Receipt, mac,
+};
 
 use crate::form::Form;
 
@@ -137,6 +139,22 @@ impl Mail {
             .first()
             .or(self.in_reply_to.as_ref())
             .unwrap_or(&self.message_id)
+    }
+
+    /// The message to store, in the conversation with thread key `conversation`.
+    pub fn inbound(&self, conversation: String) -> InboundMessage {
+        InboundMessage {
+            external_id: self.message_id.clone(),
+            contact: ContactInfo {
+                external_id: self.address.clone(),
+                name: self.name.clone(),
+                email: Some(self.address.clone()),
+                phone: None,
+            },
+            conversation_external_id: Some(conversation),
+            text: Some(self.text.clone()).filter(|t| !t.is_empty()),
+            attachments: self.attachments.clone(),
+        }
     }
 
     /// The ids it refers to, nearest first: `In-Reply-To`, then `References` from the
