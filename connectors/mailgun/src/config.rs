@@ -60,14 +60,6 @@ impl Params for MailgunParams {
                 ),
             );
         }
-        v.url("api_base", &self.api_base);
-        if let Ok(u) = url::Url::parse(&self.api_base)
-            && (u.query().is_some() || u.fragment().is_some())
-        {
-            v.error(
-                "api_base",
-                "must not have a query or fragment: API paths are appended to it",
-            );
-        }
+        v.api_base("api_base", &self.api_base);
     }
 }
