@@ -154,10 +154,7 @@ fn check(
             problems.push(format!("unknown field {key}"));
         }
     }
-    if !v["recipient"]["id"]
-        .as_str()
-        .is_some_and(|id| !id.is_empty())
-    {
+    if v["recipient"]["id"].as_str().is_none_or(str::is_empty) {
         problems.push("recipient.id: required".into());
     }
     if v["messaging_type"] != "RESPONSE" {
