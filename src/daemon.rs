@@ -18,9 +18,6 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 
-/// How often expired bookkeeping is pruned.
-const HOUSEKEEPING: Duration = Duration::from_secs(3600);
-
 /// Runs the daemon until a termination signal; returns once everything has stopped.
 pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while storage opens or services start must
@@ -97,20 +94,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     crate::notify::ready(&app);
     let watchdog = tokio::spawn(crate::notify::watchdog(app.clone()));
 
-    let housekeeping_store = store.clone();
-    let housekeeping_stop = shutdown.clone();
-    let housekeeping = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = housekeeping_stop.cancelled() => return,
-                _ = tokio::time::sleep(HOUSEKEEPING) => {
-                    if let Err(e) = housekeeping_store.prune().await {
-                        tracing::warn!(error = %e, "housekeeping failed");
-                    }
-                }
-            }
-        }
-    });
+    let housekeeping = tokio::spawn(crate::housekeeping::run(app.clone(), shutdown.clone()));
 
     let (hub_config, hub_config_rx) = watch::channel(config.hub.clone());
     let hub = tokio::spawn(crate::hub::sync_task(app.clone(), hub_config_rx));

@@ -18,6 +18,9 @@ use crate::webhook;
 
 /// The sub-path of event webhooks.
 pub const EVENTS: &str = "events";
+/// Mailgun takes messages of up to 25 MB, and a route forwards them whole (files as
+/// multipart parts): no forward is longer.
+pub const MAX_BODY: usize = 25 * 1024 * 1024;
 
 /// A running `mailgun` service.
 #[derive(Debug)]
@@ -120,7 +123,9 @@ impl Connector for MailgunConnector {
 
 #[async_trait]
 impl Hooks for MailgunConnector {
-    /// Mailgun signs in the body, so the head has nothing to check but where it goes.
+    /// Mailgun signs in the body, so the head has nothing to check but where it goes;
+    /// the body is read up to Mailgun's own message limit (and `server.max_body`), and
+    /// one that is longer is refused as unauthenticated.
     fn authorize_hook(
         &self,
         _: &ServiceContext,
@@ -132,7 +137,7 @@ impl Hooks for MailgunConnector {
         if head.method != Method::POST {
             return Err(HookError::MethodNotAllowed);
         }
-        Ok(HookAdmission::Signed)
+        Ok(HookAdmission::BodyAuthenticated { max_body: MAX_BODY })
     }
 
     async fn handle_webhook(

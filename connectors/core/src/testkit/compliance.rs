@@ -4,7 +4,8 @@
 //!
 //! - **Hooks** ([`hooks`]): a wrong method is 405, an unknown sub-path 404; missing or
 //!   bad credentials are 401 before the body is parsed (a body that would fail to parse
-//!   still gets 401) and write nothing; signed garbage is 400 or 422 and writes nothing;
+//!   still gets 401) and write nothing, and a head without them never earns a full body
+//!   read; signed garbage is 400 or 422 and writes nothing;
 //!   one request is one ingest; a replay stores nothing new (and is 401 where the
 //!   provider's credentials are one-time).
 //! - **Config** ([`config`]): `Debug` of the params never shows a secret; every
@@ -25,8 +26,8 @@ use serde_json::Value;
 use super::RecordingHost;
 use super::fake::{Answer, Recorder, Request, Script};
 use crate::{
-    ConnState, Connector, ConnectorError, DeliveryError, HookError, HookHead, HookRequest,
-    OutboundMessage, Params, Registered, ServiceContext, ServiceType, Validator,
+    ConnState, Connector, ConnectorError, DeliveryError, HookAdmission, HookError, HookHead,
+    HookRequest, OutboundMessage, Params, Registered, ServiceContext, ServiceType, Validator,
 };
 
 /// The service id the suite runs as.
@@ -300,10 +301,20 @@ pub async fn hooks<F: Fixture>() {
         let bad = tampered(unsigned, &signed::<F>(&ctx, unsigned.clone()));
         let what = format!("{name} with altered credentials");
         expect_status(&what, send(&bad, Method::POST).await, &[401]);
+        // The head alone, as the daemon checks it before reading the body: refused, or
+        // admitted to a bounded read of a body that authenticates itself — never to a
+        // full read.
         let head = unsigned.request(Method::POST).head;
-        if c.authorize_hook(&ctx, &head).is_ok() {
-            // Authenticated by the body: the whole request must still be refused.
-            expect_status(&what, send(unsigned, Method::POST).await, &[401]);
+        let what = format!("{name} without credentials, by its head");
+        match c.authorize_hook(&ctx, &head) {
+            Err(e) => assert_eq!(e.status().as_u16(), 401, "{what}: {e}"),
+            Ok(HookAdmission::Signed) => {
+                panic!("{what}: admitted to a full body read")
+            }
+            Ok(HookAdmission::BodyAuthenticated { .. }) => {
+                // Authenticated by the body: the whole request must still be refused.
+                expect_status(&what, send(unsigned, Method::POST).await, &[401]);
+            }
         }
     }
     assert!(
