@@ -174,7 +174,7 @@ impl switchboard_core::Host for ServiceHost {
         for m in &messages {
             validate_inbound(m)?;
         }
-        let n = messages.len();
+        let (n, started) = (messages.len(), std::time::Instant::now());
         let expires_at = nonce.expires_at.as_millisecond();
         let result = self
             .store
@@ -182,6 +182,13 @@ impl switchboard_core::Host for ServiceHost {
             .await;
         match &result {
             Ok(Some(done)) => {
+                if n > 0 {
+                    self.metrics.ingest_latency(
+                        &self.info.id,
+                        &self.info.kind,
+                        started.elapsed().as_secs_f64(),
+                    );
+                }
                 for i in done {
                     let outcome = if i.created { "stored" } else { "duplicate" };
                     self.metrics
