@@ -10,7 +10,7 @@ vendor="${VENDOR_FIXTURES:-../shared/vendor/fixtures}"
 out=fuzz/seeds
 rm -rf "$out"
 for t in twilio_form smooch_webhook intercom_notification intercom_html gbm_webhook \
-         api_inbound api_reply config_load dashly_parts nimchat_webhook; do
+         api_inbound api_reply config_load dashly_parts nimchat_webhook messenger_webhook mailgun_webhook; do
   mkdir -p "$out/$t"
 done
 put() { printf '%s' "$2" >"$out/$1/$3"; }
@@ -66,6 +66,37 @@ put dashly_parts '{"meta":{"status":200,"next_after":1002},"data":[{"id":"1001",
 put dashly_parts '{"meta":{"status":200,"next_after":1700000000.125},"data":[{"id":"c1","user":{"id":"u1","name":"Mary","email":"mary@example.com"},"last_update":1700000000.125,"closed":false,"part_last":null}]}' conversations
 put dashly_parts '{"meta":{"status":200,"next_after":null},"data":[]}' empty
 put dashly_parts '{"meta":{"status":400,"error":"ValidationError","error_message":"count: from 1 to 50"},"data":{}}' error
+# Messenger: the documented examples (placeholders filled) inside a page body, and a
+# batch of every event kind the parser reads.
+fill() { sed -e 's/<PSID>/1254459154682919/g' -e 's/<PAGE_ID>/682498302938465/g' \
+  -e 's/<image|video|audio|file|reel|ig_reel>/image/' -e 's#<ATTACHMENT_URL>#https://scontent.xx.fbcdn.net/v/p.jpg#' "$1"; }
+{ printf '{"object":"page","entry":[{"id":"682498302938465","time":1458692752478,"messaging":['
+  fill connectors/messenger/fixtures/docs_messages_event_text.json; printf ']}]}'; } >"$out/messenger_webhook/text.json"
+{ printf '{"object":"page","entry":['; fill connectors/messenger/fixtures/docs_messages_entry_attachment.json; printf ']}'; } \
+  >"$out/messenger_webhook/attachment.json"
+put messenger_webhook '{"object":"page","entry":[{"id":"682498302938465","time":1,"messaging":[{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"timestamp":5,"message":{"mid":"m1","text":"hi","is_echo":true}},{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"timestamp":6,"postback":{"title":"Talk to a person","payload":"HUMAN"}},{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"delivery":{"mids":["m_1"],"watermark":1700000001000}},{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"read":{"watermark":1700000002000}},{"sender":{"id":"1254"},"recipient":{"id":"682498302938465"},"message":{"mid":"m2","attachments":[{"type":"location","payload":{"coordinates":{"lat":1,"long":2}}}]}}]},{"id":"999","messaging":[]}]}' batch
+put messenger_webhook 'hub.mode=subscribe&hub.verify_token=abc&hub.challenge=1158201444' verification
+
+# Mailgun: the documented forward as a form (first byte even: urlencoded) and as
+# multipart (odd; boundary b0undary), a reply mail with threading headers, and event
+# webhooks. The forms come from the fixture's field map.
+python3 - "$out/mailgun_webhook" connectors/mailgun/fixtures/docs_route_forward_sample.json <<'PY'
+import json, sys, urllib.parse
+out, fixture = sys.argv[1], sys.argv[2]
+f = json.load(open(fixture))
+def put(name, data): open(f"{out}/{name}", "wb").write(data)
+put("forward_form", b"0" + urllib.parse.urlencode(f).encode())
+reply = dict(f, **{"In-Reply-To": "<sb.1@mg.example.com>", "References": "<root@x> <sb.1@mg.example.com>",
+                   "attachments": json.dumps([{"url": "https://storage.mailgun.net/a/0", "content-type": "image/png", "name": "a.png", "size": 1}])})
+put("reply_form", b"0" + urllib.parse.urlencode(reply).encode())
+parts = b"".join(b'--b0undary\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k.encode(), v.encode()) for k, v in f.items())
+parts += b'--b0undary\r\nContent-Disposition: form-data; name="attachment-1"; filename="p.jpg"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8\r\n--b0undary--\r\n'
+put("forward_multipart", b"1" + parts)
+for kind, extra in [("delivered", {}), ("opened", {}), ("failed", {"severity": "permanent", "reason": "bounce", "delivery-status": {"code": 550, "message": "5.1.1 no such user"}})]:
+    ev = {"signature": {"timestamp": "1700000000", "token": "t", "signature": "0" * 64},
+          "event-data": dict({"event": kind, "message": {"headers": {"message-id": "sb.1@mg.example.com"}}}, **extra)}
+    put(f"event_{kind}", b"0" + json.dumps(ev).encode())
+PY
 
 # The API's inbound message and reply bodies (docs/contract.md).
 put api_inbound '{"external_id":"crm-1","contact":{"external_id":"cust-9","name":"Mary","email":"mary@example.com","phone":"+31612345678"},"conversation_external_id":"case-4","text":"Hello","attachments":[{"url":"https://files.example.com/a.pdf","content_type":"application/pdf","name":"a.pdf"}]}' full

@@ -11,4 +11,6 @@ connectors! {
     #[cfg(feature = "smartsupp")] switchboard_smartsupp::Smartsupp,
     #[cfg(feature = "dashly")] switchboard_dashly::Dashly,
     #[cfg(feature = "nimchat")] switchboard_nimchat::Nimchat,
+    #[cfg(feature = "messenger")] switchboard_messenger::Messenger,
+    #[cfg(feature = "mailgun")] switchboard_mailgun::Mailgun,
 }

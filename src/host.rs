@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    ConnState, DeskLink, DeskReply, HostError, InboundMessage, Ingested, Message, MessageStatus,
-    Posted, StatusChange, SystemMessage,
+    ConnState, Conversation, DeskLink, DeskReply, HostError, InboundMessage, Ingested, Message,
+    MessageStatus, Nonce, Posted, StatusChange, SystemMessage, Watermark,
 };
 use tokio::sync::watch;
 
@@ -166,6 +166,41 @@ impl switchboard_core::Host for ServiceHost {
         self.ingest_checked(messages).await
     }
 
+    async fn ingest_once(
+        &self,
+        nonce: &Nonce,
+        messages: Vec<InboundMessage>,
+    ) -> Result<Option<Vec<Ingested>>, HostError> {
+        for m in &messages {
+            validate_inbound(m)?;
+        }
+        let (n, started) = (messages.len(), std::time::Instant::now());
+        let expires_at = nonce.expires_at.as_millisecond();
+        let result = self
+            .store
+            .ingest_once(self.service_ref.clone(), &nonce.value, expires_at, messages)
+            .await;
+        match &result {
+            Ok(Some(done)) => {
+                if n > 0 {
+                    self.metrics.ingest_latency(
+                        &self.info.id,
+                        &self.info.kind,
+                        started.elapsed().as_secs_f64(),
+                    );
+                }
+                for i in done {
+                    let outcome = if i.created { "stored" } else { "duplicate" };
+                    self.metrics
+                        .message(&self.info.id, &self.info.kind, "inbound", outcome);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, messages = n, "inbound messages not stored"),
+        }
+        Ok(result?)
+    }
+
     async fn update_status(
         &self,
         external_id: &str,
@@ -175,6 +210,26 @@ impl switchboard_core::Host for ServiceHost {
         Ok(self
             .store
             .update_status(&self.info.id, external_id, status, error)
+            .await?)
+    }
+
+    async fn apply_watermark(&self, w: &Watermark) -> Result<usize, HostError> {
+        Ok(self
+            .store
+            .apply_watermark(
+                &self.info.id,
+                &w.conversation_external_id,
+                w.status,
+                w.before.as_millisecond(),
+            )
+            .await?)
+    }
+
+    async fn conversation_of(&self, external_id: &str) -> Result<Option<Conversation>, HostError> {
+        Ok(self
+            .store
+            .read
+            .conversation_of_message(&self.info.id, external_id)
             .await?)
     }
 
@@ -404,6 +459,56 @@ mod tests {
             },
             idempotency_key: key.into(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_nonce_passes_once_even_concurrently_and_is_pruned_after_expiry() {
+        use switchboard_core::Host;
+        let dir = tempfile::tempdir().unwrap();
+        let (store, chan, desk, _) = hosts(dir.path()).await;
+        let soon = Nonce {
+            value: "tok-1".into(),
+            expires_at: jiff::Timestamp::now() + jiff::SignedDuration::from_secs(300),
+        };
+        let (a, b) = tokio::join!(
+            chan.ingest_once(&soon, vec![inbound("m1")]),
+            chan.ingest_once(&soon, vec![inbound("m2")]),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(
+            a.is_some() != b.is_some(),
+            "exactly one passes: {a:?} {b:?}"
+        );
+        let conv: i64 = a.or(b).unwrap()[0].conversation.id.parse().unwrap();
+        assert_eq!(
+            store.read.messages(conv, 0, 10).await.unwrap().len(),
+            1,
+            "the refused one stored nothing"
+        );
+        // Nonces are per service.
+        assert!(desk.ingest_once(&soon, vec![]).await.unwrap().is_some());
+        // Refused before the transaction: the nonce stays free for a good retry.
+        let mut bad = inbound("m3");
+        bad.text = None;
+        let fresh = Nonce {
+            value: "tok-2".into(),
+            ..soon.clone()
+        };
+        assert!(chan.ingest_once(&fresh, vec![bad]).await.is_err());
+        assert!(
+            chan.ingest_once(&fresh, vec![inbound("m3")])
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // An expired nonce is pruned by the next insert, and may then be used again.
+        let stale = Nonce {
+            value: "tok-3".into(),
+            expires_at: jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1),
+        };
+        assert!(chan.ingest_once(&stale, vec![]).await.unwrap().is_some());
+        assert!(chan.ingest_once(&fresh, vec![]).await.unwrap().is_none());
+        assert!(chan.ingest_once(&stale, vec![]).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -135,7 +135,7 @@ impl Metrics {
             deliveries: counter(
                 &r,
                 "switchboard_deliveries_total",
-                "Delivery attempts by service, kind (message, event) and result (success, retry, dead, deferred)",
+                "Delivery attempts by service, kind (message, event) and result (success, retry, dead, deferred, throttled)",
                 &["service", "kind", "result"],
             ),
             outbox_depth: gauge(

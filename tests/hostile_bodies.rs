@@ -20,6 +20,7 @@ use serde_json::Value;
 
 const MAX_BODY: usize = 8192;
 const TWILIO_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const MAILGUN_KEY: &str = "hostile-mailgun-signing-key";
 
 /// What one service type's hook needs to be reached with hostile bodies.
 #[allow(
@@ -38,12 +39,16 @@ enum Case {
     },
     /// Twilio's form hook `/hooks/sms` (signed over the URL and fields).
     Form { service: String },
+    /// Mailgun's route hook `/hooks/mail`, a form that carries its own signature.
+    MailForm { service: String },
 }
 
 impl Case {
     fn service(&self) -> &str {
         match self {
-            Case::Json { service, .. } | Case::Form { service } => service,
+            Case::Json { service, .. } | Case::Form { service } | Case::MailForm { service } => {
+                service
+            }
         }
     }
 }
@@ -195,6 +200,42 @@ impl Hostile for switchboard_nimchat::Nimchat {
                     ("x-chatwoot-timestamp", ts),
                 ]
             },
+        })
+    }
+}
+
+#[cfg(feature = "messenger")]
+impl Hostile for switchboard_messenger::Messenger {
+    fn case(_: &Path) -> Option<Case> {
+        Some(Case::Json {
+            service: messenger_service("fb", "hostile-messenger-app-secret"),
+            path: "/hooks/fb",
+            key: "entry",
+            good: br#"{"object":"page","entry":[{"id":"682498302938465","time":1458692752478,"messaging":[{"sender":{"id":"1254459154682919"},"recipient":{"id":"682498302938465"},"timestamp":1458692752478,"message":{"mid":"mid.1457764197618:41d102a3e1ae206a38","text":"hello, world!"}}]}]}"#,
+            sign: |body| {
+                let mut mac =
+                    Hmac::<sha2::Sha256>::new_from_slice(b"hostile-messenger-app-secret").unwrap();
+                mac.update(body);
+                let hex: String = mac
+                    .finalize()
+                    .into_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                vec![("x-hub-signature-256", format!("sha256={hex}"))]
+            },
+        })
+    }
+}
+
+/// Mailgun signs inside the body: its route forwards are forms carrying the signature
+/// triple, its event webhooks JSON with the triple in it (read as JSON before the
+/// triple is known). Both are checked in `mailgun_bodies`.
+#[cfg(feature = "mailgun")]
+impl Hostile for switchboard_mailgun::Mailgun {
+    fn case(_: &Path) -> Option<Case> {
+        Some(Case::MailForm {
+            service: mailgun_service("mail", MAILGUN_KEY),
         })
     }
 }
@@ -428,6 +469,10 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         assert!(matches!(got.0, 400 | 422), "twilio: truncated: {got:?}");
     }
 
+    if cases.iter().any(|c| matches!(c, Case::MailForm { .. })) {
+        mailgun_bodies(d).await;
+    }
+
     // Nothing of it was stored.
     let (_, list) = api.get("/v1/conversations").await;
     assert_eq!(list["data"], serde_json::json!([]), "nothing stored");
@@ -437,4 +482,64 @@ async fn hostile_bodies_get_clean_4xx_and_store_nothing() {
         "{events:?}"
     );
     h.finish();
+}
+
+/// Mailgun's forward, signed (the triple rides in the form): oversized, a field that is
+/// not UTF-8 once decoded, a broken multipart, and the event hook's JSON readers.
+async fn mailgun_bodies(d: &Daemon) {
+    let ts = jiff::Timestamp::now().as_second().to_string();
+    let signed = |token: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(MAILGUN_KEY.as_bytes()).unwrap();
+        mac.update(format!("{ts}{token}").as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("timestamp={ts}&token={token}&signature={hex}")
+    };
+    let form = "application/x-www-form-urlencoded";
+    let mail = "from=Mary+%3Cmary%40example.com%3E&Message-Id=%3Cm1%40example.com%3E";
+    let big = format!("{}&body-plain={}", signed("t1"), "x".repeat(MAX_BODY));
+    assert_clean(
+        "mailgun: oversized (unsigned until read, so refused as such)",
+        post(d, "/hooks/mail", &[], form, big.into_bytes()).await,
+        401,
+    );
+    let latin1 = format!("{}&{mail}&stripped-text=caf%E9", signed("t2"));
+    assert_clean(
+        "mailgun: latin-1",
+        post(d, "/hooks/mail", &[], form, latin1.into_bytes()).await,
+        400,
+    );
+    let raw = format!("{}&{mail}&stripped-text=caf", signed("t3")).into_bytes();
+    let mut raw_latin1 = raw.clone();
+    raw_latin1.push(0xe9);
+    assert_clean(
+        "mailgun: raw latin-1",
+        post(d, "/hooks/mail", &[], form, raw_latin1).await,
+        400,
+    );
+    let multipart = "multipart/form-data; boundary=zz";
+    assert_clean(
+        "mailgun: broken multipart",
+        post(
+            d,
+            "/hooks/mail",
+            &[],
+            multipart,
+            b"--zz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nno end".to_vec(),
+        )
+        .await,
+        400,
+    );
+    for (what, body) in [
+        ("truncated", br#"{"signature":{"timestamp":"1","#.to_vec()),
+        ("nested", nested("event-data", MAX_BODY / 4, true)),
+        ("latin-1", b"{\"signature\":\"caf\xe9\"}".to_vec()),
+    ] {
+        let got = post(d, "/hooks/mail/events", &[], "application/json", body).await;
+        assert_clean(&format!("mailgun events: {what}"), got, 400);
+    }
 }

@@ -90,10 +90,15 @@ impl Dispatcher {
                 reason,
                 retry_after,
             }) => {
-                // The provider's rate limit, not the message: wait as told, attempt unspent.
-                let wait = retry_after.map_or(DEFER_MS, |d| (d.as_millis() as i64).max(DEFER_MS));
-                self.count(kind, "deferred");
+                // The provider's rate limit, not the message: wait as told, attempt
+                // unspent (spending attempts on it would kill replies in a burst).
+                let wait = retry_after.map_or(DEFER_MS, |d| {
+                    (d.as_millis().min(i64::MAX as u128) as i64).max(DEFER_MS)
+                });
+                self.count(kind, "throttled");
                 tracing::debug!(
+                    kind,
+                    ref_id = item.ref_id,
                     reason,
                     wait_ms = wait,
                     "provider rate limit; delivery waits"

@@ -516,6 +516,61 @@ pub fn update_status(
     }
 }
 
+/// Ingests `messages` unless `nonce` was used before; see
+/// [`switchboard_core::Host::ingest_once`]. `None` when it was (nothing written).
+pub fn ingest_once(
+    cx: &mut WriteCx<'_>,
+    service: &ServiceRef,
+    nonce: &str,
+    expires_at: i64,
+    messages: Vec<InboundMessage>,
+) -> Result<Option<Vec<Ingested>>, StoreError> {
+    cx.conn
+        .prepare_cached("DELETE FROM hook_nonces WHERE service_id = ? AND expires_at < ?")?
+        .execute(params![service.id, cx.now])?;
+    let taken = cx
+        .conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO hook_nonces (service_id, nonce, expires_at) VALUES (?, ?, ?)",
+        )?
+        .execute(params![service.id, nonce, expires_at])?;
+    if taken == 0 {
+        return Ok(None);
+    }
+    ingest(cx, service, messages).map(Some)
+}
+
+/// Applies a watermark receipt; see [`switchboard_core::Host::apply_watermark`].
+/// Messages still `pending` were not handed to the provider, so a watermark cannot be
+/// about them, whenever they were stored.
+pub fn apply_watermark(
+    cx: &mut WriteCx<'_>,
+    service_id: &str,
+    conversation_external_id: &str,
+    status: MessageStatus,
+    before_ms: i64,
+) -> Result<usize, StoreError> {
+    let ids: Vec<i64> = cx
+        .conn
+        .prepare_cached(
+            "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE c.service_id = ? AND c.external_id = ? AND m.direction = 'outbound' \
+             AND m.status IN ('sent', 'delivered') AND m.created_at <= ? ORDER BY m.id",
+        )?
+        .query_map(
+            params![service_id, conversation_external_id, before_ms],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut moved = 0;
+    for id in ids {
+        if cx.advance_status(id, status, None)? {
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
 /// Deletes receipts that never matched a message, after a day.
 pub fn prune_receipts(cx: &mut WriteCx<'_>) -> Result<(), StoreError> {
     cx.conn

@@ -216,6 +216,34 @@ impl Store {
             .await
     }
 
+    /// See [`ingest::ingest_once`].
+    pub async fn ingest_once(
+        &self,
+        service: ServiceRef,
+        nonce: &str,
+        expires_at: i64,
+        messages: Vec<InboundMessage>,
+    ) -> Result<Option<Vec<Ingested>>, StoreError> {
+        let nonce = nonce.to_owned();
+        self.writer
+            .run(move |cx| ingest::ingest_once(cx, &service, &nonce, expires_at, messages))
+            .await
+    }
+
+    /// See [`ingest::apply_watermark`].
+    pub async fn apply_watermark(
+        &self,
+        service_id: &str,
+        conversation_external_id: &str,
+        status: MessageStatus,
+        before_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let (s, c) = (service_id.to_owned(), conversation_external_id.to_owned());
+        self.writer
+            .run(move |cx| ingest::apply_watermark(cx, &s, &c, status, before_ms))
+            .await
+    }
+
     /// See [`ingest::kv_put`].
     pub async fn kv_put(&self, service_id: &str, key: &str, value: &str) -> Result<(), StoreError> {
         let (s, k, v) = (service_id.to_owned(), key.to_owned(), value.to_owned());

@@ -183,6 +183,26 @@ impl Reader {
         Ok(row.map(ConversationRow::into_conversation))
     }
 
+    /// The conversation of a service's message (either direction) with that provider id.
+    pub async fn conversation_of_message(
+        &self,
+        service_id: &str,
+        external_id: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT conversation_id FROM messages WHERE service_id = ? AND external_id = ? \
+             ORDER BY id LIMIT 1",
+        )
+        .bind(service_id)
+        .bind(external_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some(id) => self.conversation(None, id).await,
+            None => Ok(None),
+        }
+    }
+
     /// The contact's most recently active open conversation on a service.
     pub async fn open_conversation_of(
         &self,

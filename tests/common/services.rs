@@ -74,3 +74,35 @@ api_base = "{NOWHERE}"
 "#
     )
 }
+
+/// A `messenger` service `id` whose webhooks are signed with `app_secret`.
+pub fn messenger_service(id: &str, app_secret: &str) -> String {
+    format!(
+        r#"
+[services.{id}]
+type = "messenger"
+[services.{id}.params]
+page_id = "682498302938465"
+page_access_token = "page-token"
+app_secret = "{app_secret}"
+verify_token = "verify-token"
+api_base = "{NOWHERE}"
+"#
+    )
+}
+
+/// A `mailgun` service `id` whose forwards and events are signed with `signing_key`.
+pub fn mailgun_service(id: &str, signing_key: &str) -> String {
+    format!(
+        r#"
+[services.{id}]
+type = "mailgun"
+[services.{id}.params]
+domain = "mg.example.com"
+api_key = "mailgun-api-key"
+signing_key = "{signing_key}"
+from = "Support <support@mg.example.com>"
+api_base = "{NOWHERE}"
+"#
+    )
+}

@@ -9,9 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::HostError;
 use crate::host::{
-    DeskLink, DeskReply, Gauge, Host, InboundMessage, Ingested, Posted, StatusChange, SystemMessage,
+    DeskLink, DeskReply, Gauge, Host, InboundMessage, Ingested, Nonce, Posted, StatusChange,
+    SystemMessage, Watermark,
 };
-use crate::model::{Message, MessageStatus};
+use crate::model::{Conversation, Message, MessageStatus};
 
 /// The live state of a service's connection, as `GET /v1/services` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +133,28 @@ impl ServiceContext {
     /// See [`Host::ingest`].
     pub async fn ingest(&self, messages: Vec<InboundMessage>) -> Result<Vec<Ingested>, HostError> {
         self.host.ingest(messages).await
+    }
+
+    /// See [`Host::ingest_once`].
+    pub async fn ingest_once(
+        &self,
+        nonce: &Nonce,
+        messages: Vec<InboundMessage>,
+    ) -> Result<Option<Vec<Ingested>>, HostError> {
+        self.host.ingest_once(nonce, messages).await
+    }
+
+    /// See [`Host::apply_watermark`].
+    pub async fn apply_watermark(&self, watermark: &Watermark) -> Result<usize, HostError> {
+        self.host.apply_watermark(watermark).await
+    }
+
+    /// See [`Host::conversation_of`].
+    pub async fn conversation_of(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<Conversation>, HostError> {
+        self.host.conversation_of(external_id).await
     }
 
     /// See [`Host::update_status`].

@@ -42,7 +42,8 @@ pub enum DeliveryError {
         /// Why it is unavailable.
         reason: String,
     },
-    /// The provider's rate limit (a 429, or a request budget the connector keeps) says
+    /// The provider's rate limit (a 429, a rate-limit code in its error body such as
+    /// Graph's 4, 32 and 613, or a request budget the connector keeps) says
     /// not now: wait `retry_after` (or a short default) without spending an attempt,
     /// since the message itself is fine and retrying sooner only meets the limit again.
     #[error("{reason}")]

@@ -87,6 +87,31 @@ pub enum StatusChange {
     UnknownMessage,
 }
 
+/// A provider's receipt for every message it took before a moment, rather than for one
+/// message (Messenger's `delivery` and `read` watermarks: "all messages sent before
+/// `watermark` were delivered / read").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    /// The provider's thread id of the conversation it is about.
+    pub conversation_external_id: String,
+    /// Delivered or read.
+    pub status: MessageStatus,
+    /// The provider's watermark: every outbound message stored at or before it, and
+    /// already handed to the provider, has reached `status`.
+    pub before: jiff::Timestamp,
+}
+
+/// A provider's one-time value that authenticates one request (Mailgun's `token`): a
+/// second request with the same value is a replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce {
+    /// The value, unique per service.
+    pub value: String,
+    /// When it may be forgotten: after this the request's timestamp is refused as stale
+    /// anyway.
+    pub expires_at: jiff::Timestamp,
+}
+
 /// An agent's or bot's reply a desk posts on one of its organization's conversations
 /// (desk → channel). It is stored and delivered exactly like a reply through
 /// `POST /v1/conversations/{id}/messages`.
@@ -193,6 +218,16 @@ pub trait Host: Send + Sync {
     /// webhook deliveries. A duplicate yields the original with `created: false`.
     async fn ingest(&self, messages: Vec<InboundMessage>) -> Result<Vec<Ingested>, HostError>;
 
+    /// [`ingest`](Self::ingest), in the same transaction as recording `nonce` as used:
+    /// `None`, with nothing written, when it was used before. Two concurrent requests
+    /// with one nonce cannot both pass, and a failed ingest leaves the nonce unused so
+    /// that the provider's retry is taken. Nonces past their expiry are pruned here.
+    async fn ingest_once(
+        &self,
+        nonce: &Nonce,
+        messages: Vec<InboundMessage>,
+    ) -> Result<Option<Vec<Ingested>>, HostError>;
+
     /// Applies a provider receipt to the outbound message with that external id, forward
     /// only.
     async fn update_status(
@@ -201,6 +236,17 @@ pub trait Host: Send + Sync {
         status: MessageStatus,
         error: Option<String>,
     ) -> Result<StatusChange, HostError>;
+
+    /// Moves every outbound message of the watermark's conversation that was handed to
+    /// the provider (`sent` or `delivered`) and stored at or before the watermark
+    /// forward to its status, each with its `message.status` event; how many moved. An
+    /// unknown conversation moves nothing.
+    async fn apply_watermark(&self, watermark: &Watermark) -> Result<usize, HostError>;
+
+    /// The conversation holding this service's message (inbound or outbound) with that
+    /// provider id, if one is stored: how a channel that threads by reference (e-mail's
+    /// `In-Reply-To`) finds the thread a message answers.
+    async fn conversation_of(&self, external_id: &str) -> Result<Option<Conversation>, HostError>;
 
     /// Queues a message from switchboard itself; idempotent on its key.
     async fn send_system(&self, msg: SystemMessage) -> Result<Message, HostError>;

@@ -12,6 +12,7 @@
 //! - [`context`] — [`ServiceContext`], connection state, the clock, [`CredentialWatch`].
 //! - [`host`] — the [`Host`] operations (ingest, receipts, replies, desk links, sync
 //!   state) and what they take and give.
+//! - [`mac`] — hex HMAC-SHA256 signatures checked in constant time.
 //! - [`model`] — the objects clients see (message, conversation, contact).
 //! - [`event`] — events with their data typed by event type.
 //! - [`webhook_channel`] — the webhook-channel helper: a channel supplies `verify` and
@@ -32,6 +33,7 @@ pub mod error;
 pub mod event;
 pub mod hook;
 pub mod host;
+pub mod mac;
 pub mod model;
 pub mod outbound;
 pub mod params;
@@ -55,8 +57,8 @@ pub use error::{ConnectorError, DeliveryError, HookError, HostError};
 pub use event::{Event, EventData};
 pub use hook::{HookAdmission, HookHead, HookRequest, HookResponse, SignatureShape, parse_json};
 pub use host::{
-    ContactInfo, DeskLink, DeskReply, Gauge, Host, InboundMessage, Ingested, Posted, StatusChange,
-    SystemMessage,
+    ContactInfo, DeskLink, DeskReply, Gauge, Host, InboundMessage, Ingested, Nonce, Posted,
+    StatusChange, SystemMessage, Watermark,
 };
 pub use model::{
     Attachment, Author, AuthorType, Contact, Conversation, ConversationStatus, Direction, Message,

@@ -73,6 +73,20 @@ impl Validator {
         }
     }
 
+    /// Requires a base URL that API paths are appended to: an http(s) URL ([`url`](Self::url))
+    /// without a query or fragment.
+    pub fn api_base(&mut self, key: &str, value: &str) {
+        self.url(key, value);
+        if let Ok(u) = url::Url::parse(value)
+            && (u.query().is_some() || u.fragment().is_some())
+        {
+            self.error(
+                key,
+                "must not have a query or fragment: API paths are appended to it",
+            );
+        }
+    }
+
     /// Requires a non-empty value.
     pub fn non_empty(&mut self, key: &str, value: &str) {
         if value.trim().is_empty() {

@@ -16,7 +16,7 @@ use crate::connector::Hooks;
 use crate::context::ServiceContext;
 use crate::error::HookError;
 use crate::hook::{HookAdmission, HookHead, HookRequest, HookResponse};
-use crate::host::{InboundMessage, Ingested, StatusChange};
+use crate::host::{InboundMessage, Ingested, StatusChange, Watermark};
 use crate::model::MessageStatus;
 
 /// What one authenticated request asks to store.
@@ -26,6 +26,8 @@ pub struct Intake {
     pub messages: Vec<InboundMessage>,
     /// The provider's receipts for our messages, applied after the messages.
     pub receipts: Vec<Receipt>,
+    /// Receipts for every earlier message of a conversation, applied after `receipts`.
+    pub watermarks: Vec<Watermark>,
     /// Typing signals (contact external id, typing), streamed, not stored.
     pub typing: Vec<(String, bool)>,
     /// An answer that replaces the channel's usual one: a setup handshake, an event the
@@ -61,6 +63,8 @@ pub struct Stored {
     pub ingested: Vec<Ingested>,
     /// Each receipt with what applying it changed.
     pub receipts: Vec<(Receipt, StatusChange)>,
+    /// How many messages the watermarks moved.
+    pub watermarked: usize,
 }
 
 impl Stored {
@@ -160,6 +164,9 @@ pub async fn serve<W: WebhookChannel + ?Sized>(
         tracing::debug!(external_id = %r.external_id, status = r.status.as_str(), ?change, "receipt applied");
         stored.receipts.push((r, change));
     }
+    for w in &intake.watermarks {
+        stored.watermarked += ctx.apply_watermark(w).await?;
+    }
     for (contact, typing) in &intake.typing {
         ctx.typing(contact, *typing);
     }
@@ -168,6 +175,7 @@ pub async fn serve<W: WebhookChannel + ?Sized>(
         created = stored.created(),
         duplicates = stored.duplicates(),
         receipts = stored.receipts.len(),
+        watermarked = stored.watermarked,
         "webhook handled"
     );
     Ok(intake.answer.unwrap_or_else(|| channel.answer(&stored)))

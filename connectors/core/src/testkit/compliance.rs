@@ -7,7 +7,7 @@
 //!   still gets 401) and write nothing, and a head without them never earns a full body
 //!   read; signed garbage is 400 or 422 and writes nothing; one request is one ingest
 //!   (for a desk: one reply, on a conversation the fixture links first); a replay stores
-//!   nothing new.
+//!   nothing new (and is 401 where the provider's credentials are one-time).
 //! - **Config** ([`config`]): `Debug` of the params never shows a secret; every
 //!   validation problem names its key path.
 //! - **Delivery** ([`delivery`]), against a fake provider on 127.0.0.1:0: a refusal of
@@ -116,6 +116,10 @@ pub trait Fixture: 'static {
     /// access) on a send, rather than the message.
     const REFUSALS: &'static [u16] = &[401, 403];
 
+    /// Whether the provider's credentials are one-time (Mailgun's `token`), so that a
+    /// replayed request is refused with 401 rather than taken as a duplicate.
+    const REPLAY_REFUSED: bool = false;
+
     /// `[services.svc.params]` as JSON, for a provider API at `api_base`.
     fn params(api_base: &str) -> Value;
 
@@ -202,9 +206,32 @@ fn signed<F: Fixture>(ctx: &ServiceContext, mut s: Sample) -> Sample {
     s
 }
 
-/// `signed` with each credential the signer added or changed altered in one character.
+/// `signed` with each credential the signer added or changed altered in one character:
+/// in the headers, and in the body where the signer wrote its credentials there
+/// (Mailgun's form fields).
 fn tampered(unsigned: &Sample, signed: &Sample) -> Sample {
     let mut out = signed.clone();
+    if unsigned.body != signed.body {
+        let (a, b) = (&unsigned.body, &signed.body);
+        let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        let suffix = a[prefix..]
+            .iter()
+            .rev()
+            .zip(b[prefix..].iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        let changed = prefix..b.len() - suffix;
+        if !changed.is_empty() {
+            let i = changed.start + changed.len() / 2;
+            out.body[i] = match out.body[i] {
+                c @ (b'0'..=b'8' | b'a'..=b'y' | b'A'..=b'Y') => c + 1,
+                b'9' => b'0',
+                b'z' => b'a',
+                b'Z' => b'A',
+                _ => b'x',
+            };
+        }
+    }
     for (name, value) in &mut out.headers {
         let before = unsigned.headers.iter().find(|(n, _)| n == name);
         if before.is_some_and(|(_, v)| v == value) {
@@ -379,13 +406,18 @@ pub async fn hooks<F: Fixture>() {
     let once = ids(&host);
     assert_eq!(writes(&host), 1, "one request, one ingest");
     assert!(!once.is_empty(), "the sample message stored nothing");
-    ok(send(&good, Method::POST).await, "a replay");
+    if F::REPLAY_REFUSED {
+        expect_status("a replay", send(&good, Method::POST).await, &[401]);
+    } else {
+        ok(send(&good, Method::POST).await, "a replay");
+    }
     assert_eq!(ids(&host), once, "a replay stores nothing new");
     let second = signed::<F>(&ctx, F::message(2).expect("a second message"));
     ok(send(&second, Method::POST).await, "a second message");
     let twice = ids(&host);
     assert!(twice.len() > once.len(), "message 2 has ids of its own");
-    assert_eq!(writes(&host), 3, "one ingest per request");
+    let taken = if F::REPLAY_REFUSED { 2 } else { 3 };
+    assert_eq!(writes(&host), taken, "one ingest per request taken");
 }
 
 /// The values at `paths` (dotted, `*` for any key) of `json`.

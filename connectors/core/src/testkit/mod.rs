@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Author, AuthorType, Clock, ConnState, Contact, Conversation, ConversationStatus, DeskLink,
-    DeskReply, Direction, Host, HostError, InboundMessage, Ingested, Message, MessageStatus,
-    Posted, ServiceContext, StatusChange, SystemClock, SystemMessage,
+    DeskReply, Direction, Host, HostError, InboundMessage, Ingested, Message, MessageStatus, Nonce,
+    Posted, ServiceContext, StatusChange, SystemClock, SystemMessage, Watermark,
 };
 
 /// What a [`RecordingHost`] was asked, in order.
@@ -36,6 +36,10 @@ pub struct Recorded {
     pub ingests: Vec<Vec<InboundMessage>>,
     /// `update_status` calls: external id, status, error.
     pub statuses: Vec<(String, MessageStatus, Option<String>)>,
+    /// `apply_watermark` calls.
+    pub watermarks: Vec<Watermark>,
+    /// Nonces `ingest_once` took, in order.
+    pub nonces: Vec<String>,
     /// `send_system` calls.
     pub system: Vec<SystemMessage>,
     /// `post_reply` calls.
@@ -69,6 +73,8 @@ impl Recorded {
     pub fn wrote_nothing(&self) -> bool {
         self.ingests.is_empty()
             && self.statuses.is_empty()
+            && self.watermarks.is_empty()
+            && self.nonces.is_empty()
             && self.system.is_empty()
             && self.replies.is_empty()
             && self.links.is_empty()
@@ -201,6 +207,42 @@ impl Host for RecordingHost {
         }
         rec.ingests.push(messages);
         Ok(out)
+    }
+
+    /// Like the real host: a nonce taken before is refused with nothing recorded.
+    async fn ingest_once(
+        &self,
+        nonce: &Nonce,
+        messages: Vec<InboundMessage>,
+    ) -> Result<Option<Vec<Ingested>>, HostError> {
+        {
+            let mut rec = self.recorded();
+            if rec.nonces.contains(&nonce.value) {
+                return Ok(None);
+            }
+            rec.nonces.push(nonce.value.clone());
+        }
+        if messages.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        self.ingest(messages).await.map(Some)
+    }
+
+    async fn apply_watermark(&self, watermark: &Watermark) -> Result<usize, HostError> {
+        self.recorded().watermarks.push(watermark.clone());
+        Ok(1)
+    }
+
+    /// The conversation of a message ingested earlier (its thread id as given then);
+    /// outbound messages are not recorded here, so only inbound ones are found.
+    async fn conversation_of(&self, external_id: &str) -> Result<Option<Conversation>, HostError> {
+        let rec = self.recorded();
+        let found = rec
+            .ingests
+            .iter()
+            .flatten()
+            .find(|m| m.external_id == external_id);
+        Ok(found.map(|m| conversation(&self.service_id, m)))
     }
 
     async fn update_status(
