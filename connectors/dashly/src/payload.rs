@@ -225,13 +225,14 @@ pub fn visitor_messages(conv: &Conversation, parts: &[Part], admin_id: &str, flo
             .attachments
             .iter()
             .filter_map(|a| {
-                let url = a.url.as_deref()?.trim();
-                let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-                ok.then(|| Attachment {
-                    url: url.to_owned(),
+                let att = Attachment {
+                    url: a.url.as_deref()?.trim().to_owned(),
                     content_type: non_blank(a.mime_type.clone()),
                     name: non_blank(a.filename.clone()),
-                })
+                };
+                // The host's own check: a URL it would refuse must not make it refuse
+                // the whole conversation's batch (the pass would stall on it).
+                att.has_http_url().then_some(att)
             })
             .collect();
         if text.is_none() && attachments.is_empty() {
@@ -276,6 +277,24 @@ mod tests {
             parse_page(br#"{"meta": {"status": 200, "next_after": null}, "data": null}"#).unwrap();
         assert_eq!(p.next_after, None);
         assert_eq!(conv().updated_text().as_deref(), Some("1700000000.25"));
+    }
+
+    /// Found by the `dashly_parts` fuzz target: `https:+x.app/a.png` parses as an https
+    /// URL, yet the host refuses it (no `https://`), and with it the whole batch.
+    #[test]
+    fn an_attachment_url_the_host_would_refuse_is_left_out() {
+        let parts: Vec<Part> = serde_json::from_value(json!([
+            {"id": "p1", "from": {"type": "user", "id": "u1"}, "body": "Hello",
+             "attachments": [{"url": "https:+tEa.app/a.png"}, {"url": "https://files.dashly.app/b.png"}]}
+        ]))
+        .unwrap();
+        let s = visitor_messages(&conv(), &parts, "77", f64::MIN);
+        let urls: Vec<&str> = s.messages[0]
+            .attachments
+            .iter()
+            .map(|a| a.url.as_str())
+            .collect();
+        assert_eq!(urls, ["https://files.dashly.app/b.png"]);
     }
 
     #[test]
