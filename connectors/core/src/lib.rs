@@ -55,8 +55,8 @@ pub use error::{ConnectorError, DeliveryError, HookError, HostError};
 pub use event::{Event, EventData};
 pub use hook::{HookAdmission, HookHead, HookRequest, HookResponse, SignatureShape, parse_json};
 pub use host::{
-    ContactInfo, DeskLink, DeskReply, Host, InboundMessage, Ingested, Posted, StatusChange,
-    SystemMessage,
+    ContactInfo, DeskLink, DeskReply, HandedOff, Host, InboundMessage, Ingested, Posted,
+    StatusChange, SystemMessage,
 };
 pub use model::{
     Attachment, Author, AuthorType, Contact, Conversation, ConversationStatus, Direction, Message,
