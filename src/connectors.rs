@@ -10,4 +10,5 @@ connectors! {
     #[cfg(feature = "gbm")] switchboard_gbm::Gbm,
     #[cfg(feature = "smartsupp")] switchboard_smartsupp::Smartsupp,
     #[cfg(feature = "nimchat")] switchboard_nimchat::Nimchat,
+    #[cfg(feature = "haptik")] switchboard_haptik::Haptik,
 }

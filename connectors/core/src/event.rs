@@ -366,24 +366,26 @@ mod tests {
         let again: Event = serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
         assert_eq!(again, e);
 
-        let later = r#"{"type":"conversation.routed","timestamp":"2026-01-01T00:00:00Z","seq":8,"data":{"desk":"nim"}}"#;
+        let later = r#"{"type":"conversation.archived","timestamp":"2026-01-01T00:00:00Z","seq":8,"data":{"desk":"nim"}}"#;
         let e: Event = serde_json::from_str(later).unwrap();
         assert_eq!(
             e.data,
             EventData::Other {
-                kind: "conversation.routed".into(),
+                kind: "conversation.archived".into(),
                 data: serde_json::json!({"desk": "nim"})
             }
         );
-        assert_eq!(e.kind(), "conversation.routed");
+        assert_eq!(e.kind(), "conversation.archived");
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             later,
             "an unknown type is sent on as it came"
         );
         assert!(
-            serde_json::from_str::<Event>(&later.replace("conversation.routed", "message.status"))
-                .is_err()
+            serde_json::from_str::<Event>(
+                &later.replace("conversation.archived", "message.status")
+            )
+            .is_err()
         );
     }
 

@@ -200,7 +200,8 @@ fn signed<F: Fixture>(ctx: &ServiceContext, mut s: Sample) -> Sample {
     s
 }
 
-/// `signed` with each credential the signer added or changed altered in one character.
+/// `signed` with each credential the signer added or changed (headers, a path token)
+/// altered in one character.
 fn tampered(unsigned: &Sample, signed: &Sample) -> Sample {
     let mut out = signed.clone();
     for (name, value) in &mut out.headers {
@@ -221,7 +222,20 @@ fn tampered(unsigned: &Sample, signed: &Sample) -> Sample {
         }
         *value = chars.into_iter().collect();
     }
+    if out.subpath != unsigned.subpath {
+        // A path token (a desk its provider cannot sign for): alter it the same way.
+        out.subpath = alter_one(&out.subpath);
+    }
     out
+}
+
+/// `s` with its first alphanumeric character changed.
+fn alter_one(s: &str) -> String {
+    let mut chars: Vec<char> = s.chars().collect();
+    if let Some(c) = chars.iter_mut().find(|c| c.is_ascii_alphanumeric()) {
+        *c = if *c == 'x' { 'y' } else { 'x' };
+    }
+    chars.into_iter().collect()
 }
 
 fn expect_status(
