@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
 # Runs every benchmark against a release build and writes docs/benchmarks.md,
-# docs/benchmarks-latency.csv and docs/benchmarks-latency.png.
+# docs/benchmarks-latency.csv and docs/benchmarks-latency.png: sb-bench's figures, and
+# first the XMPP one-sender runs of tests/smartsupp_bench.rs when Prosody is installed.
 # Usage: bash bench/run.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/switchboard/target}"
 cargo build --release --locked -p switchboard -p switchboard-bench
 mkdir -p docs
-"$CARGO_TARGET_DIR/release/sb-bench" all --out docs/benchmarks.md "$@"
+xmpp=()
+if command -v prosody >/dev/null; then
+    log="$CARGO_TARGET_DIR/xmpp-bench.txt"
+    runs=3
+    if [ "${1:-}" = "--quick" ]; then runs=1; fi
+    BENCH_RUNS=$runs cargo test --release --locked --test smartsupp_bench -- \
+        --ignored --nocapture one_sender 2>"$log" || { tail -50 "$log" >&2; exit 1; }
+    grep -E '^(round|one sender)' "$log" >&2
+    xmpp=(--xmpp "$log")
+else
+    echo "prosody not found: skipping the XMPP rows" >&2
+fi
+"$CARGO_TARGET_DIR/release/sb-bench" all --out docs/benchmarks.md "${xmpp[@]}" "$@"
 venv="$HOME/.cache/switchboard/bench-venv"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"

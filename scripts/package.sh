@@ -12,10 +12,13 @@ printf '%s\n' "$contents"
 for f in ./usr/bin/switchboard ./usr/lib/systemd/system/switchboard.service \
          ./usr/lib/sysusers.d/switchboard.conf ./usr/lib/tmpfiles.d/switchboard.conf \
          ./etc/switchboard/switchboard.toml ./etc/switchboard/switchboard.example.toml; do
-    printf '%s\n' "$contents" | grep -q " ${f}\$" || { echo "missing from the package: $f" >&2; exit 1; }
+    grep -q " ${f}\$" <<<"$contents" || { echo "missing from the package: $f" >&2; exit 1; }
 done
-dpkg-deb --info "$deb" | grep -q "conffiles" || { echo "no conffiles in the package" >&2; exit 1; }
-size="$(dpkg-deb --info "$deb" | sed -n 's/^ *Installed-Size: *//p')"
+# Captured first: under pipefail, `dpkg-deb | grep -q` fails whenever grep
+# exits before dpkg-deb has written everything (SIGPIPE), which CI hit.
+info="$(dpkg-deb --info "$deb")"
+grep -q " conffiles" <<<"$info" || { echo "no conffiles in the package" >&2; exit 1; }
+size="$(sed -n 's/^ *Installed-Size: *//p' <<<"$info")"
 echo "installed size: ${size} KiB"
 # The packaged config must be valid as shipped.
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT

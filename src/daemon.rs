@@ -18,8 +18,6 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 
-/// How often expired bookkeeping is pruned.
-const HOUSEKEEPING: Duration = Duration::from_secs(3600);
 /// How often due `handoff_after` timers are looked for (one indexed query).
 const HANDOFF_TICK: Duration = Duration::from_secs(1);
 
@@ -99,20 +97,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     crate::notify::ready(&app);
     let watchdog = tokio::spawn(crate::notify::watchdog(app.clone()));
 
-    let housekeeping_store = store.clone();
-    let housekeeping_stop = shutdown.clone();
-    let housekeeping = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = housekeeping_stop.cancelled() => return,
-                _ = tokio::time::sleep(HOUSEKEEPING) => {
-                    if let Err(e) = housekeeping_store.prune().await {
-                        tracing::warn!(error = %e, "housekeeping failed");
-                    }
-                }
-            }
-        }
-    });
+    let housekeeping = tokio::spawn(crate::housekeeping::run(app.clone(), shutdown.clone()));
 
     // `handoff_after` timers are stored with their conversations (they survive a
     // restart); this fires the due ones.

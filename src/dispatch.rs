@@ -57,7 +57,7 @@ use crate::app::RunningService;
 use crate::config::DeliveryConfig;
 use crate::metrics::Metrics;
 use crate::store::rows::now_ms;
-use crate::store::{QueueHead, Store};
+use crate::store::{OutboxSignal, QueueHead, Store};
 use commit::Committer;
 
 /// Most lanes (and so attempts in flight) per service.
@@ -83,6 +83,8 @@ struct Lanes {
     slots: Arc<Semaphore>,
     /// Where results go.
     committer: Committer,
+    /// The service's outbox wake-up and retry count.
+    signal: Arc<OutboxSignal>,
 }
 
 impl Dispatcher {
@@ -125,7 +127,7 @@ impl Dispatcher {
     pub async fn run(self) {
         let this = Arc::new(self);
         let id = this.svc.config.id.clone();
-        let notify = this.store.outbox_notifier(&id);
+        let signal = this.store.outbox_signal(&id);
         let mut state = this.svc.host.watch_state();
         let shutdown = this.svc.ctx.shutdown.clone();
         let (committer, committing) = Committer::start(this.store.clone(), shutdown.clone());
@@ -134,6 +136,7 @@ impl Dispatcher {
                 this.svc.connector.delivery_concurrency().max(1),
             )),
             committer,
+            signal: signal.clone(),
         });
         let mut running: JoinSet<String> = JoinSet::new();
         let mut active: HashSet<String> = HashSet::new();
@@ -142,6 +145,9 @@ impl Dispatcher {
         loop {
             let mut wake_at: Option<i64> = None;
             if !this.paused(&state) && running.len() < MAX_LANES {
+                // Taken before the heads are read: a retry committed after this read
+                // stops the lanes started from it.
+                let requeues = signal.requeues();
                 let limit = (active.len() + MAX_LANES - running.len() + 1) as u32;
                 match this.store.read.heads(&id, limit).await {
                     Ok(heads) => {
@@ -161,7 +167,7 @@ impl Dispatcher {
                             }
                             active.insert(head.queue_key.clone());
                             let (me, lanes) = (this.clone(), lanes.clone());
-                            running.spawn(me.lane(head, lanes).in_current_span());
+                            running.spawn(me.lane(head, requeues, lanes).in_current_span());
                         }
                         // No ready row at all: nothing is queued behind one either.
                         // Re-armed whenever rows appear again, since a reply may arrive
@@ -182,7 +188,7 @@ impl Dispatcher {
             let sleep = wake_at.map(|t| Duration::from_millis((t - now_ms()).max(0) as u64));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = notify.notified() => {}
+                _ = signal.wake.notified() => {}
                 Some(done) = running.join_next(), if !running.is_empty() => {
                     if let Ok(queue) = done { active.remove(&queue); }
                 }
@@ -198,8 +204,9 @@ impl Dispatcher {
     }
 
     /// Delivers one queue from `head` on, in order, until it is empty, an attempt fails,
-    /// or the service stops; returns the queue's key once its results are committed.
-    async fn lane(self: Arc<Self>, head: QueueHead, lanes: Arc<Lanes>) -> String {
+    /// the service stops, or a dead row is retried (`requeues` moves: the queue may have
+    /// a new head); returns the queue's key once its results are committed.
+    async fn lane(self: Arc<Self>, head: QueueHead, requeues: u64, lanes: Arc<Lanes>) -> String {
         let queue = head.queue_key;
         let state = self.svc.host.watch_state();
         let shutdown = self.svc.ctx.shutdown.clone();
@@ -229,7 +236,8 @@ impl Dispatcher {
                     }
                 }
             };
-            if shutdown.is_cancelled() || self.paused(&state) {
+            if shutdown.is_cancelled() || self.paused(&state) || lanes.signal.requeues() != requeues
+            {
                 break;
             }
             cursor = item.id;

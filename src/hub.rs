@@ -270,7 +270,15 @@ pub fn merge(
             }
         }
     }
-    merged.services.extend(taken);
+    merged.services.extend(taken.clone());
+    // A hub service routed to a desk that is not there (or not one) is skipped like one
+    // with invalid params; a file service's desk was checked with the file.
+    for id in taken.keys() {
+        if let Some(p) = crate::config::desk_problem(&merged.services[id], &merged.services) {
+            problems.push(format!("hub service skipped: services.{id}.desk: {p}"));
+            merged.services.remove(id);
+        }
+    }
     (merged, problems)
 }
 
@@ -359,8 +367,8 @@ fn to_config_value(item: &serde_json::Value) -> Value {
         let ours = match key.as_str() {
             "startDate" => "start_date",
             "endDate" => "end_date",
-            "type" | "name" | "description" | "status" | "organization" | "touchpoints"
-            | "params" | "meta" | "smoochId" | "smoochAppId" => key.as_str(),
+            "type" | "name" | "description" | "status" | "organization" | "desk"
+            | "touchpoints" | "params" | "meta" | "smoochId" | "smoochAppId" => key.as_str(),
             _ => continue,
         };
         if value.is_null() {
@@ -446,6 +454,29 @@ mod tests {
             only.services.len(),
             2,
             "the config's api and org1's webhook"
+        );
+    }
+
+    #[test]
+    fn a_hub_service_routed_to_a_missing_desk_is_skipped_by_its_key() {
+        let hook = |id: &str, desk: &str| {
+            serde_json::json!({"id": id, "type": "webhook", "desk": desk, "params": {
+                "url": "http://127.0.0.1:9/x", "secret": "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY="}})
+        };
+        let hub = [hook("routed", "nowhere"), hook("to_api", "api")];
+        let (merged, problems) = merge(&file_config(), &hub, None);
+        assert!(!merged.services.contains_key("routed"));
+        assert!(!merged.services.contains_key("to_api"));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("services.routed.desk: no service \"nowhere\"")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("cannot be a desk")),
+            "{problems:?}"
         );
     }
 }

@@ -14,6 +14,7 @@
 //! - [`hub`] — services from a Web1on1 hub, merged with the config.
 //! - [`supervisor`] — runs each service's connection with backoff, in its own span.
 //! - [`dispatch`] — drains each service's outbox in per-conversation order.
+//! - [`housekeeping`] — event retention and other pruning, off the hot path.
 //! - [`store`] — SQLite: migrations, the group-commit writer, reads.
 //! - [`http`] — the HTTP surface: health, metrics, provider hooks, `/v1`, the event stream.
 //! - [`metrics`], [`telemetry`], [`notify`] — Prometheus metrics, logging, systemd.
@@ -28,6 +29,7 @@ pub mod daemon;
 pub mod deliveries_cmd;
 pub mod dispatch;
 pub mod host;
+pub mod housekeeping;
 pub mod http;
 pub mod hub;
 pub mod metrics;

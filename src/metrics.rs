@@ -27,6 +27,7 @@ pub struct Metrics {
     http_refused: IntCounterVec,
     writer_batch: Histogram,
     writer_failures: IntCounter,
+    events_pruned: IntCounter,
     /// Held while the outbox gauges are replaced and while encoding, so a scrape never
     /// sees them half-replaced.
     outbox_swap: std::sync::Mutex<()>,
@@ -98,6 +99,13 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(http_connections.clone()))
+            .expect("registered once");
+        let events_pruned = IntCounter::new(
+            "switchboard_events_pruned_total",
+            "Events deleted by event retention (storage.event_retention)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(events_pruned.clone()))
             .expect("registered once");
         #[cfg(target_os = "linux")]
         r.register(Box::new(
@@ -174,6 +182,7 @@ impl Metrics {
             ),
             writer_batch,
             writer_failures,
+            events_pruned,
             outbox_swap: std::sync::Mutex::new(()),
             registry: r,
         }
@@ -275,5 +284,10 @@ impl Metrics {
     /// Counts a failed batch.
     pub fn writer_failure(&self) {
         self.writer_failures.inc();
+    }
+
+    /// Counts events deleted by retention, once committed.
+    pub fn events_pruned(&self, n: u64) {
+        self.events_pruned.inc_by(n);
     }
 }

@@ -325,6 +325,16 @@ async fn ingest_from_fake(d: &Daemon, api: &Api, fake: &FakeIntercom, conv_id: &
         .unwrap()
 }
 
+/// A connected service with conversation `id` at the fake, opened by `contact` with
+/// `html`, and ingested: the fake, the harness and our conversation's id.
+async fn one_conversation(id: &str, contact: Value, html: &str) -> (FakeIntercom, Harness, String) {
+    let fake = FakeIntercom::start(0).await;
+    fake.add_conversation(id, contact, html, fake.state.now());
+    let h = connected(&fake, ACCESS_TOKEN).await;
+    let conv = ingest_from_fake(&h.daemon, &h.api, &fake, id).await;
+    (fake, h, conv)
+}
+
 async fn message_when(api: &Api, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     eventually(T, what, || async {
         let (_, m) = api.get(&format!("/v1/messages/{id}")).await;
@@ -335,17 +345,13 @@ async fn message_when(api: &Api, id: &str, what: &str, done: impl Fn(&Value) -> 
 
 #[tokio::test]
 async fn a_reply_is_posted_as_the_admin_in_the_documented_shape() {
-    let fake = FakeIntercom::start(0).await;
-    let now = fake.state.now();
-    fake.add_conversation(
+    let (fake, h, conv) = one_conversation(
         "801",
         user("c-801", "Mary Major"),
         "<p>Where is my parcel?</p>",
-        now,
-    );
-    let h = connected(&fake, ACCESS_TOKEN).await;
-    let (d, api) = (&h.daemon, &h.api);
-    let conv = ingest_from_fake(d, api, &fake, "801").await;
+    )
+    .await;
+    let api = &h.api;
 
     let (status, msg) = api
         .post(
@@ -409,16 +415,9 @@ fn spent_window(reset: i64) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn a_429_is_waited_out_and_error_lists_become_the_failure_reason() {
-    let fake = FakeIntercom::start(0).await;
-    fake.add_conversation(
-        "901",
-        user("c-901", "Max Minor"),
-        "<p>Hello?</p>",
-        fake.state.now(),
-    );
-    let h = connected(&fake, ACCESS_TOKEN).await;
+    let (fake, h, conv) =
+        one_conversation("901", user("c-901", "Max Minor"), "<p>Hello?</p>").await;
     let (d, api) = (&h.daemon, &h.api);
-    let conv = ingest_from_fake(d, api, &fake, "901").await;
 
     // Rate limited, with only X-RateLimit-Reset to say when (two seconds on).
     let reset = jiff::Timestamp::now().as_second() + 2;
@@ -530,16 +529,9 @@ fn admin_parts(fake: &FakeIntercom, conv: &str, text: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_reply_whose_answer_was_lost_is_not_posted_twice() {
-    let fake = FakeIntercom::start(0).await;
-    fake.add_conversation(
-        "902",
-        user("c-902", "Ro Retry"),
-        "<p>Refund?</p>",
-        fake.state.now(),
-    );
-    let h = connected(&fake, ACCESS_TOKEN).await;
-    let (d, api) = (&h.daemon, &h.api);
-    let conv = ingest_from_fake(d, api, &fake, "902").await;
+    let (fake, h, conv) =
+        one_conversation("902", user("c-902", "Ro Retry"), "<p>Refund?</p>").await;
+    let api = &h.api;
     let bad_gateway = || {
         Some((
             axum::http::StatusCode::BAD_GATEWAY,
@@ -770,6 +762,69 @@ async fn a_rejected_token_is_reported_as_failed_without_the_token() {
     assert!(!d.log_text().contains("revoked-token-value"));
     let r = reqwest::get(d.url("/readyz")).await.unwrap();
     assert_eq!(r.status().as_u16(), 503);
+    h.finish();
+    fake.stop().await;
+}
+
+/// The token is revoked while the service runs: Intercom answers the reply 401. The
+/// reply waits (still `pending`, never `failed`), the service shows `failed` with
+/// Intercom's reason and not the token, and once Intercom takes the token again the
+/// reply goes out, once.
+#[tokio::test]
+async fn a_reply_refused_for_its_token_waits_while_the_service_is_failed() {
+    let (fake, h, conv) =
+        one_conversation("902", user("c-902", "Mia Major"), "<p>Anyone?</p>").await;
+    let (d, api) = (&h.daemon, &h.api);
+
+    let revoked = || Scripted {
+        process: false,
+        answer: Some((
+            axum::http::StatusCode::UNAUTHORIZED,
+            json!({"type": "error.list", "request_id": null,
+                   "errors": [{"code": "unauthorized", "message": "Access Token Invalid"}]}),
+        )),
+        headers: Vec::new(),
+    };
+    fake.state
+        .reply_script
+        .lock()
+        .unwrap()
+        .extend([revoked(), revoked()]);
+    let (_, msg) = api
+        .post(
+            &format!("/v1/conversations/{conv}/messages"),
+            &json!({"text": "Still there?"}),
+        )
+        .await;
+    let id = msg["id"].as_str().unwrap().to_owned();
+    let failed = api.wait_state("ic", "failed").await;
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("Intercom refused the access token"),
+        "{failed}"
+    );
+    assert!(!failed.to_string().contains(ACCESS_TOKEN), "{failed}");
+    let m = api.get(&format!("/v1/messages/{id}")).await.1;
+    assert_eq!(m["status"], "pending", "the reply waits, not failed: {m}");
+
+    // The script is spent: Intercom takes the token again.
+    let sent = message_when(api, &id, "sent once the token works", |m| {
+        m["status"] == "sent"
+    })
+    .await;
+    let replies = fake.requests(axum::http::Method::POST, "/conversations/902/reply");
+    assert_eq!(replies.len(), 3, "two refusals, one success, nothing after");
+    assert!(replies.windows(2).all(|w| w[0].body == w[1].body));
+    let last = fake.conversation("902")["conversation_parts"]["conversation_parts"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(sent["external_id"], last["id"]);
+    api.wait_state("ic", "connected").await;
+    assert!(!d.log_text().contains(ACCESS_TOKEN));
+    assert!(fake.problems().is_empty(), "{:?}", fake.problems());
     h.finish();
     fake.stop().await;
 }

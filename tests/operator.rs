@@ -514,6 +514,20 @@ async fn dead_deliveries_are_retried_with_their_webhook_id_before_what_is_queued
         .filter(|d| d["state"] == "queued")
         .map(|d| d["event_seq"].as_i64().unwrap())
         .collect();
+    // The head's next attempt is kept in flight across the retries, by a receiver that
+    // has recovered: the lane making it has read the rows behind it, and must not go on
+    // to them once it is answered.
+    receiver.holding.store(true, Ordering::SeqCst);
+    receiver.failing.store(false, Ordering::SeqCst);
+    eventually(
+        Duration::from_secs(20),
+        "the head's attempt in flight",
+        || {
+            let held = receiver.held.load(Ordering::SeqCst);
+            async move { (held > 0).then_some(()) }
+        },
+    )
+    .await;
 
     // The CLI lists the dead ones and retries the newest; the status page's form (with
     // the bearer admin token) retries the rest of the service's.
@@ -598,8 +612,9 @@ async fn dead_deliveries_are_retried_with_their_webhook_id_before_what_is_queued
 
     // The receiver recovers. In the conversation, every retried event arrives before
     // every event that was queued when they were retried, in their own order, with the
-    // webhook-id they had.
-    receiver.failing.store(false, Ordering::SeqCst);
+    // webhook-id they had. Only the attempt in flight at the retry (the old head's) may
+    // come first.
+    receiver.holding.store(false, Ordering::SeqCst);
     // Its queue: the dead ones, the head and what waited behind it.
     let seqs: Vec<i64> = dead
         .iter()

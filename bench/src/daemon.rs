@@ -129,11 +129,11 @@ fn spawn(mut cmd: Command) -> anyhow::Result<Proc> {
 
 /// The config of a bench daemon: one api service, durable commits, and `extra` services.
 pub fn config(dir: &std::path::Path, extra: &str) -> String {
-    config_with(dir, "full", extra)
+    config_with(dir, "full", "", extra)
 }
 
-/// [`config`] with a chosen `storage.synchronous`.
-pub fn config_with(dir: &std::path::Path, synchronous: &str, extra: &str) -> String {
+/// [`config`] with a chosen `storage.synchronous` and more `[storage]` keys.
+pub fn config_with(dir: &std::path::Path, synchronous: &str, storage: &str, extra: &str) -> String {
     format!(
         r#"
 [server]
@@ -141,6 +141,7 @@ listen = "127.0.0.1:0"
 [storage]
 url = "sqlite://{}/bench.db"
 synchronous = "{synchronous}"
+{storage}
 [log]
 level = "warn,switchboard::daemon=info"
 [services.bench]

@@ -3,21 +3,25 @@
 //!
 //! ```text
 //! bash bench/run.sh            # builds, runs everything, writes docs/, draws the chart
-//! sb-bench all [--quick] [--out docs/benchmarks.md]
+//! sb-bench all [--quick] [--out docs/benchmarks.md] [--xmpp FILE]
 //! sb-bench ingest [--secs 10] [--clients 64] [--rate 2000]
 //! sb-bench relay  [--secs 10] [--clients 64] [--rate 2000]
 //! sb-bench mirror [--secs 10] [--clients 64] [--rate 500]
 //! ```
 //!
 //! - [`daemon`] — starting switchboard and the bare ceiling server.
+//! - [`growth`] — ingest as history grows, with and without event retention; database size.
 //! - [`load`] — closed and open load loops, percentiles.
 //! - [`servers`] — the ceiling server and the timestamping webhook sink.
 //! - [`desk`] — the timestamping nimchat desk of the mirror phase.
+//! - [`xmpp`] — rows from the XMPP one-sender benchmark that `bench/run.sh` runs first.
 
 mod daemon;
 mod desk;
+mod growth;
 mod load;
 mod servers;
+mod xmpp;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -141,7 +145,7 @@ async fn switchboard_phases(
     secs: Duration,
 ) -> anyhow::Result<(load::Closed, load::Open, CpuPerMessage)> {
     let dir = daemon::Scratch::new(&format!("ingest-{synchronous}"))?;
-    let sb = daemon::switchboard(&dir.0, &daemon::config_with(&dir.0, synchronous, ""))?;
+    let sb = daemon::switchboard(&dir.0, &daemon::config_with(&dir.0, synchronous, "", ""))?;
     let url = ingest_url(&sb.base);
     let next = Counter::default();
     load::closed_loop(&url, clients, Duration::from_secs(1), None, 1000, &next).await;
@@ -166,7 +170,8 @@ struct CpuPerMessage {
     process_us: f64,
 }
 
-async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
+async fn all(plan: &Plan, out: &str, xmpp: Option<&str>) -> anyhow::Result<()> {
+    let load_at_start = loadavg();
     let mut rows = Vec::new();
     let mut csv = String::from("series,quantile,latency_ms\n");
     let secs = Duration::from_secs(plan.secs);
@@ -373,9 +378,12 @@ async fn all(plan: &Plan, out: &str) -> anyhow::Result<()> {
         None,
     );
 
-    growth(plan, &mut rows).await?;
+    growth::growth(plan, &mut rows).await?;
+    if let Some(path) = xmpp {
+        xmpp::rows(path, &mut rows)?;
+    }
 
-    write_report(out, plan, &rows)?;
+    write_report(out, plan, &rows, &load_at_start)?;
     let csv_path = out.replace(".md", "-latency.csv");
     std::fs::write(&csv_path, csv).with_context(|| format!("writing {csv_path}"))?;
     eprintln!("wrote {out} and {csv_path}");
@@ -638,80 +646,6 @@ async fn mirror(plan: &Plan, rows: &mut Vec<Row>, csv: &mut String) -> anyhow::R
     Ok(())
 }
 
-/// Ingest rate with a small and with a large database.
-async fn growth(plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    // 6. Ingest cost as the database grows.
-    eprintln!("growth …");
-    let dir = daemon::Scratch::new("growth")?;
-    let sb = daemon::switchboard(&dir.0, &daemon::config(&dir.0, ""))?;
-    let url = ingest_url(&sb.base);
-    let next = Counter::default();
-    let contacts = 10_000;
-    let forever = Duration::from_secs(24 * 3600);
-    load::closed_loop(
-        &url,
-        plan.clients,
-        forever,
-        Some(plan.small),
-        contacts,
-        &next,
-    )
-    .await;
-    let at_small = load::closed_loop(
-        &url,
-        plan.clients,
-        forever,
-        Some(plan.window),
-        contacts,
-        &next,
-    )
-    .await;
-    let filled = plan.small + plan.window;
-    load::closed_loop(
-        &url,
-        plan.clients,
-        forever,
-        Some(plan.large.saturating_sub(filled)),
-        contacts,
-        &next,
-    )
-    .await;
-    let at_large = load::closed_loop(
-        &url,
-        plan.clients,
-        forever,
-        Some(plan.window),
-        contacts,
-        &next,
-    )
-    .await;
-    let db_size = std::fs::metadata(dir.0.join("bench.db"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    sb.stop();
-    let slowdown = at_small.rate / at_large.rate;
-    row(
-        rows,
-        format!(
-            "Ingest msg/s with {} vs {} messages stored ({} clients)",
-            fmt_n(plan.small),
-            fmt_n(plan.large),
-            plan.clients
-        ),
-        format!(
-            "{:.0} vs {:.0}: {:.2}× slower (database {:.0} MiB)",
-            at_small.rate,
-            at_large.rate,
-            slowdown,
-            db_size as f64 / 1_048_576.0
-        ),
-        "≤ 1.2× slower",
-        Some(slowdown <= 1.2),
-    );
-
-    Ok(())
-}
-
 fn fmt_n(n: u64) -> String {
     match n {
         n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
@@ -749,7 +683,15 @@ fn machine() -> String {
 /// Marks where hand-written notes begin; the harness keeps everything below it.
 const NOTES: &str = "<!-- notes: kept across runs of the harness -->";
 
-fn write_report(out: &str, plan: &Plan, rows: &[Row]) -> anyhow::Result<()> {
+/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn write_report(out: &str, plan: &Plan, rows: &[Row], load_at_start: &str) -> anyhow::Result<()> {
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -768,6 +710,11 @@ fn write_report(out: &str, plan: &Plan, rows: &[Row]) -> anyhow::Result<()> {
         jiff_like_now()
     );
     let _ = writeln!(md, "Machine: {}.", machine());
+    let _ = writeln!(
+        md,
+        "Load average (1 / 5 / 15 min) when the run started: {load_at_start}; when it ended: {}.",
+        loadavg()
+    );
     let _ = writeln!(
         md,
         "The daemon is a release build with durable commits (`storage.synchronous = \"full\"`: every acknowledged message was fsynced). \
@@ -836,7 +783,15 @@ fn main() -> anyhow::Result<()> {
             } else {
                 Plan::full()
             };
-            rt.block_on(all(&plan, &value("--out", "docs/benchmarks.md")))
+            let xmpp = args
+                .iter()
+                .position(|a| a == "--xmpp")
+                .and_then(|i| args.get(i + 1));
+            rt.block_on(all(
+                &plan,
+                &value("--out", "docs/benchmarks.md"),
+                xmpp.map(String::as_str),
+            ))
         }
         "ingest" => rt.block_on(ingest_only(
             value("--secs", "10").parse()?,
@@ -880,7 +835,7 @@ fn main() -> anyhow::Result<()> {
                 Plan::full()
             };
             let mut rows = Vec::new();
-            rt.block_on(growth(&plan, &mut rows))?;
+            rt.block_on(growth::growth(&plan, &mut rows))?;
             for r in rows {
                 println!("{}: {}", r.what, r.result);
             }

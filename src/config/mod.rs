@@ -195,6 +195,10 @@ pub struct StorageConfig {
     /// with the machine's power.
     #[serde(default)]
     pub synchronous: Synchronous,
+    /// Delivered and streamed events older than this are pruned (an event that still has
+    /// an outbox row, dead ones included, is kept). Default `7d`; at least `1s`.
+    #[serde(default = "default_event_retention")]
+    pub event_retention: DurationParam,
 }
 
 /// SQLite's `synchronous` setting in WAL mode.
@@ -210,6 +214,9 @@ pub enum Synchronous {
 
 fn default_storage_url() -> String {
     "sqlite://switchboard.db".into()
+}
+fn default_event_retention() -> DurationParam {
+    DurationParam(Duration::from_secs(7 * 24 * 3600))
 }
 
 impl StorageConfig {
@@ -575,13 +582,19 @@ pub fn from_tree(
         }
         issues.extend(server.check_limits());
     }
-    if let Some(storage) = &storage
-        && let Err(e) = storage.path()
-    {
-        issues.push(Issue {
-            path: "storage.url".into(),
-            message: e,
-        });
+    if let Some(storage) = &storage {
+        if let Err(e) = storage.path() {
+            issues.push(Issue {
+                path: "storage.url".into(),
+                message: e,
+            });
+        }
+        if storage.event_retention.0 < Duration::from_secs(1) {
+            issues.push(Issue {
+                path: "storage.event_retention".into(),
+                message: "must be at least 1s".into(),
+            });
+        }
     }
     if let Some(log) = &log
         && let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level)
@@ -645,22 +658,7 @@ pub fn from_tree(
 fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
     let mut issues = Vec::new();
     for svc in services.values() {
-        let Some(desk) = &svc.desk else { continue };
-        let problem = match services.get(desk) {
-            None => Some(format!("no service {desk:?} is configured")),
-            Some(_) if desk == &svc.id => Some("a service cannot be its own desk".into()),
-            Some(d) if d.organization != svc.organization => Some(format!(
-                "service {desk:?} belongs to organization {:?}, not {:?}",
-                d.organization, svc.organization
-            )),
-            Some(d) if !d.params.can_be_desk() => Some(format!(
-                "service {desk:?} is of type {:?}, which cannot be a desk",
-                d.type_name()
-            )),
-            Some(d) if d.desk.is_some() => Some(format!("service {desk:?} has a desk of its own")),
-            Some(_) => None,
-        };
-        if let Some(message) = problem {
+        if let Some(message) = desk_problem(svc, services) {
             issues.push(Issue {
                 path: join(&join("services", &svc.id), "desk"),
                 message,
@@ -712,6 +710,30 @@ fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
         }
     }
     issues
+}
+
+/// Why `svc`'s `desk` cannot answer it among `services`: missing, itself, in another
+/// organization, not of a desk type, or routed to a desk of its own. `None` when it has
+/// no desk or a good one.
+pub fn desk_problem(
+    svc: &ServiceConfig,
+    services: &BTreeMap<String, ServiceConfig>,
+) -> Option<String> {
+    let desk = svc.desk.as_ref()?;
+    match services.get(desk) {
+        None => Some(format!("no service {desk:?} is configured")),
+        Some(_) if desk == &svc.id => Some("a service cannot be its own desk".into()),
+        Some(d) if d.organization != svc.organization => Some(format!(
+            "service {desk:?} belongs to organization {:?}, not {:?}",
+            d.organization, svc.organization
+        )),
+        Some(d) if !d.params.can_be_desk() => Some(format!(
+            "service {desk:?} is of type {:?}, which cannot be a desk",
+            d.type_name()
+        )),
+        Some(d) if d.desk.is_some() => Some(format!("service {desk:?} has a desk of its own")),
+        Some(_) => None,
+    }
 }
 
 /// One line per service of `config` whose id already belongs to another organization
@@ -900,5 +922,21 @@ mod tests {
         assert!(c.services.contains_key("api_in"));
         let e = load_str("[server\n", &[], None).unwrap_err();
         assert!(e.to_string().starts_with("config: not valid TOML"), "{e}");
+    }
+
+    #[test]
+    fn event_retention_defaults_to_a_week_and_is_bounded_by_its_key() {
+        let c = load_str("", &[], None).unwrap();
+        assert_eq!(
+            c.storage.event_retention.0,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+        let c = load_str("[storage]\nevent_retention = \"1s\"\n", &[], None).unwrap();
+        assert_eq!(c.storage.event_retention.0, Duration::from_secs(1));
+        for bad in ["\"500ms\"", "0", "\"soon\""] {
+            let text = format!("[storage]\nevent_retention = {bad}\n");
+            let e = load_str(&text, &[], None).unwrap_err().to_string();
+            assert!(e.contains("storage.event_retention"), "{bad}: {e}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! `GET /v1/events`: the event log as a websocket, one event per text frame, resumable
 //! from any `after=<seq>`. Ephemeral signals (`conversation.typing`) are interleaved live;
-//! they carry no `seq` and are not replayed.
+//! they carry no `seq` and are not replayed. A client resuming from before what event
+//! retention pruned first gets an `events.pruned` frame (no `seq` either), then what
+//! remains.
 //!
 //! Memory per client is bounded in bytes, not events: events are read from storage in
 //! pages of at most [`PAGE_BYTES`] (plus the event that crosses it), and a client that
@@ -137,6 +139,12 @@ impl Client {
     async fn stream(mut self, app: Arc<App>, organization: String) {
         let mut head = app.store.subscribe_events();
         let mut live = app.ephemeral.subscribe();
+        if let Some(frame) = pruned_frame(&app, &organization, self.after).await {
+            match self.send_alone(Message::Text(frame.into())).await {
+                Sent::Done => {}
+                Sent::Gone | Sent::Stalled => return,
+            }
+        }
         loop {
             // Marks the head seen: whatever is committed after this read, `changed`
             // below reports.
@@ -262,4 +270,25 @@ impl Client {
         }));
         let _ = tokio::time::timeout(CLOSE_GRACE, self.socket.send(frame)).await;
     }
+}
+
+/// The frame telling a client that resumes after `after` that retention pruned some of
+/// its organization's events after that (up to `pruned_through`): what it gets next is
+/// what remains. The data it missed (messages, conversations) is still in `/v1`.
+async fn pruned_frame(app: &App, organization: &str, after: i64) -> Option<String> {
+    let pruned_through = match app.store.read.pruned_through(organization).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "reading the retention horizon failed");
+            return None;
+        }
+    };
+    (after < pruned_through).then(|| {
+        serde_json::json!({
+            "type": "events.pruned",
+            "timestamp": jiff::Timestamp::now(),
+            "data": {"after": after, "pruned_through": pruned_through},
+        })
+        .to_string()
+    })
 }

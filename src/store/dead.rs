@@ -6,8 +6,9 @@
 //! rule (see `src/dispatch.rs`): the oldest live row of a queue is its head and the only
 //! `ready` one. So a retry demotes the queue's current head to `queued` and promotes the
 //! oldest live row, now the retried one (or an older retried row of the same queue). A
-//! lane already delivering that queue finishes what it took; the retried row is its
-//! queue's next head once that lane's results are committed. Its attempts and age start
+//! lane already delivering that queue stops before its next attempt (the committed
+//! retry bumps [`super::routes::OutboxSignal`]), so only an attempt already in flight
+//! goes out before the retried row. Its attempts and age start
 //! over, so `max_attempts` and `max_age` apply afresh.
 //!
 //! A retried message that had been marked `failed` goes back to `pending` (with a
@@ -196,6 +197,7 @@ fn requeue(
         reopen_message(cx, ref_id)?;
     }
     cx.fx.outbox.insert(service_id.to_owned());
+    cx.fx.requeued.insert(service_id.to_owned());
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! - [`outbox`] — durable deliveries and their results.
 //! - [`events`] — the event log.
 //! - [`service`] — services' recorded state and sync state.
+//! - [`retention`] — pruning old delivered events (`storage.event_retention`).
 //! - [`read`] — reads on a pool of query-only connections.
 //! - [`rows`] — rows and their conversion into the contract's objects.
 //! - [`links`] — desk links: which desk conversation answers which of ours.
@@ -23,10 +24,13 @@ pub mod ingest;
 pub mod links;
 pub mod outbox;
 pub mod read;
+pub mod retention;
 pub mod routes;
 pub mod rows;
 pub mod service;
 pub mod stats;
+#[cfg(test)]
+mod testdb;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -39,13 +43,13 @@ use switchboard_core::{
     ConnState, Conversation, DeskLink, InboundMessage, Ingested, Message, MessageStatus,
     StatusChange,
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 pub use error::StoreError;
 pub use ingest::{NewOutbound, desk_key_prefix};
 pub use outbox::{OutboxKind, OutboxState, Outcome};
 pub use read::{ConversationFilter, EventRow, OutboxItem, QueueHead, Reader};
-pub use routes::{Routes, WebhookRoute};
+pub use routes::{OutboxSignal, Routes, WebhookRoute};
 pub use service::{ServiceInfo, ServiceRef, service_json};
 
 use crate::config::Synchronous;
@@ -168,8 +172,9 @@ impl Store {
         self.shared.subscribe_seq()
     }
 
-    /// The wake-up for a service's dispatcher, fired when its outbox changes.
-    pub fn outbox_notifier(&self, service_id: &str) -> Arc<Notify> {
+    /// The wake-up for a service's dispatcher, fired when its outbox changes, and the
+    /// count of its dead rows' retries.
+    pub fn outbox_signal(&self, service_id: &str) -> Arc<OutboxSignal> {
         self.shared.notifier(service_id)
     }
 
@@ -299,5 +304,35 @@ impl Store {
     /// Periodic housekeeping.
     pub async fn prune(&self) -> Result<(), StoreError> {
         self.writer.run(ingest::prune_receipts).await
+    }
+
+    /// One retention pass: deletes the events after seq `from` that are older than
+    /// `retention` and held by no outbox row, one [`retention::BATCH`] per writer job
+    /// with `pause` between jobs so that ingest is never queued behind more than one.
+    /// Returns the seq through which every prunable event is gone (where an
+    /// incremental pass may start next time) and how many were deleted. A pass from 0
+    /// also finds old events whose deliveries finished since they were first seen.
+    pub async fn prune_events(
+        &self,
+        retention: Duration,
+        from: i64,
+        pause: Duration,
+    ) -> Result<(i64, u64), StoreError> {
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = rows::now_ms().saturating_sub(retention_ms);
+        let (mut through, mut pruned) = (from, 0);
+        loop {
+            let after = through;
+            let batch = self
+                .writer
+                .run(move |cx| retention::prune_batch(cx, after, cutoff, retention::BATCH))
+                .await?;
+            self.shared.metrics.events_pruned(batch.pruned);
+            (through, pruned) = (batch.through, pruned + batch.pruned);
+            if batch.done {
+                return Ok((through, pruned));
+            }
+            tokio::time::sleep(pause).await;
+        }
     }
 }

@@ -330,6 +330,17 @@ impl Reader {
         Ok(rows)
     }
 
+    /// The highest seq of `organization`'s events that retention pruned (0: none). A
+    /// stream resuming from before it may have missed events.
+    pub async fn pruned_through(&self, organization: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce(max(pruned_through), 0) FROM event_horizon WHERE organization = ?",
+        )
+        .bind(organization)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// One event.
     pub async fn event(&self, seq: i64) -> Result<Option<EventRow>, StoreError> {
         Ok(sqlx::query_as(

@@ -2,6 +2,7 @@
 //! when the outbox changes, and the committed head of the event log.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{Notify, watch};
@@ -62,11 +63,30 @@ impl Routes {
     }
 }
 
+/// What a service's dispatcher hears from committed batches.
+#[derive(Default)]
+pub struct OutboxSignal {
+    /// Fired when the service's outbox has new or rescheduled rows.
+    pub wake: Notify,
+    /// Bumped when a retried dead row became the head of one of its queues. A lane
+    /// reads its queue ahead from its head on, so one that started before the retry
+    /// would deliver what is behind the retried row first: lanes stop when this moves,
+    /// and the dispatcher starts them again from the heads.
+    requeued: AtomicU64,
+}
+
+impl OutboxSignal {
+    /// How many retries of dead rows have been committed for this service.
+    pub fn requeues(&self) -> u64 {
+        self.requeued.load(Ordering::Acquire)
+    }
+}
+
 /// Shared between the writer thread and the async side.
 pub struct Shared {
     routes: RwLock<Arc<Routes>>,
     seq: watch::Sender<i64>,
-    notifiers: RwLock<HashMap<String, Arc<Notify>>>,
+    notifiers: RwLock<HashMap<String, Arc<OutboxSignal>>>,
     /// Counters the writer updates.
     pub metrics: Arc<Metrics>,
 }
@@ -98,7 +118,7 @@ impl Shared {
     }
 
     /// The wake-up for a service's dispatcher.
-    pub fn notifier(&self, service_id: &str) -> Arc<Notify> {
+    pub fn notifier(&self, service_id: &str) -> Arc<OutboxSignal> {
         if let Some(n) = self
             .notifiers
             .read()
@@ -130,7 +150,11 @@ impl Shared {
             let notifiers = self.notifiers.read().expect("notifiers lock");
             for service in &fx.outbox {
                 if let Some(n) = notifiers.get(service) {
-                    n.notify_one();
+                    // Before the wake-up, so that the woken dispatcher's lanes see it.
+                    if fx.requeued.contains(service) {
+                        n.requeued.fetch_add(1, Ordering::Release);
+                    }
+                    n.wake.notify_one();
                 }
             }
         }

@@ -47,6 +47,9 @@ pub struct Effects {
     pub last_seq: i64,
     /// Services with new or rescheduled outbox rows.
     pub outbox: BTreeSet<String>,
+    /// Of those, services where a retried dead row became a queue's head (see
+    /// [`super::routes::OutboxSignal`]).
+    pub requeued: BTreeSet<String>,
 }
 
 trait ErasedJob: Send {

@@ -40,7 +40,8 @@ impl Received {
 }
 
 /// A fake HTTP endpoint on 127.0.0.1:0 that records every request and answers 200,
-/// or 503 while `failing` is set.
+/// or 503 while `failing` is set; while `holding` is set, requests wait (up to 10 s)
+/// before they are answered, and `held` counts those waiting.
 pub struct Receiver {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -48,6 +49,10 @@ pub struct Receiver {
     pub got: Arc<Mutex<Vec<(Received, u16)>>>,
     /// Answer 503 while true.
     pub failing: Arc<std::sync::atomic::AtomicBool>,
+    /// Keep requests waiting while true.
+    pub holding: Arc<std::sync::atomic::AtomicBool>,
+    /// Requests waiting now.
+    pub held: Arc<std::sync::atomic::AtomicUsize>,
     server: FakeServer,
 }
 
@@ -61,11 +66,22 @@ impl Receiver {
     pub async fn start_on(addr: &str) -> Receiver {
         let got: Arc<Mutex<Vec<(Received, u16)>>> = Default::default();
         let failing: Arc<std::sync::atomic::AtomicBool> = Default::default();
-        let (g, f) = (got.clone(), failing.clone());
+        let holding: Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let held: Arc<std::sync::atomic::AtomicUsize> = Default::default();
+        let (g, f, h, n) = (got.clone(), failing.clone(), holding.clone(), held.clone());
         let app = axum::Router::new().fallback(
             move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
-                let (g, f) = (g.clone(), f.clone());
+                let (g, f, h, n) = (g.clone(), f.clone(), h.clone(), n.clone());
                 async move {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    if h.load(SeqCst) {
+                        n.fetch_add(1, SeqCst);
+                        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                        while h.load(SeqCst) && std::time::Instant::now() < until {
+                            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        }
+                        n.fetch_sub(1, SeqCst);
+                    }
                     let status = if f.load(std::sync::atomic::Ordering::SeqCst) {
                         StatusCode::SERVICE_UNAVAILABLE
                     } else {
@@ -88,6 +104,8 @@ impl Receiver {
             addr: server.addr,
             got,
             failing,
+            holding,
+            held,
             server,
         }
     }

@@ -365,6 +365,18 @@ mod tests {
         }
         let again: Event = serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
         assert_eq!(again, e);
+        let EventData::MessageCreated { conversation, .. } = &e.data else {
+            unreachable!()
+        };
+        let routed = EventData::conversation_routed(conversation);
+        assert_eq!(routed.kind(), "conversation.routed");
+        let data = serde_json::to_value(&routed).unwrap();
+        assert_eq!(data["conversation"]["id"], "2");
+        assert_eq!(
+            EventData::parse("conversation.routed", data).unwrap(),
+            routed,
+            "conversation.routed is typed"
+        );
 
         let later = r#"{"type":"conversation.archived","timestamp":"2026-01-01T00:00:00Z","seq":8,"data":{"desk":"nim"}}"#;
         let e: Event = serde_json::from_str(later).unwrap();

@@ -2,33 +2,8 @@
 //! delivery path may scan a service's whole outbox) and pipelined result batches.
 
 use super::super::read::{HEADS, QUEUE_AFTER};
-use super::super::routes::Routes;
-use super::super::writer::{Effects, WriteCx};
+use super::super::testdb::{db, plan, write};
 use super::*;
-use crate::config::Synchronous;
-
-async fn db() -> (tempfile::TempDir, rusqlite::Connection) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    super::super::migrate(&path, Synchronous::Normal)
-        .await
-        .unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    (dir, conn)
-}
-
-fn plan(conn: &rusqlite::Connection, sql: &str) -> String {
-    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    let unbound = vec![rusqlite::types::Null; stmt.parameter_count()];
-    let rows: Vec<String> = stmt
-        .query_map(rusqlite::params_from_iter(unbound), |r| {
-            r.get::<_, String>(3)
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    rows.join("; ")
-}
 
 #[tokio::test]
 async fn delivery_statements_use_their_indexes() {
@@ -68,21 +43,6 @@ fn row(conn: &rusqlite::Connection, id: i64) -> Option<Row> {
     )
     .optional()
     .unwrap()
-}
-
-/// Runs `f` in a transaction the way the writer does, and commits.
-fn write<T>(conn: &rusqlite::Connection, now: i64, f: impl FnOnce(&mut WriteCx<'_>) -> T) -> T {
-    let routes = Routes::default();
-    conn.execute_batch("BEGIN").unwrap();
-    let mut cx = WriteCx {
-        conn,
-        now,
-        routes: &routes,
-        fx: Effects::default(),
-    };
-    let out = f(&mut cx);
-    conn.execute_batch("COMMIT").unwrap();
-    out
 }
 
 fn queue_of_four(conn: &rusqlite::Connection) -> Vec<i64> {

@@ -4,9 +4,10 @@
 //!
 //! - **Hooks** ([`hooks`]): a wrong method is 405, an unknown sub-path 404; missing or
 //!   bad credentials are 401 before the body is parsed (a body that would fail to parse
-//!   still gets 401) and write nothing; signed garbage is 400 or 422 and writes nothing;
-//!   one request is one ingest (for a desk: one reply, on a conversation the fixture
-//!   links first); a replay stores nothing new.
+//!   still gets 401) and write nothing, and a head without them never earns a full body
+//!   read; signed garbage is 400 or 422 and writes nothing; one request is one ingest
+//!   (for a desk: one reply, on a conversation the fixture links first); a replay stores
+//!   nothing new.
 //! - **Config** ([`config`]): `Debug` of the params never shows a secret; every
 //!   validation problem names its key path.
 //! - **Delivery** ([`delivery`]), against a fake provider on 127.0.0.1:0: a refusal of
@@ -25,8 +26,8 @@ use serde_json::Value;
 use super::RecordingHost;
 use super::fake::{Answer, Recorder, Request, Script};
 use crate::{
-    ConnState, Connector, ConnectorError, DeliveryError, HookError, HookHead, HookRequest,
-    OutboundMessage, Params, Registered, ServiceContext, ServiceType, Validator,
+    ConnState, Connector, ConnectorError, DeliveryError, HookAdmission, HookError, HookHead,
+    HookRequest, OutboundMessage, Params, Registered, ServiceContext, ServiceType, Validator,
 };
 
 /// The service id the suite runs as.
@@ -303,10 +304,20 @@ pub async fn hooks<F: Fixture>() {
         let bad = tampered(unsigned, &signed::<F>(&ctx, unsigned.clone()));
         let what = format!("{name} with altered credentials");
         expect_status(&what, send(&bad, Method::POST).await, &[401]);
+        // The head alone, as the daemon checks it before reading the body: refused, or
+        // admitted to a bounded read of a body that authenticates itself — never to a
+        // full read.
         let head = unsigned.request(Method::POST).head;
-        if c.authorize_hook(&ctx, &head).is_ok() {
-            // Authenticated by the body: the whole request must still be refused.
-            expect_status(&what, send(unsigned, Method::POST).await, &[401]);
+        let what = format!("{name} without credentials, by its head");
+        match c.authorize_hook(&ctx, &head) {
+            Err(e) => assert_eq!(e.status().as_u16(), 401, "{what}: {e}"),
+            Ok(HookAdmission::Signed) => {
+                panic!("{what}: admitted to a full body read")
+            }
+            Ok(HookAdmission::BodyAuthenticated { .. }) => {
+                // Authenticated by the body: the whole request must still be refused.
+                expect_status(&what, send(unsigned, Method::POST).await, &[401]);
+            }
         }
     }
     assert!(
