@@ -11,4 +11,5 @@ connectors! {
     #[cfg(feature = "smartsupp")] switchboard_smartsupp::Smartsupp,
     #[cfg(feature = "nimchat")] switchboard_nimchat::Nimchat,
     #[cfg(feature = "haptik")] switchboard_haptik::Haptik,
+    #[cfg(feature = "askhandle")] switchboard_askhandle::AskHandle,
 }

@@ -209,6 +209,23 @@ impl Hostile for switchboard_haptik::Haptik {
     }
 }
 
+#[cfg(feature = "askhandle")]
+impl Hostile for switchboard_askhandle::AskHandle {
+    /// An answer on the path-token hook (AskHandle signs nothing).
+    fn case(_: &Path) -> Option<Case> {
+        Some(Case::Json {
+            service: format!(
+                "\n[services.ah]\ntype = \"askhandle\"\n[services.ah.params]\napi_base = \"{NOWHERE}\"\n\
+                 token = \"hostile-askhandle-token\"\nhook_token = \"hostile-askhandle-hook-token-01\"\n"
+            ),
+            path: "/hooks/ah/hostile-askhandle-hook-token-01",
+            key: "webhook",
+            good: br#"{"data":{"uuid":"m-1","body":"hi","is_support_sender":true,"room":{"uuid":"r-1"}},"webhook":{"event":"message.added","target":"t"}}"#,
+            sign: |_| Vec::new(),
+        })
+    }
+}
+
 #[cfg(feature = "twilio")]
 impl Hostile for switchboard_twilio::Twilio {
     fn case(_: &Path) -> Option<Case> {
