@@ -19,9 +19,9 @@
     feature = "api"
 ))]
 
-mod common;
 #[path = "fakes/askhandle.rs"]
 mod askhandle;
+mod common;
 #[path = "fakes/haptik.rs"]
 mod haptik;
 #[path = "fakes/nimchat.rs"]
@@ -176,7 +176,12 @@ async fn an_sms_reaches_haptik_and_chat_pinned_hands_it_to_nimchat_with_its_tran
     let hook = format!("/hooks/bot/{HOOK_TOKEN}");
 
     // The SMS reaches the bot, as the user auth_id = our contact id.
-    sms(&h, "SM00000000000000000000000000000001", "Hi, my parcel is late").await;
+    sms(
+        &h,
+        "SM00000000000000000000000000000001",
+        "Hi, my parcel is late",
+    )
+    .await;
     let logged = eventually(T, "the message at the bot", || async {
         let l = bot.logged();
         (!l.is_empty()).then_some(l)
@@ -192,15 +197,29 @@ async fn an_sms_reaches_haptik_and_chat_pinned_hands_it_to_nimchat_with_its_tran
     assert_eq!(conv["desk"], "bot");
 
     // The bot's answer reaches the SMS API, as the bot's.
-    let first = answer(&auth, 9001, "I am the bot. What is your order number?", true, "gogo");
+    let first = answer(
+        &auth,
+        9001,
+        "I am the bot. What is your order number?",
+        true,
+        "gogo",
+    );
     assert_eq!(post_hook(d.addr, &hook, &first).await, 200);
-    assert_eq!(post_hook(d.addr, &hook, &first).await, 200, "Haptik's retry");
+    assert_eq!(
+        post_hook(d.addr, &hook, &first).await,
+        200,
+        "Haptik's retry"
+    );
     let out = outbound(api, &ours).await;
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(out[0]["author"]["type"], "bot");
     assert_eq!(out[0]["author"]["name"], "gogo");
-    api.wait_status(out[0]["id"].as_str().unwrap(), "sent").await;
-    assert_eq!(sent(&twilio, 1).await, ["I am the bot. What is your order number?"]);
+    api.wait_status(out[0]["id"].as_str().unwrap(), "sent")
+        .await;
+    assert_eq!(
+        sent(&twilio, 1).await,
+        ["I am the bot. What is your order number?"]
+    );
 
     // A wrong or missing path token: 401, nothing stored.
     let forged = answer(&auth, 9002, "Send me your card number", true, "gogo");
@@ -216,11 +235,29 @@ async fn an_sms_reaches_haptik_and_chat_pinned_hands_it_to_nimchat_with_its_tran
     // chat_pinned: the chat history holds an answer whose webhook never came; it is
     // imported (once), then the conversation moves to nimchat with the transcript.
     bot.set_history(vec![
-        history_entry(9000, "user", "Hi, my parcel is late", "12/02/26 02:00:00 PM UTC"),
-        history_entry(9001, "bot", "I am the bot. What is your order number?", "12/02/26 02:00:01 PM UTC"),
-        history_entry(9003, "bot", "Let me find a human for you.", "12/02/26 02:00:05 PM UTC"),
+        history_entry(
+            9000,
+            "user",
+            "Hi, my parcel is late",
+            "12/02/26 02:00:00 PM UTC",
+        ),
+        history_entry(
+            9001,
+            "bot",
+            "I am the bot. What is your order number?",
+            "12/02/26 02:00:01 PM UTC",
+        ),
+        history_entry(
+            9003,
+            "bot",
+            "Let me find a human for you.",
+            "12/02/26 02:00:05 PM UTC",
+        ),
     ]);
-    assert_eq!(post_hook(d.addr, &hook, &event("chat_pinned", &auth)).await, 200);
+    assert_eq!(
+        post_hook(d.addr, &hook, &event("chat_pinned", &auth)).await,
+        200
+    );
     let moved = eventually(T, "the conversation at the human desk", || async {
         let c = api.get(&format!("/v1/conversations/{ours}")).await.1;
         (c["desk"] == "desk").then_some(c)
@@ -243,13 +280,20 @@ async fn an_sms_reaches_haptik_and_chat_pinned_hands_it_to_nimchat_with_its_tran
     );
     assert_eq!(
         sent(&twilio, 2).await,
-        ["I am the bot. What is your order number?", "Let me find a human for you."]
+        [
+            "I am the bot. What is your order number?",
+            "Let me find a human for you."
+        ]
     );
 
     // Live: the contact's next message goes to the desk, not to the bot.
     sms(&h, "SM00000000000000000000000000000002", "Order 12345").await;
     assert_eq!(at_desk(&desk, 4).await[3], pair("incoming", "Order 12345"));
-    assert_eq!(bot.logged().len(), 1, "the bot no longer gets the contact's messages");
+    assert_eq!(
+        bot.logged().len(),
+        1,
+        "the bot no longer gets the contact's messages"
+    );
 
     // A late bot answer: acknowledged, never sent.
     let late = answer(&auth, 9004, "Are you still there?", true, "gogo");
@@ -267,7 +311,10 @@ async fn an_sms_reaches_haptik_and_chat_pinned_hands_it_to_nimchat_with_its_tran
     let theirs = desk.conversations()[0].id;
     let reply = desk.agent_message(theirs, "Hi, Anna here. It ships today.", json!({}));
     let now = jiff::Timestamp::now().as_second();
-    assert_eq!(post_webhook(d.addr, "/hooks/desk", &reply, Some(SECRET), now, "d-1").await, 200);
+    assert_eq!(
+        post_webhook(d.addr, "/hooks/desk", &reply, Some(SECRET), now, "d-1").await,
+        200
+    );
     assert_eq!(sent(&twilio, 3).await[2], "Hi, Anna here. It ships today.");
     assert!(bot.problems().is_empty(), "{:?}", bot.problems());
     assert!(desk.problems().is_empty(), "{:?}", desk.problems());
@@ -287,7 +334,12 @@ async fn the_handoff_route_moves_a_bot_conversation_with_its_transcript() {
             + &human_desk(&desk)
     });
     let (d, api) = (&h.daemon, &h.api);
-    sms(&h, "SM00000000000000000000000000000011", "Can I talk to someone?").await;
+    sms(
+        &h,
+        "SM00000000000000000000000000000011",
+        "Can I talk to someone?",
+    )
+    .await;
     eventually(T, "the message at the bot", || async {
         (!bot.logged().is_empty()).then_some(())
     })
@@ -298,7 +350,10 @@ async fn the_handoff_route_moves_a_bot_conversation_with_its_transcript() {
     let ours = conv["id"].as_str().unwrap().to_owned();
     let auth = conv["contact"]["id"].as_str().unwrap().to_owned();
     let a = answer(&auth, 7001, "I can try to help first.", true, "gogo");
-    assert_eq!(post_hook(d.addr, &format!("/hooks/bot/{HOOK_TOKEN}"), &a).await, 200);
+    assert_eq!(
+        post_hook(d.addr, &format!("/hooks/bot/{HOOK_TOKEN}"), &a).await,
+        200
+    );
     sent(&twilio, 1).await;
 
     let path = format!("/v1/conversations/{ours}/handoff");
@@ -306,9 +361,14 @@ async fn the_handoff_route_moves_a_bot_conversation_with_its_transcript() {
         let (s, b) = api.post(&path, &json!({"to": to})).await;
         assert_eq!(s, status, "{to}: {b}");
     }
-    let (s, _) = api.post("/v1/conversations/999999/handoff", &json!({"to": "desk"})).await;
+    let (s, _) = api
+        .post("/v1/conversations/999999/handoff", &json!({"to": "desk"}))
+        .await;
     assert_eq!(s, 404);
-    assert!(events_of(d, "conversation.handoff").await.is_empty(), "refusals move nothing");
+    assert!(
+        events_of(d, "conversation.handoff").await.is_empty(),
+        "refusals move nothing"
+    );
 
     let (s, moved) = api.post(&path, &json!({"to": "desk"})).await;
     assert_eq!(s, 200, "{moved}");
@@ -330,7 +390,10 @@ async fn the_handoff_route_moves_a_bot_conversation_with_its_transcript() {
     let (s, to_api) = api.post(&path, &json!({"to": "api"})).await;
     assert_eq!(s, 200, "{to_api}");
     assert_eq!(to_api["desk"], Value::Null);
-    assert_eq!(events_of(d, "conversation.handoff").await[1]["data"]["to"], Value::Null);
+    assert_eq!(
+        events_of(d, "conversation.handoff").await[1]["data"]["to"],
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -363,7 +426,12 @@ async fn the_same_flow_with_askhandle_whose_webhooks_are_kept_registered() {
     .await;
 
     // The SMS opens a room and is posted there.
-    sms(&h, "SM00000000000000000000000000000021", "Where is my refund?").await;
+    sms(
+        &h,
+        "SM00000000000000000000000000000021",
+        "Where is my refund?",
+    )
+    .await;
     let conv = h
         .conversation("sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}"))
         .await;
@@ -380,7 +448,11 @@ async fn the_same_flow_with_askhandle_whose_webhooks_are_kept_registered() {
     // The bot's answer reaches the SMS API; our own message's echo does not.
     let answer = bot.support_message(&room.uuid, "Refunds take 5 days.", "Handle bot");
     assert_eq!(post_delivery(h.daemon.addr, &hook, &answer).await, 200);
-    assert_eq!(post_delivery(h.daemon.addr, &hook, &answer).await, 200, "a retry");
+    assert_eq!(
+        post_delivery(h.daemon.addr, &hook, &answer).await,
+        200,
+        "a retry"
+    );
     let echo = json!({"data": room.messages[0].clone(), "webhook": {"event": "message.added", "target": target}});
     assert_eq!(post_delivery(h.daemon.addr, &hook, &echo).await, 200);
     assert_eq!(sent(&twilio, 1).await, ["Refunds take 5 days."]);
@@ -390,8 +462,14 @@ async fn the_same_flow_with_askhandle_whose_webhooks_are_kept_registered() {
 
     // A wrong token: 401, nothing stored.
     let forged = bot.support_message(&room.uuid, "Send your IBAN", "Handle bot");
-    assert_eq!(post_delivery(h.daemon.addr, "/hooks/ah/nope", &forged).await, 401);
-    assert_eq!(post_delivery(h.daemon.addr, "/hooks/ah", &forged).await, 401);
+    assert_eq!(
+        post_delivery(h.daemon.addr, "/hooks/ah/nope", &forged).await,
+        401
+    );
+    assert_eq!(
+        post_delivery(h.daemon.addr, "/hooks/ah", &forged).await,
+        401
+    );
 
     // Missed while switchboard was down (the forged delivery never arrived): caught up
     // after the restart, once.
@@ -401,7 +479,12 @@ async fn the_same_flow_with_askhandle_whose_webhooks_are_kept_registered() {
     // The key is rotated: one re-login, and the next message still reaches the room.
     let logins = bot.logins();
     bot.rotate_key();
-    sms(&h, "SM00000000000000000000000000000022", "It has been a week").await;
+    sms(
+        &h,
+        "SM00000000000000000000000000000022",
+        "It has been a week",
+    )
+    .await;
     eventually(T, "the second message in the room", || async {
         (bot.rooms()[0].messages.len() >= 4).then_some(())
     })
@@ -484,7 +567,9 @@ hook_token = "another-haptik-hook-token-0123456"
         ("other", "belongs to organization"),
         ("bot", "to itself"),
     ] {
-        let api = api_service("").replace("[services.api]", "[services.api_svc]").replace("services.api.", "services.api_svc.");
+        let api = api_service("")
+            .replace("[services.api]", "[services.api_svc]")
+            .replace("services.api.", "services.api_svc.");
         let (status, _, err) = write(&format!("{base}{api}{}{elsewhere}", bot(handoff)));
         assert_eq!(status.code(), Some(2), "{handoff}: {err}");
         assert!(err.contains("services.bot.handoff: "), "{err}");

@@ -47,7 +47,10 @@ struct Account {
 
 impl Account {
     fn key(&self) -> String {
-        format!("9944b09199c62bcf9418ad846dd0e4bbdfc6ee{:02}", self.key_generation)
+        format!(
+            "9944b09199c62bcf9418ad846dd0e4bbdfc6ee{:02}",
+            self.key_generation
+        )
     }
 
     fn uuid(&mut self) -> String {
@@ -77,7 +80,10 @@ impl FakeAskHandle {
             .route("/api/v1/messages/", post(create_message))
             .route("/api/v1/webhooks/", post(create_webhook).get(list_webhooks))
             .fallback(|uri: axum::http::Uri, State(s): State<Shared>| async move {
-                s.lock().unwrap().problems.push(format!("unknown route {uri}"));
+                s.lock()
+                    .unwrap()
+                    .problems
+                    .push(format!("unknown route {uri}"));
                 StatusCode::NOT_FOUND
             })
             .with_state(state.clone());
@@ -174,39 +180,69 @@ fn refuse(s: &mut Account, status: StatusCode, problem: String) -> Response {
 
 fn authed(s: &mut Account, h: &HeaderMap) -> Option<Response> {
     let want = format!("Token {}", s.key());
-    (h.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str()))
-        .then(|| (StatusCode::UNAUTHORIZED, Json(json!({"detail": "Invalid token."}))).into_response())
+    (h.get("authorization").and_then(|v| v.to_str().ok()) != Some(want.as_str())).then(|| {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"detail": "Invalid token."})),
+        )
+            .into_response()
+    })
 }
 
 fn only_keys(body: &Value, allowed: &[&str]) -> Vec<String> {
     body.as_object()
-        .map(|o| o.keys().filter(|k| !allowed.contains(&k.as_str())).cloned().collect())
+        .map(|o| {
+            o.keys()
+                .filter(|k| !allowed.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_else(|| vec!["<not an object>".into()])
 }
 
 async fn login(State(state): State<Shared>, Json(body): Json<Value>) -> Response {
     let mut s = state.lock().unwrap();
     if body != json!({"username": USERNAME, "password": PASSWORD}) {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, "Unable to log in with provided credentials.".into());
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            "Unable to log in with provided credentials.".into(),
+        );
     }
     s.logins += 1;
     Json(json!({"token": s.key()})).into_response()
 }
 
-async fn create_room(State(state): State<Shared>, h: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn create_room(
+    State(state): State<Shared>,
+    h: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let mut s = state.lock().unwrap();
     if let Some(r) = authed(&mut s, &h) {
         return r;
     }
     let bad = only_keys(&body, &["label", "name", "rating", "is_bot_use"]);
     if !bad.is_empty() {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, format!("room: unknown fields {bad:?}"));
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            format!("room: unknown fields {bad:?}"),
+        );
     }
     let Some(label) = body["label"].as_str().map(str::to_owned) else {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, "room: label is required".into());
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            "room: label is required".into(),
+        );
     };
     if s.rooms.iter().any(|r| r.label == label) {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, format!("room with label {label} exists"));
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            format!("room with label {label} exists"),
+        );
     }
     let room = Room {
         uuid: s.uuid(),
@@ -227,7 +263,11 @@ async fn list_rooms(State(state): State<Shared>, h: HeaderMap) -> Response {
     Json(Value::Array(s.rooms.iter().map(room_json).collect())).into_response()
 }
 
-async fn get_room(State(state): State<Shared>, h: HeaderMap, Path(label): Path<String>) -> Response {
+async fn get_room(
+    State(state): State<Shared>,
+    h: HeaderMap,
+    Path(label): Path<String>,
+) -> Response {
     let mut s = state.lock().unwrap();
     if let Some(r) = authed(&mut s, &h) {
         return r;
@@ -238,24 +278,43 @@ async fn get_room(State(state): State<Shared>, h: HeaderMap, Path(label): Path<S
     }
 }
 
-async fn create_message(State(state): State<Shared>, h: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn create_message(
+    State(state): State<Shared>,
+    h: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let mut s = state.lock().unwrap();
     if let Some(r) = authed(&mut s, &h) {
         return r;
     }
-    let bad = only_keys(&body, &["body", "nickname", "email", "phone_number", "room"]);
+    let bad = only_keys(
+        &body,
+        &["body", "nickname", "email", "phone_number", "room"],
+    );
     if !bad.is_empty() {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, format!("message: unknown fields {bad:?}"));
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            format!("message: unknown fields {bad:?}"),
+        );
     }
     let Some(room) = body["room"]["uuid"].as_str().map(str::to_owned) else {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, "message: room.uuid is required".into());
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            "message: room.uuid is required".into(),
+        );
     };
     let id = s.uuid();
     let message = json!({"uuid": id, "nickname": body["nickname"], "email": body["email"],
                          "body": body["body"], "is_support_sender": false,
                          "sent_at": jiff::Timestamp::now().to_string()});
     let Some(i) = s.rooms.iter().position(|r| r.uuid == room) else {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, format!("message: no room {room}"));
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            format!("message: no room {room}"),
+        );
     };
     s.rooms[i].messages.push(message.clone());
     (StatusCode::CREATED, Json(message)).into_response()
@@ -269,7 +328,11 @@ async fn list_webhooks(State(state): State<Shared>, h: HeaderMap) -> Response {
     Json(Value::Array(s.webhooks.clone())).into_response()
 }
 
-async fn create_webhook(State(state): State<Shared>, h: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn create_webhook(
+    State(state): State<Shared>,
+    h: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let mut s = state.lock().unwrap();
     if let Some(r) = authed(&mut s, &h) {
         return r;
@@ -277,7 +340,11 @@ async fn create_webhook(State(state): State<Shared>, h: HeaderMap, Json(body): J
     let events = ["chat.added", "message.added", "lead.added", "lead.changed"];
     let event = body["event"].as_str().unwrap_or_default().to_owned();
     if !only_keys(&body, &["event", "target"]).is_empty() || !events.contains(&event.as_str()) {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, format!("webhook: not a subscription {body}"));
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            format!("webhook: not a subscription {body}"),
+        );
     }
     let w = json!({"uuid": s.uuid(), "event": event, "target": body["target"]});
     s.webhooks.push(w.clone());

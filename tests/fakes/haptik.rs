@@ -67,7 +67,10 @@ impl FakeHaptik {
                 axum::routing::get(history),
             )
             .fallback(|uri: axum::http::Uri, State(s): State<Shared>| async move {
-                s.lock().unwrap().problems.push(format!("unknown route {uri}"));
+                s.lock()
+                    .unwrap()
+                    .problems
+                    .push(format!("unknown route {uri}"));
                 StatusCode::NOT_FOUND
             })
             .with_state(state.clone());
@@ -115,7 +118,11 @@ fn refuse(s: &mut State_, status: StatusCode, problem: &str) -> Response {
 fn check_headers(s: &mut State_, h: &HeaderMap) -> Option<Response> {
     let bearer = format!("Bearer {HAPTIK_TOKEN}");
     if h.get("authorization").and_then(|v| v.to_str().ok()) != Some(bearer.as_str()) {
-        return Some(refuse(s, StatusCode::UNAUTHORIZED, "invalid token provided"));
+        return Some(refuse(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "invalid token provided",
+        ));
     }
     if h.get("client-id").and_then(|v| v.to_str().ok()) != Some(CLIENT_ID) {
         return Some(refuse(
@@ -145,19 +152,31 @@ async fn log_message(
     let mut got = keys.clone();
     got.sort_unstable();
     if got != expected {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, &format!("unexpected fields {keys:?}"));
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            &format!("unexpected fields {keys:?}"),
+        );
     }
     if body["message_type"] != 0 {
         return refuse(&mut s, StatusCode::BAD_REQUEST, "message_type must be 0");
     }
     if body["business_id"].as_u64() != Some(BUSINESS) {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, "invalid business_id provided");
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            "invalid business_id provided",
+        );
     }
     let (Some(auth_id), Some(text)) = (
         body["user"]["auth_id"].as_str(),
         body["message_body"].as_str(),
     ) else {
-        return refuse(&mut s, StatusCode::BAD_REQUEST, "user.auth_id and message_body are required");
+        return refuse(
+            &mut s,
+            StatusCode::BAD_REQUEST,
+            "user.auth_id and message_body are required",
+        );
     };
     s.logged.push(Logged {
         auth_id: auth_id.to_owned(),
@@ -177,7 +196,8 @@ async fn history(
     }
     if q.get("business_id").map(String::as_str) != Some(BUSINESS.to_string().as_str())
         || q.get("user_name").map(String::as_str) != Some(USER_NAME)
-        || q.get("conversation_no").is_none_or(|n| n.parse::<u64>().is_err())
+        || q.get("conversation_no")
+            .is_none_or(|n| n.parse::<u64>().is_err())
     {
         return refuse(
             &mut s,
