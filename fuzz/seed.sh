@@ -10,7 +10,7 @@ vendor="${VENDOR_FIXTURES:-../shared/vendor/fixtures}"
 out=fuzz/seeds
 rm -rf "$out"
 for t in twilio_form smooch_webhook intercom_notification intercom_html gbm_webhook \
-         api_inbound api_reply config_load; do
+         nimchat_webhook api_inbound api_reply config_load; do
   mkdir -p "$out/$t"
 done
 put() { printf '%s' "$2" >"$out/$1/$3"; }
@@ -34,6 +34,15 @@ cp "$vendor"/intercom/*.json "$out/intercom_notification/"
 conv="$vendor/intercom/spec_2.14_conversation_object_user_reply_example.json"
 { printf '{"type":"notification_event","app_id":"abc123","id":"notif_1","topic":"conversation.user.replied","created_at":1700000000,"data":{"type":"notification_event_data","item":'
   cat "$conv"; printf '}}'; } >"$out/intercom_notification/envelope_user_replied.json"
+
+# nimchat (Chatwoot): message_created as a message's webhook_data with `event`, in each
+# message type; a private note; an echo of ours; a resolution.
+reply='{"event":"message_created","id":1001,"content":"Hi, Anna here","created_at":"2026-12-02T14:00:00.000Z","message_type":"outgoing","content_type":"text","content_attributes":{},"private":false,"source_id":null,"sender":{"id":3,"name":"Anna","email":"anna@desk.example","type":"user"},"conversation":{"id":42,"inbox_id":5,"status":"open","contact_inbox":{"source_id":"src-1"},"messages":[]},"account":{"id":1,"name":"Acme"},"inbox":{"id":5,"name":"switchboard"},"attachments":[{"id":1,"file_type":"image","data_url":"https://desk.example/a.png"}]}'
+put nimchat_webhook "$reply" reply
+put nimchat_webhook "${reply/\"private\":false/\"private\":true}" private_note
+put nimchat_webhook "${reply/\"message_type\":\"outgoing\"/\"message_type\":0}" incoming_numeric
+put nimchat_webhook "${reply/\"content_attributes\":\{\}/\"content_attributes\":\{\"switchboard_id\":\"mir_7\"\}}" echo
+put nimchat_webhook '{"event":"conversation_status_changed","id":42,"status":"resolved","inbox_id":5,"messages":[],"meta":{},"changed_attributes":[{"status":{"previous_value":"open","current_value":"resolved"}}]}' resolved
 
 # Intercom HTML bodies: the fixtures' bodies and the shapes the converter's tests use.
 put intercom_html '<p>this is the message body</p>' p
