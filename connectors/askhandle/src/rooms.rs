@@ -36,15 +36,9 @@ pub async fn mirror(
     if m.message.direction != Direction::Inbound {
         return Ok(());
     }
-    let mut parts: Vec<&str> = Vec::new();
-    if let Some(t) = m.message.text.as_deref().filter(|t| !t.trim().is_empty()) {
-        parts.push(t);
-    }
-    parts.extend(m.message.attachments.iter().map(|a| a.url.as_str()));
-    if parts.is_empty() {
+    let Some(text) = m.message.text_with_links() else {
         return Ok(());
-    }
-    let text = parts.join("\n");
+    };
     let contact = &m.conversation.contact;
     let room = match ctx.link_get(&m.conversation.id).await? {
         Some(link) => link.desk_conversation_id,

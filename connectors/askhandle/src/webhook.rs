@@ -10,19 +10,7 @@ use crate::payload::{Envelope, Message, Room};
 /// Checks the path `/hooks/{id}/{hook_token}`: a wrong or missing token is 401,
 /// anything below a right token 404.
 pub fn authorize(token: &Secret, head: &HookHead) -> Result<(), HookError> {
-    let (presented, rest) = head
-        .subpath
-        .split_once('/')
-        .unwrap_or((head.subpath.as_str(), ""));
-    if !token.matches(presented.as_bytes()) {
-        return Err(HookError::Unauthorized(
-            "the hook URL's token is missing or wrong".into(),
-        ));
-    }
-    if !rest.is_empty() {
-        return Err(HookError::NotFound);
-    }
-    Ok(())
+    head.require_path_token(token)
 }
 
 /// What a verified event asks for.

@@ -208,14 +208,9 @@ impl Desk for HaptikConnector {
         if m.message.direction != Direction::Inbound {
             return Ok(());
         }
-        let mut parts: Vec<&str> = Vec::new();
-        if let Some(t) = m.message.text.as_deref().filter(|t| !t.trim().is_empty()) {
-            parts.push(t);
-        }
-        parts.extend(m.message.attachments.iter().map(|a| a.url.as_str()));
-        if parts.is_empty() {
+        let Some(text) = m.message.text_with_links() else {
             return Ok(());
-        }
+        };
         let auth_id = m.conversation.contact.id.clone();
         if ctx.link_get(&m.conversation.id).await?.is_none() {
             ctx.link_put(DeskLink {
@@ -225,9 +220,7 @@ impl Desk for HaptikConnector {
             })
             .await?;
         }
-        self.client
-            .log_message(&ctx.http, &auth_id, &parts.join("\n"))
-            .await
+        self.client.log_message(&ctx.http, &auth_id, &text).await
     }
 }
 

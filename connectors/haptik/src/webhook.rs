@@ -9,19 +9,7 @@ use crate::payload::Event;
 /// unknown path below the hook looks the same until the token matches); anything below
 /// a right token is 404.
 pub fn authorize(token: &Secret, head: &HookHead) -> Result<(), HookError> {
-    let (presented, rest) = head
-        .subpath
-        .split_once('/')
-        .unwrap_or((head.subpath.as_str(), ""));
-    if !token.matches(presented.as_bytes()) {
-        return Err(HookError::Unauthorized(
-            "the hook URL's token is missing or wrong".into(),
-        ));
-    }
-    if !rest.is_empty() {
-        return Err(HookError::NotFound);
-    }
-    Ok(())
+    head.require_path_token(token)
 }
 
 /// What a verified event asks for.
