@@ -25,7 +25,9 @@ pub struct Seen {
     pub posts: u64,
     /// Conversations created.
     pub conversations: u64,
-    /// Posts whose message number is below the last one of the same conversation.
+    /// Posts whose message id (`echo_id` = `mir_<our message id>`, ids follow the commit
+    /// order) is below the last one posted to the same conversation. The benchmark
+    /// number is no guide: 64 clients draw numbers before they race to commit.
     pub out_of_order: u64,
     last: HashMap<String, u64>,
 }
@@ -94,11 +96,16 @@ async fn handle(
         let s = &mut *guard;
         s.posts += 1;
         s.first.entry(n).or_insert(now);
+        let id = v["echo_id"]
+            .as_str()
+            .and_then(|e| e.strip_prefix("mir_"))
+            .and_then(|i| i.parse::<u64>().ok())
+            .unwrap_or(0);
         let last = s.last.entry(conversation).or_insert(0);
-        if n < *last {
+        if id < *last {
             s.out_of_order += 1;
         }
-        *last = (*last).max(n);
+        *last = (*last).max(id);
     }
     json(serde_json::json!({"id": id.to_string(), "content": content, "message_type": "incoming"}))
 }
