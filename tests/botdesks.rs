@@ -10,6 +10,8 @@
 //!   start-up and recreated when one is deleted, and whose missed answers are caught up
 //!   after a restart;
 //! - a wrong path token gets 401 with nothing stored;
+//! - `handoff_after` fires after a restart (the due time is stored), and a keyword
+//!   hands off with the message that named it, which the bot never gets;
 //! - `check-config` refuses a bad `handoff` by its key.
 #![cfg(all(
     feature = "haptik",
@@ -577,4 +579,78 @@ hook_token = "another-haptik-hook-token-0123456"
     }
     let (status, _, err) = write(&format!("{base}{}{}", api_service(""), bot("api")));
     assert!(status.success(), "{err}");
+}
+
+#[tokio::test]
+async fn handoff_after_fires_across_a_restart_and_a_keyword_hands_off_at_once() {
+    let twilio = FakeTwilio::start().await;
+    let bot = FakeHaptik::start().await;
+    let desk = FakeNimchat::start().await;
+    let mut h = Harness::start(|dir| {
+        public_config(dir, PUBLIC)
+            + &api_service("")
+            + &sms_to(&twilio, "bot")
+            + &haptik_bot(&bot).replace(
+                "handoff = \"desk\"\n",
+                "handoff = \"desk\"\nhandoff_after = \"3s\"\nhandoff_keywords = [\"human\"]\n",
+            )
+            + &human_desk(&desk)
+    });
+    sms(&h, "SM00000000000000000000000000000031", "Hello?").await;
+    eventually(T, "the message at the bot", || async {
+        (!bot.logged().is_empty()).then_some(())
+    })
+    .await;
+    let conv = h
+        .conversation("sms", &format!("{SMS_CONTACT}|{SMS_NUMBER}"))
+        .await;
+    let ours = conv["id"].as_str().unwrap().to_owned();
+    // Down while the timer runs out: it is stored, and fires once the daemon is back.
+    h.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    h.start_again(&[]);
+    let moved = eventually(T, "the timed-out handoff", || async {
+        let c = h.api.get(&format!("/v1/conversations/{ours}")).await.1;
+        (c["desk"] == "desk").then_some(c)
+    })
+    .await;
+    assert_eq!(moved["desk"], "desk");
+    let ev = events_of(&h.daemon, "conversation.handoff").await;
+    assert_eq!(ev.len(), 1, "{ev:#?}");
+    assert_eq!(ev[0]["data"]["reason"], "timeout");
+    assert_eq!(at_desk(&desk, 1).await, [pair("incoming", "Hello?")]);
+    drop(h);
+
+    // A keyword: the message that names it goes to the human desk, not to the bot.
+    let bot2 = FakeHaptik::start().await;
+    let desk2 = FakeNimchat::start().await;
+    let h = Harness::start(|dir| {
+        public_config(dir, PUBLIC)
+            + &api_service("")
+            + &sms_to(&twilio, "bot")
+            + &haptik_bot(&bot2).replace(
+                "handoff = \"desk\"\n",
+                "handoff = \"desk\"\nhandoff_keywords = [\"human\"]\n",
+            )
+            + &human_desk(&desk2)
+    });
+    sms(&h, "SM00000000000000000000000000000041", "Hi").await;
+    sms(
+        &h,
+        "SM00000000000000000000000000000042",
+        "I want a HUMAN please",
+    )
+    .await;
+    assert_eq!(
+        at_desk(&desk2, 2).await,
+        [
+            pair("incoming", "Hi"),
+            pair("incoming", "I want a HUMAN please")
+        ]
+    );
+    let ev = events_of(&h.daemon, "conversation.handoff").await;
+    assert_eq!(ev[0]["data"]["reason"], "keyword");
+    settle().await;
+    let logged: Vec<String> = bot2.logged().into_iter().map(|l| l.text).collect();
+    assert_eq!(logged, ["Hi"]);
 }
