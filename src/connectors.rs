@@ -13,4 +13,6 @@ connectors! {
     #[cfg(feature = "nimchat")] switchboard_nimchat::Nimchat,
     #[cfg(feature = "messenger")] switchboard_messenger::Messenger,
     #[cfg(feature = "mailgun")] switchboard_mailgun::Mailgun,
+    #[cfg(feature = "haptik")] switchboard_haptik::Haptik,
+    #[cfg(feature = "askhandle")] switchboard_askhandle::AskHandle,
 }

@@ -18,6 +18,9 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 
+/// How often due `handoff_after` timers are looked for (one indexed query).
+const HANDOFF_TICK: Duration = Duration::from_secs(1);
+
 /// Runs the daemon until a termination signal; returns once everything has stopped.
 pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while storage opens or services start must
@@ -96,6 +99,25 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
 
     let housekeeping = tokio::spawn(crate::housekeeping::run(app.clone(), shutdown.clone()));
 
+    // `handoff_after` timers are stored with their conversations (they survive a
+    // restart); this fires the due ones.
+    let handoffs_store = store.clone();
+    let handoffs_stop = shutdown.clone();
+    let handoffs = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = handoffs_stop.cancelled() => return,
+                _ = tokio::time::sleep(HANDOFF_TICK) => {
+                    match handoffs_store.fire_due_handoffs().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(conversations = n, "handoff_after: handed off"),
+                        Err(e) => tracing::warn!(error = %e, "handoff timers failed"),
+                    }
+                }
+            }
+        }
+    });
+
     let (hub_config, hub_config_rx) = watch::channel(config.hub.clone());
     let hub = tokio::spawn(crate::hub::sync_task(app.clone(), hub_config_rx));
     control_loop(
@@ -117,6 +139,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         supervisor.stop_all(deadline).await;
         let _ = server.await;
         let _ = housekeeping.await;
+        let _ = handoffs.await;
         let _ = hub.await;
         let _ = watchdog.await;
     })

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    ConnState, Conversation, DeskLink, DeskReply, HostError, InboundMessage, Ingested, Message,
-    MessageStatus, Nonce, Posted, StatusChange, SystemMessage, Watermark,
+    ConnState, Conversation, DeskLink, DeskReply, HandedOff, HostError, InboundMessage, Ingested,
+    Message, MessageStatus, Nonce, Posted, StatusChange, SystemMessage, Watermark,
 };
 use tokio::sync::watch;
 
@@ -246,6 +246,7 @@ impl switchboard_core::Host for ServiceHost {
                     attachments: vec![],
                     author: msg.author,
                     idempotency_key: Some(msg.idempotency_key),
+                    from_desk: None,
                 },
             )
             .await?;
@@ -272,6 +273,7 @@ impl switchboard_core::Host for ServiceHost {
                     attachments: reply.attachments,
                     author: reply.author,
                     idempotency_key: Some(key),
+                    from_desk: Some(self.info.id.clone()),
                 },
             )
             .await?;
@@ -301,6 +303,33 @@ impl switchboard_core::Host for ServiceHost {
             .store
             .link_close(&self.info.id, desk_conversation_id)
             .await?)
+    }
+
+    async fn hand_off(
+        &self,
+        conversation_id: &str,
+        reason: &str,
+    ) -> Result<Option<HandedOff>, HostError> {
+        let id = crate::store::rows::parse_id(conversation_id)
+            .ok_or_else(|| HostError::NotFound("conversation".into()))?;
+        let to = self
+            .store
+            .routes()
+            .handoff_of(&self.info.id)
+            .and_then(|h| h.to.clone());
+        let req = crate::store::handoff::Request {
+            conversation_id: id,
+            organization: Some(self.info.organization.clone()),
+            to,
+            only_from: Some(self.info.id.clone()),
+            reason: reason.to_owned(),
+        };
+        match self.store.hand_off(req).await {
+            Ok(moved) => Ok(moved.map(|(_, h)| h)),
+            // Already at the target (handed there by another trigger first).
+            Err(crate::store::StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn kv_get(&self, key: &str) -> Result<Option<String>, HostError> {
@@ -407,6 +436,7 @@ mod tests {
             status: ServiceStatus::Active,
             organization: organization.into(),
             desk: None,
+            handoff: Default::default(),
             start_date: None,
             end_date: None,
             params: Arc::new(Untyped),
@@ -610,5 +640,6 @@ mod tests {
         ));
     }
 
+    mod handoff;
     mod routing;
 }

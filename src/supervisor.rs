@@ -289,6 +289,12 @@ pub fn routes(config: &Config, status: &BTreeMap<String, ServiceStatus>) -> Rout
             .values()
             .filter_map(|s| Some((s.id.clone(), s.desk.clone()?)))
             .collect(),
+        handoffs: config
+            .services
+            .values()
+            .filter(|s| s.handoff.configured())
+            .map(|s| (s.id.clone(), s.handoff.clone()))
+            .collect(),
     }
 }
 

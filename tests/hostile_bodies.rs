@@ -240,6 +240,41 @@ impl Hostile for switchboard_mailgun::Mailgun {
     }
 }
 
+#[cfg(feature = "haptik")]
+impl Hostile for switchboard_haptik::Haptik {
+    /// A bot answer on the path-token hook (Haptik signs nothing).
+    fn case(_: &Path) -> Option<Case> {
+        Some(Case::Json {
+            service: format!(
+                "\n[services.hp]\ntype = \"haptik\"\n[services.hp.params]\nbase_url = \"{NOWHERE}\"\n\
+                 token = \"hostile-haptik-token\"\nclient_id = \"cl\"\nbusiness_id = 343\n\
+                 hook_token = \"hostile-haptik-hook-token-0123\"\n"
+            ),
+            path: "/hooks/hp/hostile-haptik-hook-token-0123",
+            key: "event_name",
+            good: br#"{"event_name":"message","user":{"auth_id":"1"},"agent":{"name":"gogo","is_automated":true},"message":{"id":1,"body":{"text":"hi","type":"TEXT"}}}"#,
+            sign: |_| Vec::new(),
+        })
+    }
+}
+
+#[cfg(feature = "askhandle")]
+impl Hostile for switchboard_askhandle::AskHandle {
+    /// An answer on the path-token hook (AskHandle signs nothing).
+    fn case(_: &Path) -> Option<Case> {
+        Some(Case::Json {
+            service: format!(
+                "\n[services.ah]\ntype = \"askhandle\"\n[services.ah.params]\napi_base = \"{NOWHERE}\"\n\
+                 token = \"hostile-askhandle-token\"\nhook_token = \"hostile-askhandle-hook-token-01\"\n"
+            ),
+            path: "/hooks/ah/hostile-askhandle-hook-token-01",
+            key: "webhook",
+            good: br#"{"data":{"uuid":"m-1","body":"hi","is_support_sender":true,"room":{"uuid":"r-1"}},"webhook":{"event":"message.added","target":"t"}}"#,
+            sign: |_| Vec::new(),
+        })
+    }
+}
+
 #[cfg(feature = "twilio")]
 impl Hostile for switchboard_twilio::Twilio {
     fn case(_: &Path) -> Option<Case> {

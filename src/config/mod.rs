@@ -363,6 +363,9 @@ pub struct ServiceConfig {
     /// every contact message is mirrored there. Checked to exist, to share the
     /// organization and to be of a desk type.
     pub desk: Option<String>,
+    /// On a desk (a bot): when and to whom it hands its conversations on. Checked
+    /// like `desk`.
+    pub handoff: Handoff,
     /// Start of the window in which the service is active.
     pub start_date: Option<Timestamp>,
     /// End of that window.
@@ -381,6 +384,26 @@ impl ServiceConfig {
     }
 }
 
+/// A desk's handoff keys (`handoff`, `handoff_after`, `handoff_keywords`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handoff {
+    /// The desk that takes over (`handoff = "<id>"`); `None` for switchboard's own
+    /// agents (`"api"` or no key), who answer through `/v1`.
+    pub to: Option<String>,
+    /// Hand off when the desk has not answered a contact message for this long.
+    pub after: Option<Duration>,
+    /// Hand off when a contact message contains one of these (lowercased; matched
+    /// case-insensitively as whole words).
+    pub keywords: Vec<String>,
+}
+
+impl Handoff {
+    /// Whether any handoff key was set.
+    pub fn configured(&self) -> bool {
+        self.to.is_some() || self.after.is_some() || !self.keywords.is_empty()
+    }
+}
+
 /// The service-level keys, before the params are typed by `type`.
 #[derive(Deserialize)]
 struct RawService {
@@ -396,6 +419,12 @@ struct RawService {
     organization: String,
     #[serde(default)]
     desk: Option<String>,
+    #[serde(default)]
+    handoff: Option<String>,
+    #[serde(default)]
+    handoff_after: Option<DurationParam>,
+    #[serde(default)]
+    handoff_keywords: Vec<String>,
     #[serde(default)]
     start_date: Option<Timestamp>,
     #[serde(default)]
@@ -636,6 +665,36 @@ fn cross_checks(services: &BTreeMap<String, ServiceConfig>) -> Vec<Issue> {
             });
         }
     }
+    for svc in services.values() {
+        let path = join(&join("services", &svc.id), "handoff");
+        if svc.handoff.configured() && !svc.params.can_be_desk() {
+            issues.push(Issue {
+                path,
+                message: format!(
+                    "a service of type {:?} is no desk and hands nothing off",
+                    svc.type_name()
+                ),
+            });
+            continue;
+        }
+        let Some(to) = &svc.handoff.to else { continue };
+        let problem = match services.get(to) {
+            None => Some(format!("no service {to:?} is configured")),
+            Some(_) if to == &svc.id => Some("a desk cannot hand off to itself".into()),
+            Some(d) if d.organization != svc.organization => Some(format!(
+                "service {to:?} belongs to organization {:?}, not {:?}",
+                d.organization, svc.organization
+            )),
+            Some(d) if !d.params.can_be_desk() => Some(format!(
+                "service {to:?} is of type {:?}, which cannot be a desk",
+                d.type_name()
+            )),
+            Some(_) => None,
+        };
+        if let Some(message) = problem {
+            issues.push(Issue { path, message });
+        }
+    }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for svc in services.values() {
         for t in svc.params.tokens() {
@@ -782,6 +841,33 @@ pub fn service(
         });
         return None;
     }
+    if raw.handoff_after.as_ref().is_some_and(|d| d.0.is_zero()) {
+        issues.push(Issue {
+            path: join(&prefix, "handoff_after"),
+            message: "must be longer than zero".into(),
+        });
+        return None;
+    }
+    if let Some(i) = raw
+        .handoff_keywords
+        .iter()
+        .position(|k| k.trim().is_empty())
+    {
+        issues.push(Issue {
+            path: format!("{}[{i}]", join(&prefix, "handoff_keywords")),
+            message: "must not be empty".into(),
+        });
+        return None;
+    }
+    let handoff = Handoff {
+        to: raw.handoff.filter(|h| h != "api"),
+        after: raw.handoff_after.map(|d| d.0),
+        keywords: raw
+            .handoff_keywords
+            .iter()
+            .map(|k| k.trim().to_lowercase())
+            .collect(),
+    };
     let _ = (
         raw.description,
         raw.touchpoints,
@@ -795,6 +881,7 @@ pub fn service(
         status: raw.status,
         organization: raw.organization,
         desk: raw.desk,
+        handoff,
         start_date: raw.start_date,
         end_date: raw.end_date,
         params,

@@ -85,7 +85,9 @@ impl From<StoreError> for ApiError {
                 ApiError::unavailable("storage is unavailable; nothing was stored, retry later")
             }
             StoreError::NotFound(what) => ApiError::not_found(&what),
-            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::Conflict(m) | StoreError::HandedOff(m) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", m)
+            }
             StoreError::Internal(m) => {
                 tracing::error!(error = %m, "storage error");
                 ApiError::new(
@@ -107,7 +109,9 @@ impl From<HostError> for ApiError {
             }
             HostError::NotFound(what) => ApiError::not_found(&what),
             HostError::Invalid(m) => ApiError::invalid(m),
-            HostError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            HostError::Conflict(m) | HostError::HandedOff(m) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", m)
+            }
         }
     }
 }

@@ -62,7 +62,7 @@ struct EventsQuery {
     params(EventsQuery),
     security(("bearer" = ["read"]), ("access_token" = ["read"])),
     responses(
-        (status = 101, description = "Switching to the websocket: each text frame is one event `{type, timestamp, seq, data}` of type `contact.created`, `conversation.created`, `conversation.routed` (first mirrored into its desk), `message.created`, `message.status` or `service.state` (or a live `conversation.typing` without seq)"),
+        (status = 101, description = "Switching to the websocket: each text frame is one event `{type, timestamp, seq, data}` of type `contact.created`, `conversation.created`, `conversation.routed` (first mirrored into its desk), `conversation.handoff` (moved to another desk: `data.from`, `data.to`, `data.reason`, `data.conversation`), `message.created`, `message.status` or `service.state` (or a live `conversation.typing` without seq)"),
         (status = 400, response = Malformed),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),

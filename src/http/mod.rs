@@ -17,6 +17,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod events;
+pub mod handoff;
 pub mod health;
 pub mod hooks;
 pub mod openapi;
@@ -56,6 +57,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/conversations/{id}/messages",
             get(v1::conversation_messages).post(v1::reply),
         )
+        .route("/v1/conversations/{id}/handoff", post(handoff::handoff))
         .route("/v1/messages/{id}", get(v1::message))
         .route("/v1/events", get(events::events))
         .route("/v1/admin/reload", post(v1::reload))

@@ -31,6 +31,7 @@ use super::schema;
         super::v1::conversation,
         super::v1::conversation_messages,
         super::v1::reply,
+        super::handoff::handoff,
         super::v1::message,
         super::events::events,
         super::v1::reload,

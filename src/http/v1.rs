@@ -192,7 +192,7 @@ pub async fn conversations(
 }
 
 /// The caller's organization's conversation with this id, or 404.
-async fn own_conversation(
+pub(super) async fn own_conversation(
     app: &App,
     caller: &Caller,
     id: &str,
@@ -407,6 +407,7 @@ impl ReplyBody {
             attachments: self.attachments,
             author,
             idempotency_key: self.idempotency_key,
+            from_desk: None,
         })
     }
 }

@@ -13,6 +13,10 @@ pub enum StoreError {
     /// The request conflicts with what is stored (409).
     #[error("{0}")]
     Conflict(String),
+    /// A desk answered in a conversation that was handed off to another desk: the
+    /// answer is dropped (the desk gets 2xx; `/v1` would answer 409).
+    #[error("{0}")]
+    HandedOff(String),
     /// A bug or corruption (500).
     #[error("storage error: {0}")]
     Internal(String),
@@ -54,6 +58,7 @@ impl From<StoreError> for switchboard_core::HostError {
         match e {
             StoreError::NotFound(m) => switchboard_core::HostError::NotFound(m),
             StoreError::Conflict(m) => switchboard_core::HostError::Conflict(m),
+            StoreError::HandedOff(m) => switchboard_core::HostError::HandedOff(m),
             StoreError::Unavailable(m) | StoreError::Internal(m) => {
                 switchboard_core::HostError::Unavailable(m)
             }

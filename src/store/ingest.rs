@@ -26,6 +26,10 @@ pub struct NewOutbound {
     pub author: Author,
     /// Repeats with the same key return the first message.
     pub idempotency_key: Option<String>,
+    /// The desk that posts it (`post_reply`), if a desk does: a desk the conversation
+    /// was handed away from has its answer refused ([`StoreError::HandedOff`]), and the
+    /// current desk's answer stops the `handoff_after` timer.
+    pub from_desk: Option<String>,
 }
 
 impl WriteCx<'_> {
@@ -100,7 +104,9 @@ impl WriteCx<'_> {
         // The desk learns that a reply did not reach the contact (as it learns the
         // conversation's messages: in its order, durably).
         if to == MessageStatus::Failed
-            && let Some(desk) = self.routes.desk_of(&service_id).map(str::to_owned)
+            && let Some(desk) = self
+                .conversation("c.id = ?", [conversation_id])?
+                .and_then(|c| self.current_desk(&c))
             && !self
                 .routes
                 .subscribers(&organization, "message.status")
@@ -209,10 +215,15 @@ fn ingest_one(
     let (mut conv, conversation_created) = match existing {
         Some(mut row) => {
             if row.status == "closed" {
+                // Reopened: it starts over at its channel's desk (a bot, again).
                 cx.conn
-                    .prepare_cached("UPDATE conversations SET status = 'open' WHERE id = ?")?
+                    .prepare_cached(
+                        "UPDATE conversations SET status = 'open', handed_off = 0, \
+                         handoff_due_at = NULL WHERE id = ?",
+                    )?
                     .execute([row.id])?;
                 row.status = "open".into();
+                row.handed_off = 0;
             }
             (row, false)
         }
@@ -245,6 +256,7 @@ fn ingest_one(
                 contact_phone: phone.clone(),
                 desk: None,
                 desk_external_id: None,
+                handed_off: 0,
             };
             (row, true)
         }
@@ -252,8 +264,9 @@ fn ingest_one(
     conv.contact_name = name;
     conv.contact_email = email;
     conv.contact_phone = phone;
-    let desk = cx.routes.desk_of(&service.id).map(str::to_owned);
-    if let Some(desk) = &desk
+    let desk = cx.current_desk(&conv);
+    if conv.handed_off == 0
+        && let Some(desk) = &desk
         && conv.desk.as_ref() != Some(desk)
     {
         // Routed (again, after a reload changed the channel's desk): the new desk's
@@ -287,7 +300,20 @@ fn ingest_one(
             "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",
         )?
         .execute(params![now, conv.id])?;
-    if let Some(desk) = &desk {
+    // A message with one of the desk's handoff keywords goes to the next desk, with the
+    // transcript it ends (below, once its own events are appended).
+    let rule = desk
+        .as_deref()
+        .and_then(|d| cx.routes.handoff_of(d))
+        .cloned();
+    let keyword = rule.as_ref().filter(|r| {
+        msg.text
+            .as_deref()
+            .is_some_and(|t| super::handoff::has_keyword(t, &r.keywords))
+    });
+    if let Some(desk) = &desk
+        && keyword.is_none()
+    {
         // The desk's copy is due in the same transaction as the message itself, in the
         // conversation's order.
         cx.enqueue(
@@ -296,7 +322,16 @@ fn ingest_one(
             message_id,
             &format!("c{}", conv.id),
         )?;
+        if let Some(after) = rule.as_ref().and_then(|r| r.after) {
+            // The desk has until then to answer; its first answer clears it.
+            cx.conn
+                .prepare_cached(
+                    "UPDATE conversations SET handoff_due_at = ? WHERE id = ? AND handoff_due_at IS NULL",
+                )?
+                .execute(params![now + after.as_millis() as i64, conv.id])?;
+        }
     }
+    let keyword_to = keyword.map(|r| r.to.clone());
     conv.updated_at = now;
     conv.last_message_at = Some(now);
 
@@ -341,6 +376,22 @@ fn ingest_one(
         conv_id,
         &EventData::message_created(&message, &conversation),
     )?;
+    let mut conversation = conversation;
+    if let Some(to) = keyword_to {
+        let req = super::handoff::Request {
+            conversation_id: message.conversation_id.parse().unwrap_or_default(),
+            organization: None,
+            to,
+            only_from: desk,
+            reason: super::handoff::reason::KEYWORD.into(),
+        };
+        match super::handoff::hand_off(cx, &req) {
+            Ok(Some((moved, _))) => conversation = moved,
+            // The desk hands off to itself (a misconfiguration check-config refuses).
+            Ok(None) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(Ingested {
         message,
         conversation,
@@ -376,6 +427,20 @@ pub fn reply(
     {
         return Ok((existing.into_message(), conv.into_conversation(), false));
     }
+    let current = cx.current_desk(&conv);
+    if let Some(poster) = &new.from_desk {
+        if conv.handed_off != 0 && current.as_ref() != Some(poster) {
+            return Err(StoreError::HandedOff(format!(
+                "conversation {conversation_id} was handed off to {}",
+                current.as_deref().unwrap_or("switchboard's own agents")
+            )));
+        }
+        if current.as_ref() == Some(poster) {
+            cx.conn
+                .prepare_cached("UPDATE conversations SET handoff_due_at = NULL WHERE id = ?")?
+                .execute([conversation_id])?;
+        }
+    }
     let attachments = attachments_json(&new.attachments);
     cx.conn
         .prepare_cached(
@@ -409,7 +474,7 @@ pub fn reply(
     )?;
     // A reply that did not come from the conversation's desk (an API agent, a bot, a
     // system message) is mirrored there too, so that the desk shows the whole thread.
-    if let Some(desk) = cx.routes.desk_of(&conv.service_id).map(str::to_owned) {
+    if let Some(desk) = current {
         let own = desk_key_prefix(&desk);
         if !new
             .idempotency_key

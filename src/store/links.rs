@@ -11,8 +11,8 @@ use super::rows::parse_id;
 use super::writer::WriteCx;
 
 /// Stores `link` for desk `desk_id`: a new desk conversation id is inserted, a known one
-/// updated. A desk conversation already linked to another of our conversations, or a
-/// conversation of ours that does not exist, is refused. The first link of a
+/// updated. A desk conversation already linked to another of our conversations (by a
+/// link that has not ended), or a conversation of ours that does not exist, is refused. The first link of a
 /// conversation to this desk makes it the conversation's desk and appends
 /// `conversation.routed`, in the same transaction.
 pub fn put(cx: &mut WriteCx<'_>, desk_id: &str, link: &DeskLink) -> Result<(), StoreError> {
@@ -26,13 +26,29 @@ pub fn put(cx: &mut WriteCx<'_>, desk_id: &str, link: &DeskLink) -> Result<(), S
     if exists.is_none() {
         return Err(StoreError::NotFound("conversation".into()));
     }
-    let linked: Option<i64> = cx
+    let linked: Option<(i64, bool)> = cx
         .conn
         .prepare_cached(
-            "SELECT conversation_id FROM desk_links WHERE desk_id = ? AND desk_conversation_id = ?",
+            "SELECT conversation_id, ended_at IS NOT NULL FROM desk_links \
+             WHERE desk_id = ? AND desk_conversation_id = ?",
         )?
-        .query_row(params![desk_id, link.desk_conversation_id], |r| r.get(0))
+        .query_row(params![desk_id, link.desk_conversation_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
+    let linked = match linked {
+        // A desk whose conversation is per contact (a bot's chat with one user) names
+        // it again for the contact's next conversation of ours, once the last ended.
+        Some((other, true)) if other != conversation_id => {
+            cx.conn
+                .prepare_cached(
+                    "DELETE FROM desk_links WHERE desk_id = ? AND desk_conversation_id = ?",
+                )?
+                .execute(params![desk_id, link.desk_conversation_id])?;
+            None
+        }
+        other => other.map(|(c, _)| c),
+    };
     match linked {
         Some(other) if other != conversation_id => Err(StoreError::Conflict(format!(
             "desk conversation {:?} is already linked to conversation {other}",
@@ -98,8 +114,9 @@ pub fn put(cx: &mut WriteCx<'_>, desk_id: &str, link: &DeskLink) -> Result<(), S
 }
 
 /// Desk `desk_id` resolved its conversation `desk_conversation_id`: ends the link and
-/// closes our conversation. Returns our conversation's id, `None` when no live link has
-/// that desk id.
+/// closes our conversation (unless it was handed off to another desk, which then
+/// decides). Returns the id of our conversation it closed, `None` when no live link has
+/// that desk id or the conversation is another desk's now.
 pub fn close(
     cx: &mut WriteCx<'_>,
     desk_id: &str,
@@ -121,6 +138,14 @@ pub fn close(
             "UPDATE desk_links SET ended_at = ?1, updated_at = ?1 WHERE desk_id = ?2 AND desk_conversation_id = ?3",
         )?
         .execute(params![cx.now, desk_id, desk_conversation_id])?;
+    // A desk the conversation was handed away from (a bot finishing its chat) ends its
+    // own part only: the desk that has it now decides when it is over.
+    let handed_away = cx
+        .conversation("c.id = ?", [conversation_id])?
+        .is_some_and(|c| c.handed_off != 0 && cx.current_desk(&c).as_deref() != Some(desk_id));
+    if handed_away {
+        return Ok(None);
+    }
     // The contact's next message opens a new conversation (or, for a provider thread,
     // reopens this one); either way the ended link makes the desk open a new one.
     cx.conn

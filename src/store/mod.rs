@@ -19,6 +19,7 @@
 pub mod dead;
 pub mod error;
 pub mod events;
+pub mod handoff;
 pub mod ingest;
 pub mod links;
 pub mod outbox;
@@ -161,6 +162,11 @@ impl Store {
         self.shared.set_routes(routes)
     }
 
+    /// The event routes in force.
+    pub fn routes(&self) -> Arc<Routes> {
+        self.shared.routes()
+    }
+
     /// Follows the committed event head.
     pub fn subscribe_events(&self) -> watch::Receiver<i64> {
         self.shared.subscribe_seq()
@@ -270,6 +276,19 @@ impl Store {
         self.writer
             .run(move |cx| links::close(cx, &desk, &theirs))
             .await
+    }
+
+    /// See [`handoff::hand_off`].
+    pub async fn hand_off(
+        &self,
+        req: handoff::Request,
+    ) -> Result<Option<(Conversation, switchboard_core::HandedOff)>, StoreError> {
+        self.writer.run(move |cx| handoff::hand_off(cx, &req)).await
+    }
+
+    /// See [`handoff::fire_due`].
+    pub async fn fire_due_handoffs(&self) -> Result<usize, StoreError> {
+        self.writer.run(handoff::fire_due).await
     }
 
     /// See [`links::get`].

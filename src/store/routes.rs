@@ -29,12 +29,20 @@ pub struct Routes {
     /// Channel service id → its desk's service id (`desk = "…"`), whatever the desk's
     /// status: a disabled desk's deliveries wait in its outbox.
     pub desks: HashMap<String, String>,
+    /// Desk service id → its handoff keys, for desks that set any.
+    pub handoffs: HashMap<String, crate::config::Handoff>,
 }
 
 impl Routes {
     /// The desk that answers channel `service_id`'s conversations, if any.
     pub fn desk_of(&self, service_id: &str) -> Option<&str> {
         self.desks.get(service_id).map(String::as_str)
+    }
+
+    /// Desk `desk_id`'s handoff keys (none set: to switchboard's own agents, on demand
+    /// only).
+    pub fn handoff_of(&self, desk_id: &str) -> Option<&crate::config::Handoff> {
+        self.handoffs.get(desk_id)
     }
 
     /// The webhook services that take an event of `kind` in `organization`.

@@ -19,7 +19,8 @@ pub const CONVERSATION_COLS: &str = "c.id, c.service_id, c.organization, c.exter
     k.external_id AS contact_external_id, k.name AS contact_name, k.email AS contact_email, \
     k.phone AS contact_phone, c.desk_id AS desk, \
     (SELECT l.desk_conversation_id FROM desk_links l WHERE l.desk_id = c.desk_id \
-     AND l.conversation_id = c.id ORDER BY l.id DESC LIMIT 1) AS desk_external_id";
+     AND l.conversation_id = c.id ORDER BY l.id DESC LIMIT 1) AS desk_external_id, \
+    c.handed_off";
 
 /// A stored message.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -103,6 +104,9 @@ pub struct ConversationRow {
     pub contact_phone: Option<String>,
     pub desk: Option<String>,
     pub desk_external_id: Option<String>,
+    /// 1 once a handoff gave the conversation its desk (the channel's `desk` no longer
+    /// applies to it).
+    pub handed_off: i64,
 }
 
 impl ConversationRow {
@@ -124,6 +128,7 @@ impl ConversationRow {
             contact_phone: r.get(at + 12)?,
             desk: r.get(at + 13)?,
             desk_external_id: r.get(at + 14)?,
+            handed_off: r.get(at + 15)?,
         })
     }
 

@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::HostError;
 use crate::host::{
-    DeskLink, DeskReply, Gauge, Host, InboundMessage, Ingested, Nonce, Posted, StatusChange,
-    SystemMessage, Watermark,
+    DeskLink, DeskReply, Gauge, HandedOff, Host, InboundMessage, Ingested, Nonce, Posted,
+    StatusChange, SystemMessage, Watermark,
 };
 use crate::model::{Conversation, Message, MessageStatus};
 
@@ -201,6 +201,15 @@ impl ServiceContext {
         desk_conversation_id: &str,
     ) -> Result<Option<String>, HostError> {
         self.host.close_conversation(desk_conversation_id).await
+    }
+
+    /// See [`Host::hand_off`].
+    pub async fn hand_off(
+        &self,
+        conversation_id: &str,
+        reason: &str,
+    ) -> Result<Option<HandedOff>, HostError> {
+        self.host.hand_off(conversation_id, reason).await
     }
 
     /// See [`Host::kv_get`].

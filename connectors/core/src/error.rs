@@ -211,6 +211,10 @@ pub enum HostError {
     /// service that is being archived).
     #[error("{0}")]
     Conflict(String),
+    /// The conversation was handed off to another desk: this desk's late answer is
+    /// dropped, never sent to the contact. A desk answers its platform 2xx for it.
+    #[error("handed off: {0}")]
+    HandedOff(String),
 }
 
 impl From<HostError> for HookError {
@@ -218,7 +222,9 @@ impl From<HostError> for HookError {
         match e {
             HostError::Unavailable(m) => HookError::Unavailable(m),
             HostError::NotFound(_) => HookError::NotFound,
-            HostError::Invalid(m) | HostError::Conflict(m) => HookError::Unprocessable(m),
+            HostError::Invalid(m) | HostError::Conflict(m) | HostError::HandedOff(m) => {
+                HookError::Unprocessable(m)
+            }
         }
     }
 }

@@ -25,8 +25,9 @@ pub struct Event {
 }
 
 impl Event {
-    /// `contact.created`, `conversation.created`, `conversation.routed`, `message.created`,
-    /// `message.status`, `service.state`, or a type added later.
+    /// `contact.created`, `conversation.created`, `conversation.routed`,
+    /// `conversation.handoff`, `message.created`, `message.status`, `service.state`, or a
+    /// type added later.
     pub fn kind(&self) -> &str {
         self.data.kind()
     }
@@ -55,6 +56,20 @@ pub enum EventData<'a> {
     ConversationRouted {
         /// The conversation, with its desk.
         conversation: Cow<'a, Conversation>,
+    },
+    /// `conversation.handoff`: the conversation moved from one desk to another (a bot
+    /// handed it to human agents); the new desk gets its transcript.
+    ConversationHandoff {
+        /// The conversation, showing its new desk.
+        conversation: Cow<'a, Conversation>,
+        /// Who had it: a desk's service id, or null for switchboard's own agents.
+        from: Option<String>,
+        /// Who has it now: a desk's service id, or null for switchboard's own agents
+        /// (`handoff = "api"`).
+        to: Option<String>,
+        /// What triggered it: `api`, `keyword`, `timeout`, or the bot platform's event
+        /// (e.g. `chat_pinned`).
+        reason: String,
     },
     /// `message.created`: a message was stored, inbound or outbound.
     MessageCreated {
@@ -104,6 +119,21 @@ impl<'a> EventData<'a> {
         }
     }
 
+    /// `conversation.handoff` of `conversation` (already showing desk `to`).
+    pub fn conversation_handoff(
+        conversation: &'a Conversation,
+        from: Option<String>,
+        to: Option<String>,
+        reason: &str,
+    ) -> Self {
+        EventData::ConversationHandoff {
+            conversation: Cow::Borrowed(conversation),
+            from,
+            to,
+            reason: reason.to_owned(),
+        }
+    }
+
     /// `message.created` of `message` in `conversation`.
     pub fn message_created(message: &'a Message, conversation: &'a Conversation) -> Self {
         EventData::MessageCreated {
@@ -132,6 +162,7 @@ impl<'a> EventData<'a> {
             EventData::ContactCreated { .. } => "contact.created",
             EventData::ConversationCreated { .. } => "conversation.created",
             EventData::ConversationRouted { .. } => "conversation.routed",
+            EventData::ConversationHandoff { .. } => "conversation.handoff",
             EventData::MessageCreated { .. } => "message.created",
             EventData::MessageStatus { .. } => "message.status",
             EventData::ServiceState { .. } => "service.state",
@@ -161,6 +192,15 @@ impl EventData<'static> {
                 let Objects { conversation, .. } = from_value::<Owned>(data)?;
                 EventData::ConversationRouted {
                     conversation: Cow::Owned(required(conversation, "conversation")?),
+                }
+            }
+            "conversation.handoff" => {
+                let h = from_value::<Handoff<Conversation>>(data)?;
+                EventData::ConversationHandoff {
+                    conversation: Cow::Owned(h.conversation),
+                    from: h.from,
+                    to: h.to,
+                    reason: h.reason,
                 }
             }
             "message.created" => {
@@ -212,6 +252,15 @@ struct Objects<M, C, P, S> {
     service: Option<S>,
 }
 
+/// The `data` of `conversation.handoff`: the conversation and the move.
+#[derive(Serialize, Deserialize)]
+struct Handoff<C> {
+    conversation: C,
+    from: Option<String>,
+    to: Option<String>,
+    reason: String,
+}
+
 type Owned = Objects<Message, Conversation, Contact, serde_json::Value>;
 type Borrowed<'b> = Objects<&'b Message, &'b Conversation, &'b Contact, &'b serde_json::Value>;
 
@@ -233,6 +282,20 @@ impl Serialize for EventData<'_> {
             } => {
                 o.message = Some(message);
                 o.conversation = Some(conversation);
+            }
+            EventData::ConversationHandoff {
+                conversation,
+                from,
+                to,
+                reason,
+            } => {
+                return Handoff {
+                    conversation: &**conversation,
+                    from: from.clone(),
+                    to: to.clone(),
+                    reason: reason.clone(),
+                }
+                .serialize(s);
             }
             EventData::MessageStatus { message } => o.message = Some(message),
             EventData::ServiceState { service } => o.service = Some(service),
@@ -315,24 +378,26 @@ mod tests {
             "conversation.routed is typed"
         );
 
-        let later = r#"{"type":"conversation.handoff","timestamp":"2026-01-01T00:00:00Z","seq":8,"data":{"from":"bot","to":"nim"}}"#;
+        let later = r#"{"type":"conversation.archived","timestamp":"2026-01-01T00:00:00Z","seq":8,"data":{"desk":"nim"}}"#;
         let e: Event = serde_json::from_str(later).unwrap();
         assert_eq!(
             e.data,
             EventData::Other {
-                kind: "conversation.handoff".into(),
-                data: serde_json::json!({"from": "bot", "to": "nim"})
+                kind: "conversation.archived".into(),
+                data: serde_json::json!({"desk": "nim"})
             }
         );
-        assert_eq!(e.kind(), "conversation.handoff");
+        assert_eq!(e.kind(), "conversation.archived");
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
             later,
             "an unknown type is sent on as it came"
         );
         assert!(
-            serde_json::from_str::<Event>(&later.replace("conversation.handoff", "message.status"))
-                .is_err()
+            serde_json::from_str::<Event>(
+                &later.replace("conversation.archived", "message.status")
+            )
+            .is_err()
         );
     }
 

@@ -25,6 +25,26 @@ pub struct HookHead {
 }
 
 impl HookHead {
+    /// For a desk its provider cannot sign for: checks the path
+    /// `/hooks/{id}/{token}[/…]` against `token` in constant time. A wrong or missing
+    /// token is 401 (an unknown path below the hook looks the same until the token
+    /// matches); anything below a right token is 404.
+    pub fn require_path_token(&self, token: &crate::Secret) -> Result<(), HookError> {
+        let (presented, rest) = self
+            .subpath
+            .split_once('/')
+            .unwrap_or((self.subpath.as_str(), ""));
+        if !token.matches(presented.as_bytes()) {
+            return Err(HookError::Unauthorized(
+                "the hook URL's token is missing or wrong".into(),
+            ));
+        }
+        if !rest.is_empty() {
+            return Err(HookError::NotFound);
+        }
+        Ok(())
+    }
+
     /// A header's value as text, if present and valid.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())

@@ -184,6 +184,15 @@ pub struct Posted {
     pub created: bool,
 }
 
+/// A conversation handed from one desk to another ([`Host::hand_off`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandedOff {
+    /// The desk that had it (this one).
+    pub from: Option<String>,
+    /// The desk that has it now; `None` for switchboard's own agents (`/v1` only).
+    pub to: Option<String>,
+}
+
 /// Which desk conversation answers one of our conversations. A desk stores it (and waits
 /// for the commit) before it posts anything that depends on it, so that a retry or a
 /// restart finds it instead of opening a second desk conversation.
@@ -274,6 +283,19 @@ pub trait Host: Send + Sync {
         &self,
         desk_conversation_id: &str,
     ) -> Result<Option<String>, HostError>;
+
+    /// This desk hands our conversation `conversation_id` on to the desk its `handoff`
+    /// key names (switchboard's own agents when it names none): in one transaction the
+    /// conversation's desk changes, `conversation.handoff` is appended with `reason`
+    /// (the platform's word for it, e.g. `chat_pinned`), and the transcript so far is
+    /// queued for the new desk. `None` when the conversation is not (or no longer) at
+    /// this desk; this desk's later answers in it are refused with
+    /// [`HostError::HandedOff`].
+    async fn hand_off(
+        &self,
+        conversation_id: &str,
+        reason: &str,
+    ) -> Result<Option<HandedOff>, HostError>;
 
     /// Reads a sync-state value (cursor, token).
     async fn kv_get(&self, key: &str) -> Result<Option<String>, HostError>;

@@ -57,8 +57,8 @@ pub use error::{ConnectorError, DeliveryError, HookError, HostError};
 pub use event::{Event, EventData};
 pub use hook::{HookAdmission, HookHead, HookRequest, HookResponse, SignatureShape, parse_json};
 pub use host::{
-    ContactInfo, DeskLink, DeskReply, Gauge, Host, InboundMessage, Ingested, Nonce, Posted,
-    StatusChange, SystemMessage, Watermark,
+    ContactInfo, DeskLink, DeskReply, Gauge, HandedOff, Host, InboundMessage, Ingested, Nonce,
+    Posted, StatusChange, SystemMessage, Watermark,
 };
 pub use model::{
     Attachment, Author, AuthorType, Contact, Conversation, ConversationStatus, Direction, Message,

@@ -204,6 +204,19 @@ pub struct Message {
     pub created_at: Timestamp,
 }
 
+impl Message {
+    /// Its text, then its files' URLs, one per line: what a desk that cannot take files
+    /// shows. `None` when there is nothing to show.
+    pub fn text_with_links(&self) -> Option<String> {
+        let mut parts: Vec<&str> = Vec::new();
+        if let Some(t) = self.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            parts.push(t);
+        }
+        parts.extend(self.attachments.iter().map(|a| a.url.as_str()));
+        (!parts.is_empty()).then(|| parts.join("\n"))
+    }
+}
+
 /// One person on one service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

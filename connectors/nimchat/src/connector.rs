@@ -7,7 +7,7 @@ use http::Method;
 use serde_json::json;
 use switchboard_core::{
     Author, Connector, DeliveryError, Desk, DeskReply, EventDelivery, EventSink, HookAdmission,
-    HookError, HookHead, HookRequest, HookResponse, Hooks, Mirror, ServiceContext,
+    HookError, HookHead, HookRequest, HookResponse, Hooks, HostError, Mirror, ServiceContext,
 };
 
 use crate::client::Client;
@@ -54,7 +54,7 @@ impl NimchatConnector {
                 let Some(link) = ctx.link_lookup(&conversation).await? else {
                     return Ok("a conversation switchboard did not open");
                 };
-                let posted = ctx
+                let posted = match ctx
                     .post_reply(DeskReply {
                         conversation_id: link.conversation_id,
                         text,
@@ -65,7 +65,17 @@ impl NimchatConnector {
                         },
                         idempotency_key: format!("msg-{message_id}"),
                     })
-                    .await?;
+                    .await
+                {
+                    Ok(p) => p,
+                    // The conversation moved on to another desk: acknowledged (a 4xx
+                    // would make the desk retry), never sent.
+                    Err(HostError::HandedOff(why)) => {
+                        tracing::debug!(%why, "a reply after the handoff; dropped");
+                        return Ok("a reply after the conversation was handed off, dropped");
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 Ok(if posted.created {
                     "a reply, queued for the contact"
                 } else {

@@ -91,6 +91,7 @@ async fn a_routed_channel_queues_each_contact_message_for_its_desk_in_the_same_w
                     name: Some("Bo".into()),
                 },
                 idempotency_key: None,
+                from_desk: None,
             },
         )
         .await

@@ -207,8 +207,8 @@ fn signed<F: Fixture>(ctx: &ServiceContext, mut s: Sample) -> Sample {
 }
 
 /// `signed` with each credential the signer added or changed altered in one character:
-/// in the headers, and in the body where the signer wrote its credentials there
-/// (Mailgun's form fields).
+/// in the headers, in a path token, and in the body where the signer wrote its
+/// credentials there (Mailgun's form fields).
 fn tampered(unsigned: &Sample, signed: &Sample) -> Sample {
     let mut out = signed.clone();
     if unsigned.body != signed.body {
@@ -250,7 +250,20 @@ fn tampered(unsigned: &Sample, signed: &Sample) -> Sample {
         }
         *value = chars.into_iter().collect();
     }
+    if out.subpath != unsigned.subpath {
+        // A path token (a desk its provider cannot sign for): alter it the same way.
+        out.subpath = alter_one(&out.subpath);
+    }
     out
+}
+
+/// `s` with its first alphanumeric character changed.
+fn alter_one(s: &str) -> String {
+    let mut chars: Vec<char> = s.chars().collect();
+    if let Some(c) = chars.iter_mut().find(|c| c.is_ascii_alphanumeric()) {
+        *c = if *c == 'x' { 'y' } else { 'x' };
+    }
+    chars.into_iter().collect()
 }
 
 fn expect_status(

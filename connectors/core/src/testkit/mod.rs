@@ -25,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Author, AuthorType, Clock, ConnState, Contact, Conversation, ConversationStatus, DeskLink,
-    DeskReply, Direction, Host, HostError, InboundMessage, Ingested, Message, MessageStatus, Nonce,
-    Posted, ServiceContext, StatusChange, SystemClock, SystemMessage, Watermark,
+    DeskReply, Direction, HandedOff, Host, HostError, InboundMessage, Ingested, Message,
+    MessageStatus, Nonce, Posted, ServiceContext, StatusChange, SystemClock, SystemMessage,
+    Watermark,
 };
 
 /// What a [`RecordingHost`] was asked, in order.
@@ -49,6 +50,8 @@ pub struct Recorded {
     /// Our conversations closed by `close_conversation` (their links end, so they are
     /// removed from `links`).
     pub closed: Vec<String>,
+    /// `hand_off` calls: our conversation, reason.
+    pub handoffs: Vec<(String, String)>,
     /// `typing` signals: contact external id, typing.
     pub typing: Vec<(String, bool)>,
     /// `set_state` reports.
@@ -79,6 +82,7 @@ impl Recorded {
             && self.replies.is_empty()
             && self.links.is_empty()
             && self.closed.is_empty()
+            && self.handoffs.is_empty()
             && self.kv.is_empty()
     }
 }
@@ -337,6 +341,27 @@ impl Host for RecordingHost {
             let link = rec.links.remove(i);
             rec.closed.push(link.conversation_id.clone());
             link.conversation_id
+        }))
+    }
+
+    async fn hand_off(
+        &self,
+        conversation_id: &str,
+        reason: &str,
+    ) -> Result<Option<HandedOff>, HostError> {
+        let mut rec = self.recorded();
+        if rec
+            .handoffs
+            .iter()
+            .any(|(c, _)| c.as_str() == conversation_id)
+        {
+            return Ok(None);
+        }
+        rec.handoffs
+            .push((conversation_id.to_owned(), reason.to_owned()));
+        Ok(Some(HandedOff {
+            from: Some(self.service_id.clone()),
+            to: None,
         }))
     }
 
