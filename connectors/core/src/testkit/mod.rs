@@ -4,7 +4,8 @@
 //! - this file: a recording [`Host`] and a fixed clock;
 //! - [`fake`] — fake HTTP servers: any router, or a recording provider with scripted
 //!   failures;
-//! - [`compliance`] — the suite every connector runs with a small fixture.
+//! - [`compliance`] — the suite every connector runs with a small fixture;
+//! - [`postgres`] — a real PostgreSQL server started for the tests, and stopped.
 //!
 //! The host stores nothing durable: it records every call so a test can assert what a
 //! handler asked the daemon to do (and, as important, that a refused request asked for
@@ -15,6 +16,7 @@
 
 pub mod compliance;
 pub mod fake;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
