@@ -101,10 +101,14 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let path = config.storage.path().map_err(anyhow::Error::msg)?;
-    crate::store::migrate(&path, config.storage.synchronous)
+    let location = config.storage.location().map_err(anyhow::Error::msg)?;
+    crate::store::migrate_at(&location)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("{}: migrations applied", path.display());
+    let name = match &location {
+        crate::config::StorageLocation::Sqlite { path, .. } => path.display().to_string(),
+        crate::config::StorageLocation::Postgres { url } => crate::config::redact_url(url),
+    };
+    println!("{name}: migrations applied");
     Ok(())
 }

@@ -33,8 +33,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
-    let db_path = config.storage.path().map_err(anyhow::Error::msg)?;
-    let store = Store::open(&db_path, config.storage.synchronous, metrics.clone())
+    let location = config.storage.location().map_err(anyhow::Error::msg)?;
+    let store = Store::open_at(&location, None, metrics.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = crate::http::server::listen(config.server.listen)
@@ -93,7 +93,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         app.clone(),
         fd_limit,
     ));
-    tracing::info!(listen = %local, services = config.services.len(), db = %db_path.display(), "switchboard is running");
+    tracing::info!(listen = %local, services = config.services.len(), storage = ?location, "switchboard is running");
     crate::notify::ready(&app);
     let watchdog = tokio::spawn(crate::notify::watchdog(app.clone()));
 

@@ -73,8 +73,8 @@ async fn from_api(config: &Config) -> Option<Vec<[String; 6]>> {
 }
 
 async fn from_storage(config: &Config) -> anyhow::Result<Vec<[String; 6]>> {
-    let path = config.storage.path().map_err(anyhow::Error::msg)?;
-    let reader = Store::open_read_only(&path)
+    let location = config.storage.location().map_err(anyhow::Error::msg)?;
+    let reader = Store::open_read_only_at(&location)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let stored = reader.services().await.context("reading services")?;

@@ -183,11 +183,12 @@ impl ServerConfig {
     }
 }
 
-/// `[storage]`: the SQLite database.
-#[derive(Debug, Clone, Deserialize)]
+/// `[storage]`: the SQLite database, or the PostgreSQL one.
+#[derive(Clone, Deserialize)]
 pub struct StorageConfig {
-    /// `sqlite://PATH`, created if missing, relative to the working directory. Default
-    /// `sqlite://switchboard.db`.
+    /// `sqlite://PATH`, created if missing, relative to the working directory (default
+    /// `sqlite://switchboard.db`); or `postgres://user:password@host:port/db`, a
+    /// database several instances may share.
     #[serde(default = "default_storage_url")]
     pub url: String,
     /// `full` (default): every commit is on disk before it is acknowledged, surviving
@@ -219,19 +220,101 @@ fn default_event_retention() -> DurationParam {
     DurationParam(Duration::from_secs(7 * 24 * 3600))
 }
 
+/// Where `[storage]` keeps the data.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    /// A SQLite file.
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// `storage.synchronous`.
+        synchronous: Synchronous,
+    },
+    /// A PostgreSQL database.
+    Postgres {
+        /// `postgres://…` (it may carry a password: never log it as it is).
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for StorageLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageLocation::Sqlite { path, synchronous } => f
+                .debug_struct("Sqlite")
+                .field("path", path)
+                .field("synchronous", synchronous)
+                .finish(),
+            StorageLocation::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_url(url))
+                .finish(),
+        }
+    }
+}
+
+/// `url` with any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) if url.contains('@') => "(a URL with credentials)".into(),
+        Err(_) => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("url", &redact_url(&self.url))
+            .field("synchronous", &self.synchronous)
+            .field("event_retention", &self.event_retention)
+            .finish()
+    }
+}
+
 impl StorageConfig {
-    /// The database file path named by `url`.
+    /// Where `url` keeps the data.
+    pub fn location(&self) -> Result<StorageLocation, String> {
+        if self.url.starts_with("postgres://") || self.url.starts_with("postgresql://") {
+            self.url
+                .parse::<postgres::Config>()
+                .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+            return Ok(StorageLocation::Postgres {
+                url: self.url.clone(),
+            });
+        }
+        Ok(StorageLocation::Sqlite {
+            path: self.path()?,
+            synchronous: self.synchronous,
+        })
+    }
+
+    /// The database file path named by a `sqlite:` `url`.
     pub fn path(&self) -> Result<PathBuf, String> {
         let rest = self
             .url
             .strip_prefix("sqlite://")
             .or_else(|| self.url.strip_prefix("sqlite:"))
-            .ok_or_else(|| format!("expected sqlite://PATH, got {:?}", self.url))?;
+            .ok_or_else(|| {
+                format!(
+                    "expected sqlite://PATH or postgres://…, got {:?}",
+                    redact_url(&self.url)
+                )
+            })?;
         let rest = rest.split('?').next().unwrap_or(rest);
         if rest.is_empty() || rest == ":memory:" {
             return Err(format!("expected a database file path, got {:?}", self.url));
         }
         Ok(PathBuf::from(rest))
+    }
+
+    /// Whether several instances may share it (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.location(), Ok(StorageLocation::Postgres { .. }))
     }
 }
 
@@ -583,7 +666,7 @@ pub fn from_tree(
         issues.extend(server.check_limits());
     }
     if let Some(storage) = &storage {
-        if let Err(e) = storage.path() {
+        if let Err(e) = storage.location() {
             issues.push(Issue {
                 path: "storage.url".into(),
                 message: e,

@@ -15,13 +15,12 @@
 //! `message.status` event): the provider is asked again, and its answer may move it
 //! forward as usual.
 
-use rusqlite::{OptionalExtension, params};
-
 use super::Store;
 use super::error::StoreError;
 use super::outbox::{OutboxKind, OutboxState};
 use super::read::Reader;
 use super::rows::{MESSAGE_COLS, MessageRow};
+use super::sql::Row;
 use super::writer::WriteCx;
 use switchboard_core::EventData;
 
@@ -35,7 +34,7 @@ pub enum DeliveryState {
 }
 
 /// One outbox row, with what it delivers.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRow {
     /// The outbox row's id.
     pub id: i64,
@@ -69,6 +68,24 @@ const DELIVERY_FROM: &str = "outbox o \
      LEFT JOIN events e ON o.kind = 'event' AND e.seq = o.ref_id \
      JOIN services s ON s.id = o.service_id";
 
+impl DeliveryRow {
+    fn from_row(r: &Row<'_, '_>) -> Result<Self, StoreError> {
+        Ok(DeliveryRow {
+            id: r.get(0)?,
+            service_id: r.get(1)?,
+            kind: r.get(2)?,
+            ref_id: r.get(3)?,
+            state: r.get(4)?,
+            attempts: r.get(5)?,
+            last_error: r.get(6)?,
+            created_at: r.get(7)?,
+            next_attempt_at: r.get(8)?,
+            conversation_id: r.get(9)?,
+            event_type: r.get(10)?,
+        })
+    }
+}
+
 impl Reader {
     /// A page of `organization`'s deliveries in `state`, in id order after `after`;
     /// only `service_id`'s when given. A service's organization is the one recorded
@@ -90,13 +107,15 @@ impl Reader {
              WHERE s.organization = ?1 AND {states} AND (?2 IS NULL OR o.service_id = ?2) AND o.id > ?3 \
              ORDER BY o.id LIMIT ?4"
         );
-        Ok(sqlx::query_as(&sql)
-            .bind(organization)
-            .bind(service_id)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?)
+        let (organization, service_id) = (organization.to_owned(), service_id.map(str::to_owned));
+        self.run(move |db| {
+            db.query(
+                &sql,
+                &[&organization, &service_id, &after, &i64::from(limit)],
+                DeliveryRow::from_row,
+            )
+        })
+        .await
     }
 
     /// One of `organization`'s deliveries.
@@ -108,27 +127,21 @@ impl Reader {
         let sql = format!(
             "SELECT {DELIVERY_COLS} FROM {DELIVERY_FROM} WHERE s.organization = ?1 AND o.id = ?2"
         );
-        Ok(sqlx::query_as(&sql)
-            .bind(organization)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        let organization = organization.to_owned();
+        self.run(move |db| db.query_opt(&sql, &[&organization, &id], DeliveryRow::from_row))
+            .await
     }
 }
 
 /// Puts dead row `id` of `organization` back in its queue. `NotFound` for no such row
 /// in the organization, `Conflict` when it is not dead.
 pub fn retry(cx: &mut WriteCx<'_>, organization: &str, id: i64) -> Result<(), StoreError> {
-    let row: Option<(String, String, i64, String, i64)> = cx
-        .conn
-        .prepare_cached(
-            "SELECT o.service_id, o.kind, o.ref_id, o.queue_key, o.state FROM outbox o \
+    let row: Option<(String, String, i64, String, i64)> = cx.db.query_opt(
+        "SELECT o.service_id, o.kind, o.ref_id, o.queue_key, o.state FROM outbox o \
              JOIN services s ON s.id = o.service_id WHERE o.id = ? AND s.organization = ?",
-        )?
-        .query_row(params![id, organization], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .optional()?;
+        &[&id, &organization],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
     let Some((service_id, kind, ref_id, queue_key, state)) = row else {
         return Err(StoreError::NotFound("delivery".into()));
     };
@@ -147,23 +160,17 @@ pub fn retry_dead(
     organization: &str,
     service_id: &str,
 ) -> Result<usize, StoreError> {
-    let known: Option<i64> = cx
-        .conn
-        .prepare_cached("SELECT 1 FROM services WHERE id = ? AND organization = ?")?
-        .query_row(params![service_id, organization], |r| r.get(0))
-        .optional()?;
+    let known: Option<i64> = cx.db.query_opt(
+        "SELECT 1 FROM services WHERE id = ? AND organization = ?",
+        &[&service_id, &organization],
+        |r| r.get(0),
+    )?;
     if known.is_none() {
         return Err(StoreError::NotFound("service".into()));
     }
-    let rows: Vec<(i64, String, i64, String)> = cx
-        .conn
-        .prepare_cached(
-            "SELECT id, kind, ref_id, queue_key FROM outbox WHERE service_id = ? AND state = 3 ORDER BY id",
-        )?
-        .query_map([service_id], |r| {
+    let rows: Vec<(i64, String, i64, String)> = cx.db.query("SELECT id, kind, ref_id, queue_key FROM outbox WHERE service_id = ? AND state = 3 ORDER BY id", &[&service_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<Result<_, _>>()?;
+        })?;
     for (id, kind, ref_id, queue_key) in &rows {
         requeue(cx, *id, service_id, kind, *ref_id, queue_key)?;
     }
@@ -179,19 +186,17 @@ fn requeue(
     queue_key: &str,
 ) -> Result<(), StoreError> {
     let (queued, ready) = (OutboxState::Queued.code(), OutboxState::Ready.code());
-    cx.conn
-        .prepare_cached(
-            "UPDATE outbox SET state = ?1, attempts = 0, next_attempt_at = ?2, created_at = ?2, \
+    cx.db.execute(
+        "UPDATE outbox SET state = ?1, attempts = 0, next_attempt_at = ?2, created_at = ?2, \
              last_error = NULL WHERE id = ?3",
-        )?
-        .execute(params![queued, cx.now, id])?;
+        &[&queued, &cx.now, &id],
+    )?;
     // The head changes: every live row of the queue waits, then the oldest becomes ready
     // (a demoted head keeps its retry time; it is only promoted again after the retry).
-    cx.conn
-        .prepare_cached(
-            "UPDATE outbox SET state = ?1 WHERE service_id = ?2 AND queue_key = ?3 AND state = ?4",
-        )?
-        .execute(params![queued, service_id, queue_key, ready])?;
+    cx.db.execute(
+        "UPDATE outbox SET state = ?1 WHERE service_id = ?2 AND queue_key = ?3 AND state = ?4",
+        &[&queued, &service_id, &queue_key, &ready],
+    )?;
     cx.promote_next(service_id, queue_key)?;
     if OutboxKind::parse(kind) == Some(OutboxKind::Message) {
         reopen_message(cx, ref_id)?;
@@ -203,25 +208,23 @@ fn requeue(
 
 /// A `failed` message goes back to `pending`, with its `message.status` event.
 fn reopen_message(cx: &mut WriteCx<'_>, message_id: i64) -> Result<(), StoreError> {
-    let n = cx
-        .conn
-        .prepare_cached(
-            "UPDATE messages SET status = 'pending', error = NULL, updated_at = ? \
+    let n = cx.db.execute(
+        "UPDATE messages SET status = 'pending', error = NULL, updated_at = ? \
              WHERE id = ? AND status = 'failed'",
-        )?
-        .execute(params![cx.now, message_id])?;
+        &[&cx.now, &message_id],
+    )?;
     if n == 0 {
         return Ok(());
     }
     let sql = format!("SELECT {MESSAGE_COLS} FROM messages m WHERE m.id = ?");
     let row = cx
-        .conn
-        .prepare_cached(&sql)?
-        .query_row([message_id], |r| MessageRow::from_rusqlite(r, 0))?;
-    let organization: String = cx
-        .conn
-        .prepare_cached("SELECT organization FROM conversations WHERE id = ?")?
-        .query_row([row.conversation_id], |r| r.get(0))?;
+        .db
+        .query_one(&sql, &[&message_id], |r| MessageRow::from_row(r, 0))?;
+    let organization: String = cx.db.query_one(
+        "SELECT organization FROM conversations WHERE id = ?",
+        &[&row.conversation_id],
+        |r| r.get(0),
+    )?;
     let (conversation_id, service_id) = (row.conversation_id, row.service_id.clone());
     let message = row.into_message();
     cx.append_event(

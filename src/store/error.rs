@@ -35,6 +35,39 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        use postgres::error::SqlState;
+        let Some(db) = e.as_db_error() else {
+            // Not the server's answer: the connection broke, or a value did not convert.
+            return if e.is_closed()
+                || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+            {
+                StoreError::Unavailable(e.to_string())
+            } else {
+                StoreError::Internal(e.to_string())
+            };
+        };
+        let code = db.code();
+        let class = &code.code()[..2];
+        // Another instance's transaction won a race on the same row (the same provider
+        // message through two instances): nothing of this one was committed, and the
+        // client's retry finds what the other stored.
+        let concurrent = *code == SqlState::UNIQUE_VIOLATION
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED;
+        // Connection, resources, operator intervention, system errors.
+        if concurrent
+            || matches!(class, "08" | "53" | "57" | "58")
+            || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        {
+            StoreError::Unavailable(format!("{}: {}", code.code(), db.message()))
+        } else {
+            StoreError::Internal(format!("{}: {}", code.code(), db.message()))
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {

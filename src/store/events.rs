@@ -1,7 +1,6 @@
 //! The append-only event log: appending an event enqueues it for every service
 //! subscribed to its type in its organization.
 
-use rusqlite::params;
 use switchboard_core::EventData;
 
 use super::error::StoreError;
@@ -21,13 +20,23 @@ impl WriteCx<'_> {
     ) -> Result<i64, StoreError> {
         let kind = data.kind();
         let data = serde_json::to_string(data)?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO events (type, organization, service_id, conversation_id, created_at, data) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )?
-            .execute(params![kind, organization, service_id, conversation_id, self.now, data])?;
-        let seq = self.conn.last_insert_rowid();
+        if self.db.is_pg() && !self.fx.events_locked {
+            // Readers follow `seq`: a transaction may take the next number only once every
+            // transaction holding a smaller one has committed, or a reader could pass a
+            // number that commits later. Writers of events (one per instance) queue here;
+            // the lock ends with the transaction.
+            self.db.batch(&format!(
+                "SELECT pg_advisory_xact_lock({})",
+                super::pg::EVENTS_LOCK
+            ))?;
+            self.fx.events_locked = true;
+        }
+        let seq: i64 = self.db.query_one(
+            "INSERT INTO events (type, organization, service_id, conversation_id, created_at, data) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+            &[&kind, &organization, &service_id, &conversation_id, &self.now, &data],
+            |r| r.get(0),
+        )?;
         self.fx.last_seq = seq;
         let queue_key = match (conversation_id, service_id) {
             (Some(c), _) => format!("c{c}"),

@@ -5,7 +5,6 @@
 //! `POST /v1/conversations/{id}/handoff`, a bot platform's event, `handoff_keywords` and
 //! the `handoff_after` timer — all end here.
 
-use rusqlite::params;
 use switchboard_core::{Conversation, EventData, HandedOff};
 
 use super::error::StoreError;
@@ -61,7 +60,7 @@ pub fn hand_off(
     req: &Request,
 ) -> Result<Option<(Conversation, HandedOff)>, StoreError> {
     let conv = cx
-        .conversation("c.id = ?", [req.conversation_id])?
+        .conversation("c.id = ?", &[&req.conversation_id])?
         .filter(|c| {
             req.organization
                 .as_deref()
@@ -81,20 +80,18 @@ pub fn hand_off(
         )));
     }
     let id = conv.id;
-    cx.conn
-        .prepare_cached(
-            "UPDATE conversations SET desk_id = ?1, handed_off = 1, handoff_due_at = NULL, \
+    cx.db.execute(
+        "UPDATE conversations SET desk_id = ?1, handed_off = 1, handoff_due_at = NULL, \
              updated_at = ?2 WHERE id = ?3",
-        )?
-        .execute(params![req.to, cx.now, id])?;
-    cx.conn
-        .prepare_cached(
-            "INSERT INTO handoffs (conversation_id, from_desk, to_desk, reason, created_at) \
+        &[&req.to, &cx.now, &id],
+    )?;
+    cx.db.execute(
+        "INSERT INTO handoffs (conversation_id, from_desk, to_desk, reason, created_at) \
              VALUES (?, ?, ?, ?, ?)",
-        )?
-        .execute(params![id, from, req.to, req.reason, cx.now])?;
+        &[&id, &from, &req.to, &req.reason, &cx.now],
+    )?;
     let row = cx
-        .conversation("c.id = ?", [id])?
+        .conversation("c.id = ?", &[&id])?
         .ok_or_else(|| StoreError::NotFound("conversation".into()))?;
     let (service_id, organization) = (row.service_id.clone(), row.organization.clone());
     let conversation = row.into_conversation();
@@ -107,14 +104,12 @@ pub fn hand_off(
     if let Some(to) = &req.to {
         // The transcript: the contact's messages and the answers (bots', agents'), in
         // the order they were stored. Queued now, so ahead of anything later.
-        let ids: Vec<i64> = cx
-            .conn
-            .prepare_cached(
-                "SELECT id FROM messages WHERE conversation_id = ? \
+        let ids: Vec<i64> = cx.db.query(
+            "SELECT id FROM messages WHERE conversation_id = ? \
                  AND (direction = 'inbound' OR author_type IN ('bot', 'agent')) ORDER BY id",
-            )?
-            .query_map([id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+            &[&id],
+            |r| r.get(0),
+        )?;
         let queue_key = format!("c{id}");
         for message_id in ids {
             cx.enqueue(to, OutboxKind::Mirror, message_id, &queue_key)?;
@@ -150,20 +145,19 @@ pub fn has_keyword(text: &str, keywords: &[String]) -> bool {
 /// Fires the `handoff_after` timers that are due: each conversation whose desk has not
 /// answered in time moves to that desk's `handoff`. Returns how many moved.
 pub fn fire_due(cx: &mut WriteCx<'_>) -> Result<usize, StoreError> {
-    let due: Vec<i64> = cx
-        .conn
-        .prepare_cached(
-            "SELECT id FROM conversations WHERE handoff_due_at IS NOT NULL AND handoff_due_at <= ? \
+    let due: Vec<i64> = cx.db.query(
+        "SELECT id FROM conversations WHERE handoff_due_at IS NOT NULL AND handoff_due_at <= ? \
              ORDER BY handoff_due_at LIMIT ?",
-        )?
-        .query_map(params![cx.now, DUE_BATCH], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+        &[&cx.now, &DUE_BATCH],
+        |r| r.get(0),
+    )?;
     let mut moved = 0;
     for id in due {
-        cx.conn
-            .prepare_cached("UPDATE conversations SET handoff_due_at = NULL WHERE id = ?")?
-            .execute([id])?;
-        let Some(conv) = cx.conversation("c.id = ?", [id])? else {
+        cx.db.execute(
+            "UPDATE conversations SET handoff_due_at = NULL WHERE id = ?",
+            &[&id],
+        )?;
+        let Some(conv) = cx.conversation("c.id = ?", &[&id])? else {
             continue;
         };
         let Some(desk) = cx.current_desk(&conv) else {

@@ -2,7 +2,6 @@
 //! replies, and provider receipts moving an outbound message's status. Each runs on the
 //! writer thread inside its job's savepoint, so an error leaves nothing behind.
 
-use rusqlite::{OptionalExtension, params};
 use switchboard_core::{
     Attachment, Author, Conversation, InboundMessage, Ingested, Message, MessageStatus,
     StatusChange,
@@ -12,6 +11,7 @@ use super::error::StoreError;
 use super::outbox::OutboxKind;
 use super::rows::{CONVERSATION_COLS, ConversationRow, MESSAGE_COLS, MessageRow, attachments_json};
 use super::service::ServiceRef;
+use super::sql::Param;
 use super::writer::WriteCx;
 use switchboard_core::EventData;
 
@@ -37,29 +37,23 @@ impl WriteCx<'_> {
     pub(super) fn conversation(
         &self,
         where_sql: &str,
-        args: impl rusqlite::Params,
+        args: &[&dyn Param],
     ) -> Result<Option<ConversationRow>, StoreError> {
         let sql = format!(
             "SELECT {CONVERSATION_COLS} FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE {where_sql}"
         );
-        Ok(self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row(args, |r| ConversationRow::from_rusqlite(r, 0))
-            .optional()?)
+        self.db
+            .query_opt(&sql, args, |r| ConversationRow::from_row(r, 0))
     }
 
     fn message(
         &self,
         where_sql: &str,
-        args: impl rusqlite::Params,
+        args: &[&dyn Param],
     ) -> Result<Option<MessageRow>, StoreError> {
         let sql = format!("SELECT {MESSAGE_COLS} FROM messages m WHERE {where_sql}");
-        Ok(self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row(args, |r| MessageRow::from_rusqlite(r, 0))
-            .optional()?)
+        self.db
+            .query_opt(&sql, args, |r| MessageRow::from_row(r, 0))
     }
 
     /// Moves an outbound message's status forward (never back) and records the event.
@@ -69,7 +63,7 @@ impl WriteCx<'_> {
         to: MessageStatus,
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let Some(row) = self.message("m.id = ?", [message_id])? else {
+        let Some(row) = self.message("m.id = ?", &[&message_id])? else {
             return Ok(false);
         };
         let from = MessageStatus::parse(&row.status).unwrap_or(MessageStatus::Pending);
@@ -81,15 +75,15 @@ impl WriteCx<'_> {
         } else {
             None
         };
-        self.conn
-            .prepare_cached(
-                "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?",
-            )?
-            .execute(params![to.as_str(), error, self.now, message_id])?;
-        let organization: String = self
-            .conn
-            .prepare_cached("SELECT organization FROM conversations WHERE id = ?")?
-            .query_row([row.conversation_id], |r| r.get(0))?;
+        self.db.execute(
+            "UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+            &[&to.as_str(), &error, &self.now, &message_id],
+        )?;
+        let organization: String = self.db.query_one(
+            "SELECT organization FROM conversations WHERE id = ?",
+            &[&row.conversation_id],
+            |r| r.get(0),
+        )?;
         let conversation_id = row.conversation_id;
         let service_id = row.service_id.clone();
         let mut message = row.into_message();
@@ -105,7 +99,7 @@ impl WriteCx<'_> {
         // conversation's messages: in its order, durably).
         if to == MessageStatus::Failed
             && let Some(desk) = self
-                .conversation("c.id = ?", [conversation_id])?
+                .conversation("c.id = ?", &[&conversation_id])?
                 .and_then(|c| self.current_desk(&c))
             && !self
                 .routes
@@ -144,10 +138,10 @@ fn ingest_one(
     let now = cx.now;
     if let Some(existing) = cx.message(
         "m.service_id = ? AND m.direction = 'inbound' AND m.external_id = ?",
-        params![service.id, msg.external_id],
+        &[&service.id, &msg.external_id],
     )? {
         let conversation = cx
-            .conversation("c.id = ?", [existing.conversation_id])?
+            .conversation("c.id = ?", &[&existing.conversation_id])?
             .ok_or_else(|| StoreError::Internal("message without conversation".into()))?;
         return Ok(Ingested {
             message: existing.into_message(),
@@ -160,42 +154,24 @@ fn ingest_one(
     // The contact: created, or updated with whatever the provider now tells us.
     let c = &msg.contact;
     type Stored = (i64, Option<String>, Option<String>, Option<String>);
-    let found: Option<Stored> = cx
-        .conn
-        .prepare_cached(
-            "SELECT id, name, email, phone FROM contacts WHERE service_id = ? AND external_id = ?",
-        )?
-        .query_row(params![service.id, c.external_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .optional()?;
+    let found: Option<Stored> = cx.db.query_opt(
+        "SELECT id, name, email, phone FROM contacts WHERE service_id = ? AND external_id = ?",
+        &[&service.id, &c.external_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     let (contact_id, name, email, phone, contact_created) = match found {
         None => {
-            cx.conn
-                .prepare_cached(
-                    "INSERT INTO contacts (service_id, external_id, name, email, phone, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )?
-                .execute(params![service.id, c.external_id, c.name, c.email, c.phone, now, now])?;
-            (
-                cx.conn.last_insert_rowid(),
-                c.name.clone(),
-                c.email.clone(),
-                c.phone.clone(),
-                true,
-            )
+            let id: i64 = cx.db.query_one("INSERT INTO contacts (service_id, external_id, name, email, phone, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id", &[&service.id, &c.external_id, &c.name, &c.email, &c.phone, &now, &now], |r| r.get(0))?;
+            (id, c.name.clone(), c.email.clone(), c.phone.clone(), true)
         }
         Some((id, name, email, phone)) => {
             let name = c.name.clone().or(name);
             let email = c.email.clone().or(email);
             let phone = c.phone.clone().or(phone);
             if (&c.name, &c.email, &c.phone) != (&None, &None, &None) {
-                cx.conn
-                    .prepare_cached(
-                        "UPDATE contacts SET name = ?, email = ?, phone = ?, updated_at = ? WHERE id = ? \
-                         AND (name IS NOT ? OR email IS NOT ? OR phone IS NOT ?)",
-                    )?
-                    .execute(params![name, email, phone, now, id, name, email, phone])?;
+                cx.db.execute("UPDATE contacts SET name = ?, email = ?, phone = ?, updated_at = ? WHERE id = ? \
+                         AND (name IS DISTINCT FROM ? OR email IS DISTINCT FROM ? OR phone IS DISTINCT FROM ?)", &[&name, &email, &phone, &now, &id, &name, &email, &phone])?;
             }
             (id, name, email, phone, false)
         }
@@ -205,23 +181,22 @@ fn ingest_one(
     let existing = match &msg.conversation_external_id {
         Some(ext) => cx.conversation(
             "c.service_id = ? AND c.external_id = ?",
-            params![service.id, ext],
+            &[&service.id, ext],
         )?,
         None => cx.conversation(
             "c.contact_id = ? AND c.external_id IS NULL AND c.status = 'open'",
-            [contact_id],
+            &[&contact_id],
         )?,
     };
     let (mut conv, conversation_created) = match existing {
         Some(mut row) => {
             if row.status == "closed" {
                 // Reopened: it starts over at its channel's desk (a bot, again).
-                cx.conn
-                    .prepare_cached(
-                        "UPDATE conversations SET status = 'open', handed_off = 0, \
+                cx.db.execute(
+                    "UPDATE conversations SET status = 'open', handed_off = 0, \
                          handoff_due_at = NULL WHERE id = ?",
-                    )?
-                    .execute([row.id])?;
+                    &[&row.id],
+                )?;
                 row.status = "open".into();
                 row.handed_off = 0;
             }
@@ -234,14 +209,10 @@ fn ingest_one(
                     service.id
                 )));
             }
-            cx.conn
-                .prepare_cached(
-                    "INSERT INTO conversations (service_id, organization, contact_id, external_id, status, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, 'open', ?, ?)",
-                )?
-                .execute(params![service.id, service.organization, contact_id, msg.conversation_external_id, now, now])?;
+            let id: i64 = cx.db.query_one("INSERT INTO conversations (service_id, organization, contact_id, external_id, status, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, 'open', ?, ?) RETURNING id", &[&service.id, &service.organization, &contact_id, &msg.conversation_external_id, &now, &now], |r| r.get(0))?;
             let row = ConversationRow {
-                id: cx.conn.last_insert_rowid(),
+                id,
                 service_id: service.id.clone(),
                 organization: service.organization.clone(),
                 external_id: msg.conversation_external_id.clone(),
@@ -271,35 +242,21 @@ fn ingest_one(
     {
         // Routed (again, after a reload changed the channel's desk): the new desk's
         // link, once it makes one, answers the conversation.
-        cx.conn
-            .prepare_cached("UPDATE conversations SET desk_id = ? WHERE id = ?")?
-            .execute(params![desk, conv.id])?;
+        cx.db.execute(
+            "UPDATE conversations SET desk_id = ? WHERE id = ?",
+            &[&desk, &conv.id],
+        )?;
         conv.desk = Some(desk.clone());
         conv.desk_external_id = None;
     }
 
-    cx.conn
-        .prepare_cached(
-            "INSERT INTO messages (conversation_id, service_id, direction, external_id, text, attachments, \
+    let message_id: i64 = cx.db.query_one("INSERT INTO messages (conversation_id, service_id, direction, external_id, text, attachments, \
              author_type, author_name, status, created_at, updated_at) \
-             VALUES (?, ?, 'inbound', ?, ?, ?, 'contact', ?, 'received', ?, ?)",
-        )?
-        .execute(params![
-            conv.id,
-            service.id,
-            msg.external_id,
-            msg.text,
-            attachments_json(&msg.attachments),
-            conv.contact_name,
-            now,
-            now
-        ])?;
-    let message_id = cx.conn.last_insert_rowid();
-    cx.conn
-        .prepare_cached(
-            "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",
-        )?
-        .execute(params![now, conv.id])?;
+             VALUES (?, ?, 'inbound', ?, ?, ?, 'contact', ?, 'received', ?, ?) RETURNING id", &[&conv.id, &service.id, &msg.external_id, &msg.text, &(attachments_json(&msg.attachments)), &conv.contact_name, &now, &now], |r| r.get(0))?;
+    cx.db.execute(
+        "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",
+        &[&now, &conv.id],
+    )?;
     // A message with one of the desk's handoff keywords goes to the next desk, with the
     // transcript it ends (below, once its own events are appended).
     let rule = desk
@@ -324,11 +281,7 @@ fn ingest_one(
         )?;
         if let Some(after) = rule.as_ref().and_then(|r| r.after) {
             // The desk has until then to answer; its first answer clears it.
-            cx.conn
-                .prepare_cached(
-                    "UPDATE conversations SET handoff_due_at = ? WHERE id = ? AND handoff_due_at IS NULL",
-                )?
-                .execute(params![now + after.as_millis() as i64, conv.id])?;
+            cx.db.execute("UPDATE conversations SET handoff_due_at = ? WHERE id = ? AND handoff_due_at IS NULL", &[&(now + after.as_millis() as i64), &conv.id])?;
         }
     }
     let keyword_to = keyword.map(|r| r.to.clone());
@@ -416,13 +369,13 @@ pub fn reply(
 ) -> Result<(Message, Conversation, bool), StoreError> {
     let now = cx.now;
     let conv = cx
-        .conversation("c.id = ?", [conversation_id])?
+        .conversation("c.id = ?", &[&conversation_id])?
         .filter(|c| organization.is_none_or(|o| o == c.organization))
         .ok_or_else(|| StoreError::NotFound("conversation".into()))?;
     if let Some(key) = &new.idempotency_key
         && let Some(existing) = cx.message(
             "m.conversation_id = ? AND m.idempotency_key = ?",
-            params![conversation_id, key],
+            &[&conversation_id, key],
         )?
     {
         return Ok((existing.into_message(), conv.into_conversation(), false));
@@ -436,35 +389,21 @@ pub fn reply(
             )));
         }
         if current.as_ref() == Some(poster) {
-            cx.conn
-                .prepare_cached("UPDATE conversations SET handoff_due_at = NULL WHERE id = ?")?
-                .execute([conversation_id])?;
+            cx.db.execute(
+                "UPDATE conversations SET handoff_due_at = NULL WHERE id = ?",
+                &[&conversation_id],
+            )?;
         }
     }
     let attachments = attachments_json(&new.attachments);
-    cx.conn
-        .prepare_cached(
-            "INSERT INTO messages (conversation_id, service_id, direction, idempotency_key, text, attachments, \
+    let message_id: i64 = cx.db.query_one("INSERT INTO messages (conversation_id, service_id, direction, idempotency_key, text, attachments, \
              author_type, author_name, status, created_at, updated_at) \
-             VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, 'pending', ?, ?)",
-        )?
-        .execute(params![
-            conversation_id,
-            conv.service_id,
-            new.idempotency_key,
-            new.text,
-            attachments,
-            new.author.kind.as_str(),
-            new.author.name,
-            now,
-            now
-        ])?;
-    let message_id = cx.conn.last_insert_rowid();
-    cx.conn
-        .prepare_cached(
-            "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",
-        )?
-        .execute(params![now, conversation_id])?;
+             VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id", &[&conversation_id, &conv.service_id, &new.idempotency_key, &new.text, &attachments, &new.author.kind.as_str(), &new.author.name, &now, &now], |r| r.get(0))?;
+
+    cx.db.execute(
+        "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",
+        &[&now, &conversation_id],
+    )?;
     let queue_key = format!("c{conversation_id}");
     cx.enqueue(
         &conv.service_id,
@@ -521,15 +460,11 @@ pub(super) fn apply_early_receipts(
     external_id: &str,
     message_id: i64,
 ) -> Result<(), StoreError> {
-    let mut receipts: Vec<(String, Option<String>)> = cx
-        .conn
-        .prepare_cached(
-            "SELECT status, error FROM early_receipts WHERE service_id = ? AND external_id = ?",
-        )?
-        .query_map(params![service_id, external_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<Result<_, _>>()?;
+    let mut receipts: Vec<(String, Option<String>)> = cx.db.query(
+        "SELECT status, error FROM early_receipts WHERE service_id = ? AND external_id = ?",
+        &[&service_id, &external_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     if receipts.is_empty() {
         return Ok(());
     }
@@ -544,9 +479,10 @@ pub(super) fn apply_early_receipts(
             cx.advance_status(message_id, status, error.as_deref())?;
         }
     }
-    cx.conn
-        .prepare_cached("DELETE FROM early_receipts WHERE service_id = ? AND external_id = ?")?
-        .execute(params![service_id, external_id])?;
+    cx.db.execute(
+        "DELETE FROM early_receipts WHERE service_id = ? AND external_id = ?",
+        &[&service_id, &external_id],
+    )?;
     Ok(())
 }
 
@@ -558,11 +494,7 @@ pub fn update_status(
     status: MessageStatus,
     error: Option<String>,
 ) -> Result<StatusChange, StoreError> {
-    let found: Option<i64> = cx
-        .conn
-        .prepare_cached("SELECT id FROM messages WHERE service_id = ? AND direction = 'outbound' AND external_id = ?")?
-        .query_row(params![service_id, external_id], |r| r.get(0))
-        .optional()?;
+    let found: Option<i64> = cx.db.query_opt("SELECT id FROM messages WHERE service_id = ? AND direction = 'outbound' AND external_id = ?", &[&service_id, &external_id], |r| r.get(0))?;
     match found {
         Some(id) => Ok(if cx.advance_status(id, status, error.as_deref())? {
             StatusChange::Updated
@@ -570,12 +502,11 @@ pub fn update_status(
             StatusChange::Unchanged
         }),
         None => {
-            cx.conn
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO early_receipts (service_id, external_id, status, error, received_at) \
-                     VALUES (?, ?, ?, ?, ?)",
-                )?
-                .execute(params![service_id, external_id, status.as_str(), error, cx.now])?;
+            cx.db.execute(
+                "INSERT INTO early_receipts (service_id, external_id, status, error, received_at) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                &[&service_id, &external_id, &status.as_str(), &error, &cx.now],
+            )?;
             Ok(StatusChange::UnknownMessage)
         }
     }
@@ -590,15 +521,11 @@ pub fn ingest_once(
     expires_at: i64,
     messages: Vec<InboundMessage>,
 ) -> Result<Option<Vec<Ingested>>, StoreError> {
-    cx.conn
-        .prepare_cached("DELETE FROM hook_nonces WHERE service_id = ? AND expires_at < ?")?
-        .execute(params![service.id, cx.now])?;
-    let taken = cx
-        .conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO hook_nonces (service_id, nonce, expires_at) VALUES (?, ?, ?)",
-        )?
-        .execute(params![service.id, nonce, expires_at])?;
+    cx.db.execute(
+        "DELETE FROM hook_nonces WHERE service_id = ? AND expires_at < ?",
+        &[&service.id, &cx.now],
+    )?;
+    let taken = cx.db.execute("INSERT INTO hook_nonces (service_id, nonce, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", &[&service.id, &nonce, &expires_at])?;
     if taken == 0 {
         return Ok(None);
     }
@@ -615,18 +542,13 @@ pub fn apply_watermark(
     status: MessageStatus,
     before_ms: i64,
 ) -> Result<usize, StoreError> {
-    let ids: Vec<i64> = cx
-        .conn
-        .prepare_cached(
-            "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+    let ids: Vec<i64> = cx.db.query(
+        "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id \
              WHERE c.service_id = ? AND c.external_id = ? AND m.direction = 'outbound' \
              AND m.status IN ('sent', 'delivered') AND m.created_at <= ? ORDER BY m.id",
-        )?
-        .query_map(
-            params![service_id, conversation_external_id, before_ms],
-            |r| r.get(0),
-        )?
-        .collect::<Result<_, _>>()?;
+        &[&service_id, &conversation_external_id, &before_ms],
+        |r| r.get(0),
+    )?;
     let mut moved = 0;
     for id in ids {
         if cx.advance_status(id, status, None)? {
@@ -638,8 +560,9 @@ pub fn apply_watermark(
 
 /// Deletes receipts that never matched a message, after a day.
 pub fn prune_receipts(cx: &mut WriteCx<'_>) -> Result<(), StoreError> {
-    cx.conn
-        .prepare_cached("DELETE FROM early_receipts WHERE received_at < ?")?
-        .execute([cx.now - 24 * 3600 * 1000])?;
+    cx.db.execute(
+        "DELETE FROM early_receipts WHERE received_at < ?",
+        &[&(cx.now - 24 * 3600 * 1000)],
+    )?;
     Ok(())
 }

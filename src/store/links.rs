@@ -2,12 +2,12 @@
 //! conversation answers which of our conversations. Writes run on the writer thread like every write; reads on the
 //! read pool.
 
-use rusqlite::{OptionalExtension, params};
-use sqlx::SqlitePool;
 use switchboard_core::{DeskLink, EventData};
 
 use super::error::StoreError;
+use super::read::Reader;
 use super::rows::parse_id;
+use super::sql::Row;
 use super::writer::WriteCx;
 
 /// Stores `link` for desk `desk_id`: a new desk conversation id is inserted, a known one
@@ -18,33 +18,28 @@ use super::writer::WriteCx;
 pub fn put(cx: &mut WriteCx<'_>, desk_id: &str, link: &DeskLink) -> Result<(), StoreError> {
     let conversation_id = parse_id(&link.conversation_id)
         .ok_or_else(|| StoreError::NotFound("conversation".into()))?;
-    let exists: Option<i64> = cx
-        .conn
-        .prepare_cached("SELECT id FROM conversations WHERE id = ?")?
-        .query_row([conversation_id], |r| r.get(0))
-        .optional()?;
+    let exists: Option<i64> = cx.db.query_opt(
+        "SELECT id FROM conversations WHERE id = ?",
+        &[&conversation_id],
+        |r| r.get(0),
+    )?;
     if exists.is_none() {
         return Err(StoreError::NotFound("conversation".into()));
     }
-    let linked: Option<(i64, bool)> = cx
-        .conn
-        .prepare_cached(
-            "SELECT conversation_id, ended_at IS NOT NULL FROM desk_links \
+    let linked: Option<(i64, bool)> = cx.db.query_opt(
+        "SELECT conversation_id, ended_at IS NOT NULL FROM desk_links \
              WHERE desk_id = ? AND desk_conversation_id = ?",
-        )?
-        .query_row(params![desk_id, link.desk_conversation_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
+        &[&desk_id, &link.desk_conversation_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let linked = match linked {
         // A desk whose conversation is per contact (a bot's chat with one user) names
         // it again for the contact's next conversation of ours, once the last ended.
         Some((other, true)) if other != conversation_id => {
-            cx.conn
-                .prepare_cached(
-                    "DELETE FROM desk_links WHERE desk_id = ? AND desk_conversation_id = ?",
-                )?
-                .execute(params![desk_id, link.desk_conversation_id])?;
+            cx.db.execute(
+                "DELETE FROM desk_links WHERE desk_id = ? AND desk_conversation_id = ?",
+                &[&desk_id, &link.desk_conversation_id],
+            )?;
             None
         }
         other => other.map(|(c, _)| c),
@@ -55,46 +50,43 @@ pub fn put(cx: &mut WriteCx<'_>, desk_id: &str, link: &DeskLink) -> Result<(), S
             link.desk_conversation_id
         ))),
         Some(_) => {
-            cx.conn
-                .prepare_cached(
-                    "UPDATE desk_links SET desk_contact_id = ?, updated_at = ? \
+            cx.db.execute(
+                "UPDATE desk_links SET desk_contact_id = ?, updated_at = ? \
                      WHERE desk_id = ? AND desk_conversation_id = ?",
-                )?
-                .execute(params![
-                    link.desk_contact_id,
-                    cx.now,
-                    desk_id,
-                    link.desk_conversation_id
-                ])?;
+                &[
+                    &link.desk_contact_id,
+                    &cx.now,
+                    &desk_id,
+                    &link.desk_conversation_id,
+                ],
+            )?;
             Ok(())
         }
         None => {
-            let routed_before: Option<i64> = cx
-                .conn
-                .prepare_cached(
-                    "SELECT 1 FROM desk_links WHERE desk_id = ? AND conversation_id = ? LIMIT 1",
-                )?
-                .query_row(params![desk_id, conversation_id], |r| r.get(0))
-                .optional()?;
-            cx.conn
-                .prepare_cached(
-                    "INSERT INTO desk_links (desk_id, conversation_id, desk_conversation_id, \
+            let routed_before: Option<i64> = cx.db.query_opt(
+                "SELECT 1 FROM desk_links WHERE desk_id = ? AND conversation_id = ? LIMIT 1",
+                &[&desk_id, &conversation_id],
+                |r| r.get(0),
+            )?;
+            cx.db.execute(
+                "INSERT INTO desk_links (desk_id, conversation_id, desk_conversation_id, \
                      desk_contact_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                )?
-                .execute(params![
-                    desk_id,
-                    conversation_id,
-                    link.desk_conversation_id,
-                    link.desk_contact_id,
-                    cx.now,
-                    cx.now
-                ])?;
-            cx.conn
-                .prepare_cached("UPDATE conversations SET desk_id = ? WHERE id = ?")?
-                .execute(params![desk_id, conversation_id])?;
+                &[
+                    &desk_id,
+                    &conversation_id,
+                    &link.desk_conversation_id,
+                    &link.desk_contact_id,
+                    &cx.now,
+                    &cx.now,
+                ],
+            )?;
+            cx.db.execute(
+                "UPDATE conversations SET desk_id = ? WHERE id = ?",
+                &[&desk_id, &conversation_id],
+            )?;
             if routed_before.is_none() {
                 let conversation = cx
-                    .conversation("c.id = ?", [conversation_id])?
+                    .conversation("c.id = ?", &[&conversation_id])?
                     .ok_or_else(|| StoreError::NotFound("conversation".into()))?;
                 let (service_id, organization) = (
                     conversation.service_id.clone(),
@@ -122,90 +114,76 @@ pub fn close(
     desk_id: &str,
     desk_conversation_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let linked: Option<i64> = cx
-        .conn
-        .prepare_cached(
-            "SELECT conversation_id FROM desk_links WHERE desk_id = ? AND desk_conversation_id = ? \
+    let linked: Option<i64> = cx.db.query_opt(
+        "SELECT conversation_id FROM desk_links WHERE desk_id = ? AND desk_conversation_id = ? \
              AND ended_at IS NULL",
-        )?
-        .query_row(params![desk_id, desk_conversation_id], |r| r.get(0))
-        .optional()?;
+        &[&desk_id, &desk_conversation_id],
+        |r| r.get(0),
+    )?;
     let Some(conversation_id) = linked else {
         return Ok(None);
     };
-    cx.conn
-        .prepare_cached(
-            "UPDATE desk_links SET ended_at = ?1, updated_at = ?1 WHERE desk_id = ?2 AND desk_conversation_id = ?3",
-        )?
-        .execute(params![cx.now, desk_id, desk_conversation_id])?;
+    cx.db.execute("UPDATE desk_links SET ended_at = ?1, updated_at = ?1 WHERE desk_id = ?2 AND desk_conversation_id = ?3", &[&cx.now, &desk_id, &desk_conversation_id])?;
     // A desk the conversation was handed away from (a bot finishing its chat) ends its
     // own part only: the desk that has it now decides when it is over.
     let handed_away = cx
-        .conversation("c.id = ?", [conversation_id])?
+        .conversation("c.id = ?", &[&conversation_id])?
         .is_some_and(|c| c.handed_off != 0 && cx.current_desk(&c).as_deref() != Some(desk_id));
     if handed_away {
         return Ok(None);
     }
     // The contact's next message opens a new conversation (or, for a provider thread,
     // reopens this one); either way the ended link makes the desk open a new one.
-    cx.conn
-        .prepare_cached(
-            "UPDATE conversations SET status = 'closed', updated_at = ?1 WHERE id = ?2 AND status = 'open'",
-        )?
-        .execute(params![cx.now, conversation_id])?;
+    cx.db.execute("UPDATE conversations SET status = 'closed', updated_at = ?1 WHERE id = ?2 AND status = 'open'", &[&cx.now, &conversation_id])?;
     Ok(Some(conversation_id.to_string()))
 }
 
-#[derive(sqlx::FromRow)]
-struct LinkRow {
-    conversation_id: i64,
-    desk_conversation_id: String,
-    desk_contact_id: Option<String>,
-}
-
-impl LinkRow {
-    fn into_link(self) -> DeskLink {
-        DeskLink {
-            conversation_id: self.conversation_id.to_string(),
-            desk_conversation_id: self.desk_conversation_id,
-            desk_contact_id: self.desk_contact_id,
-        }
-    }
+/// Reads `conversation_id, desk_conversation_id, desk_contact_id`.
+fn link_of(r: &Row<'_, '_>) -> Result<DeskLink, StoreError> {
+    Ok(DeskLink {
+        conversation_id: r.get::<i64>(0)?.to_string(),
+        desk_conversation_id: r.get(1)?,
+        desk_contact_id: r.get(2)?,
+    })
 }
 
 /// Desk `desk_id`'s latest link for our conversation `conversation_id` that has not ended.
 pub async fn get(
-    pool: &SqlitePool,
+    reader: &Reader,
     desk_id: &str,
     conversation_id: &str,
 ) -> Result<Option<DeskLink>, StoreError> {
     let Some(id) = parse_id(conversation_id) else {
         return Ok(None);
     };
-    let row: Option<LinkRow> = sqlx::query_as(
-        "SELECT conversation_id, desk_conversation_id, desk_contact_id FROM desk_links \
-         WHERE desk_id = ? AND conversation_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
-    )
-    .bind(desk_id)
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(LinkRow::into_link))
+    let desk_id = desk_id.to_owned();
+    reader
+        .run(move |db| {
+            db.query_opt(
+                "SELECT conversation_id, desk_conversation_id, desk_contact_id FROM desk_links \
+                 WHERE desk_id = ? AND conversation_id = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+                &[&desk_id, &id],
+                link_of,
+            )
+        })
+        .await
 }
 
 /// Desk `desk_id`'s link for its conversation `desk_conversation_id`.
 pub async fn lookup(
-    pool: &SqlitePool,
+    reader: &Reader,
     desk_id: &str,
     desk_conversation_id: &str,
 ) -> Result<Option<DeskLink>, StoreError> {
-    let row: Option<LinkRow> = sqlx::query_as(
-        "SELECT conversation_id, desk_conversation_id, desk_contact_id FROM desk_links \
-         WHERE desk_id = ? AND desk_conversation_id = ?",
-    )
-    .bind(desk_id)
-    .bind(desk_conversation_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.map(LinkRow::into_link))
+    let (desk_id, theirs) = (desk_id.to_owned(), desk_conversation_id.to_owned());
+    reader
+        .run(move |db| {
+            db.query_opt(
+                "SELECT conversation_id, desk_conversation_id, desk_contact_id FROM desk_links \
+                 WHERE desk_id = ? AND desk_conversation_id = ?",
+                &[&desk_id, &theirs],
+                link_of,
+            )
+        })
+        .await
 }

@@ -1,4 +1,6 @@
-//! Storage on one SQLite file in WAL mode.
+//! Storage on one SQLite file in WAL mode, or in a PostgreSQL database that several
+//! instances may share (`storage.url = "postgres://…"`). Every write and read below is
+//! written once, against [`sql::Db`]; callers do not know which engine they have.
 //!
 //! - [`writer`] — the single writer thread with group commit; every write goes there.
 //! - [`ingest`] — conversations and messages: inbound, replies, receipts.
@@ -13,8 +15,11 @@
 //! - [`stats`] — read-only figures for the status page (traffic buckets, failing deliveries).
 //! - [`routes`] — what the writer shares (event routes, outbox wake-ups, the event head).
 //! - [`error`] — [`StoreError`].
+//! - [`sql`] — [`sql::Db`], a connection of either engine, and the common dialect.
+//! - [`pg`] — what only PostgreSQL needs: connecting, migrating, commit notifications.
 //!
-//! Migrations (in `migrations/`) are applied with sqlx when the store opens.
+//! Migrations are applied when the store opens: SQLite's (`migrations/`) with sqlx,
+//! PostgreSQL's (`migrations/postgres/`, the same schema) by [`pg::migrate`].
 
 pub mod dead;
 pub mod error;
@@ -23,22 +28,26 @@ pub mod handoff;
 pub mod ingest;
 pub mod links;
 pub mod outbox;
+pub mod pg;
 pub mod read;
 pub mod retention;
 pub mod routes;
 pub mod rows;
 pub mod service;
+pub mod sql;
 pub mod stats;
 #[cfg(test)]
 mod testdb;
 pub mod writer;
 
-use std::path::{Path, PathBuf};
+use std::cell::RefCell;
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::ConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use switchboard_core::{
     ConnState, Conversation, DeskLink, InboundMessage, Ingested, Message, MessageStatus,
     StatusChange,
@@ -52,7 +61,7 @@ pub use read::{ConversationFilter, EventRow, OutboxItem, QueueHead, Reader};
 pub use routes::{OutboxSignal, Routes, WebhookRoute};
 pub use service::{ServiceInfo, ServiceRef, service_json};
 
-use crate::config::Synchronous;
+use crate::config::{StorageLocation, Synchronous};
 use crate::metrics::Metrics;
 use routes::Shared;
 use writer::Writer;
@@ -64,7 +73,41 @@ pub struct Store {
     /// Reads.
     pub read: Reader,
     shared: Arc<Shared>,
-    path: PathBuf,
+    /// PostgreSQL: stops the thread that hears other instances' commits.
+    listening: Option<Arc<AtomicBool>>,
+}
+
+/// Readers per store.
+const READERS: usize = 4;
+
+/// SQLite's reader connections: `query_only`, beside the writer in WAL mode.
+fn lite_reader(path: &Path, read_only: bool) -> read::Open {
+    let path = path.to_owned();
+    Box::new(move || {
+        use rusqlite::OpenFlags;
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = rusqlite::Connection::open_with_flags(&path, flags)
+            .map_err(|e| open_error(&path, e))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        if !read_only {
+            conn.pragma_update(None, "query_only", "ON")?;
+        }
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(read::Conn::Lite(conn))
+    })
+}
+
+/// PostgreSQL's reader connections: read-only sessions.
+fn pg_reader(config: postgres::Config) -> read::Open {
+    Box::new(move || {
+        let mut client = config.connect(postgres::NoTls)?;
+        client.batch_execute("SET default_transaction_read_only = on")?;
+        Ok(read::Conn::Pg(Box::new(RefCell::new(sql::PgConn::new(client)))))
+    })
 }
 
 fn options(path: &Path, synchronous: Synchronous) -> SqliteConnectOptions {
@@ -108,53 +151,105 @@ pub async fn migrate(path: &Path, synchronous: Synchronous) -> Result<(), StoreE
     Ok(())
 }
 
+/// Applies pending migrations to the database at `location`.
+pub async fn migrate_at(location: &StorageLocation) -> Result<(), StoreError> {
+    match location {
+        StorageLocation::Sqlite { path, synchronous } => migrate(path, *synchronous).await,
+        StorageLocation::Postgres { url } => {
+            let config = pg::config(url)?;
+            blocking(move || pg::migrate(&config)).await
+        }
+    }
+}
+
+/// Runs blocking database work (the synchronous PostgreSQL client) off the runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Internal(format!("storage task failed: {e}")))?
+}
+
 impl Store {
-    /// Opens (creating and migrating if needed) the database at `path`.
+    /// Opens (creating and migrating if needed) the SQLite database at `path`.
     pub async fn open(
         path: &Path,
         synchronous: Synchronous,
         metrics: Arc<Metrics>,
     ) -> Result<Store, StoreError> {
         migrate(path, synchronous).await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .connect_with(options(path, synchronous).pragma("query_only", "ON"))
-            .await
-            .map_err(|e| open_error(path, e))?;
-        let read = Reader::new(pool);
+        let read = Reader::new(READERS, lite_reader(path, false));
         let shared = Arc::new(Shared::new(read.last_seq().await?, metrics));
         let writer = Writer::start(path, synchronous == Synchronous::Full, shared.clone())?;
         Ok(Store {
             writer,
             read,
             shared,
-            path: path.to_owned(),
+            listening: None,
         })
     }
 
-    /// Opens an existing database for reading only (the `services` command).
+    /// Opens (migrating if needed) the store at `location`. On PostgreSQL, `instance`
+    /// is this instance's id when leases fence its deliveries (see
+    /// `outbox::delivery_results`); the store also hears the other instances' commits.
+    pub async fn open_at(
+        location: &StorageLocation,
+        instance: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Store, StoreError> {
+        let url = match location {
+            StorageLocation::Sqlite { path, synchronous } => {
+                return Store::open(path, *synchronous, metrics).await;
+            }
+            StorageLocation::Postgres { url } => url,
+        };
+        let config = pg::config(url)?;
+        migrate_at(location).await?;
+        let read = Reader::new(READERS, pg_reader(config.clone()));
+        let shared = Arc::new(Shared::new(read.last_seq().await?, metrics));
+        let (c, s) = (config.clone(), shared.clone());
+        let writer = blocking(move || Writer::start_pg(c, instance, s)).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        pg::listen(config, shared.clone(), stop.clone())
+            .map_err(|e| StoreError::Internal(format!("cannot start the listener thread: {e}")))?;
+        Ok(Store {
+            writer,
+            read,
+            shared,
+            listening: Some(stop),
+        })
+    }
+
+    /// Opens an existing SQLite database for reading only (the `services` command).
     pub async fn open_read_only(path: &Path) -> Result<Reader, StoreError> {
         if !path.exists() {
             return Err(open_error(path, "no such file"));
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
-            .await
-            .map_err(|e| open_error(path, e))?;
-        Ok(Reader::new(pool))
+        let reader = Reader::new(1, lite_reader(path, true));
+        reader.ping_checked().await?;
+        Ok(reader)
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens the store at `location` for reading only (the `services` command).
+    pub async fn open_read_only_at(location: &StorageLocation) -> Result<Reader, StoreError> {
+        match location {
+            StorageLocation::Sqlite { path, .. } => Store::open_read_only(path).await,
+            StorageLocation::Postgres { url } => {
+                let reader = Reader::new(1, pg_reader(pg::config(url)?));
+                reader.ping_checked().await?;
+                Ok(reader)
+            }
+        }
     }
 
     /// Finishes queued writes and closes everything.
     pub async fn close(&self) {
         self.writer.stop().await;
         self.read.close().await;
+        if let Some(stop) = &self.listening {
+            stop.store(true, Ordering::Release);
+        }
     }
 
     /// Replaces the event routes.
@@ -297,7 +392,7 @@ impl Store {
         desk_id: &str,
         conversation_id: &str,
     ) -> Result<Option<DeskLink>, StoreError> {
-        links::get(self.read.pool(), desk_id, conversation_id).await
+        links::get(&self.read, desk_id, conversation_id).await
     }
 
     /// See [`links::lookup`].
@@ -306,7 +401,7 @@ impl Store {
         desk_id: &str,
         desk_conversation_id: &str,
     ) -> Result<Option<DeskLink>, StoreError> {
-        links::lookup(self.read.pool(), desk_id, desk_conversation_id).await
+        links::lookup(&self.read, desk_id, desk_conversation_id).await
     }
 
     /// Records a service's state (and a `service.state` event when `event`), without

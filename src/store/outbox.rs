@@ -11,7 +11,6 @@
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use rusqlite::{OptionalExtension, params};
 use switchboard_core::MessageStatus;
 
 use super::error::StoreError;
@@ -144,11 +143,12 @@ pub(super) static ENQUEUE: LazyLock<String> = LazyLock::new(|| {
 });
 
 pub(super) static PROMOTE: LazyLock<String> = LazyLock::new(|| {
-    // The oldest live row of the queue becomes ready, unless it already is. `max` keeps a
-    // retry time that a result in the same batch set; otherwise the promoted row is due
-    // now and takes its turn behind rows that became due before it.
+    // The oldest live row of the queue becomes ready, unless it already is. The later
+    // time wins: a retry time that a result in the same batch set stays; otherwise the
+    // promoted row is due now and takes its turn behind rows that became due before it.
     format!(
-        "UPDATE outbox SET state = {ready}, next_attempt_at = max(next_attempt_at, ?3) WHERE id = \
+        "UPDATE outbox SET state = {ready}, \
+         next_attempt_at = CASE WHEN next_attempt_at > ?3 THEN next_attempt_at ELSE ?3 END WHERE id = \
          (SELECT id FROM outbox WHERE service_id = ?1 AND queue_key = ?2 AND {LIVE} ORDER BY id LIMIT 1) \
          AND state = {queued}",
         ready = OutboxState::Ready.code(),
@@ -190,13 +190,10 @@ impl WriteCx<'_> {
         ref_id: i64,
         queue_key: &str,
     ) -> Result<(), StoreError> {
-        self.conn.prepare_cached(&ENQUEUE)?.execute(params![
-            service_id,
-            kind.as_str(),
-            ref_id,
-            queue_key,
-            self.now
-        ])?;
+        self.db.execute(
+            &ENQUEUE,
+            &[&service_id, &kind.as_str(), &ref_id, &queue_key, &self.now],
+        )?;
         self.fx.outbox.insert(service_id.to_owned());
         Ok(())
     }
@@ -207,10 +204,45 @@ impl WriteCx<'_> {
         service_id: &str,
         queue_key: &str,
     ) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached(&PROMOTE)?
-            .execute(params![service_id, queue_key, self.now])?;
+        self.db
+            .execute(&PROMOTE, &[&service_id, &queue_key, &self.now])?;
         Ok(())
+    }
+}
+
+impl WriteCx<'_> {
+    /// Whether this instance still holds `service_id`'s lease (always, on SQLite). A
+    /// dispatcher that lost it (its instance paused past the lease's expiry) must not
+    /// commit results: the new holder redelivers those rows, with the same `webhook-id`.
+    /// The lease row is locked until the commit, so it cannot change hands in between.
+    /// `seen` keeps the answers of one job.
+    fn holds_lease(
+        &self,
+        service_id: &str,
+        seen: &mut std::collections::BTreeMap<String, bool>,
+    ) -> Result<bool, StoreError> {
+        let Some(instance) = self.instance else {
+            return Ok(true);
+        };
+        if let Some(held) = seen.get(service_id) {
+            return Ok(*held);
+        }
+        let held = self
+            .db
+            .value::<i64>(
+                "SELECT 1 FROM leases WHERE name = ? AND owner = ? \
+                 AND expires_at > clock_timestamp() FOR SHARE",
+                &[&service_id, &instance],
+            )?
+            .is_some();
+        if !held {
+            tracing::warn!(
+                service_id,
+                "delivery results dropped: this instance no longer holds the service's lease"
+            );
+        }
+        seen.insert(service_id.to_owned(), held);
+        Ok(held)
     }
 }
 
@@ -226,30 +258,35 @@ pub fn delivery_results(
     results: Vec<(i64, Outcome)>,
 ) -> Result<(), StoreError> {
     let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut fenced = std::collections::BTreeMap::new();
     for (outbox_id, outcome) in results {
-        let row: Option<(String, String, i64, String)> = cx
-            .conn
-            .prepare_cached(&LIVE_ROW)?
-            .query_row([outbox_id], |r| {
+        let row: Option<(String, String, i64, String)> =
+            cx.db.query_opt(&LIVE_ROW, &[&outbox_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?;
+            })?;
         let Some((service_id, kind, ref_id, queue_key)) = row else {
             continue;
         };
+        if !cx.holds_lease(&service_id, &mut fenced)? {
+            continue;
+        }
         let kind = OutboxKind::parse(&kind);
         match outcome {
             Outcome::Sent {
                 external_id,
                 status,
             } => {
-                cx.conn
-                    .prepare_cached("DELETE FROM outbox WHERE id = ?")?
-                    .execute([outbox_id])?;
+                cx.db
+                    .execute("DELETE FROM outbox WHERE id = ?", &[&outbox_id])?;
                 if let Some(ext) = &external_id {
-                    cx.conn
-                        .prepare_cached("UPDATE OR IGNORE messages SET external_id = ? WHERE id = ? AND external_id IS NULL")?
-                        .execute(params![ext, ref_id])?;
+                    // Unless another message of the service already has that id (a
+                    // provider that reuses ids): the first keeps it.
+                    cx.db.execute(
+                        "UPDATE messages SET external_id = ?1 WHERE id = ?2 AND external_id IS NULL \
+                         AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.service_id = messages.service_id \
+                         AND o.direction = messages.direction AND o.external_id = ?1)",
+                        &[ext, &ref_id],
+                    )?;
                 }
                 cx.advance_status(ref_id, status, None)?;
                 if let Some(ext) = &external_id {
@@ -257,31 +294,26 @@ pub fn delivery_results(
                 }
             }
             Outcome::EventDelivered | Outcome::Mirrored => {
-                cx.conn
-                    .prepare_cached("DELETE FROM outbox WHERE id = ?")?
-                    .execute([outbox_id])?;
+                cx.db
+                    .execute("DELETE FROM outbox WHERE id = ?", &[&outbox_id])?;
             }
             Outcome::Retry {
                 at,
                 attempts,
                 error,
             } => {
-                cx.conn
-                    .prepare_cached(&RETRY)?
-                    .execute(params![attempts, at, error, outbox_id])?;
+                cx.db
+                    .execute(&RETRY, &[&i64::from(attempts), &at, &error, &outbox_id])?;
             }
             Outcome::Dead { attempts, error } => {
-                cx.conn
-                    .prepare_cached(&DEAD)?
-                    .execute(params![attempts, error, outbox_id])?;
+                cx.db
+                    .execute(&DEAD, &[&i64::from(attempts), &error, &outbox_id])?;
                 if kind == Some(OutboxKind::Message) {
                     cx.advance_status(ref_id, MessageStatus::Failed, Some(&error))?;
                 }
             }
             Outcome::Defer { at } => {
-                cx.conn
-                    .prepare_cached(&DEFER)?
-                    .execute(params![at, outbox_id])?;
+                cx.db.execute(&DEFER, &[&at, &outbox_id])?;
             }
         }
         touched.insert((service_id, queue_key));

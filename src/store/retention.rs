@@ -12,8 +12,6 @@
 //! transaction as the delete, for the event stream to tell a client that resumes from
 //! before it.
 
-use rusqlite::params;
-
 use super::error::StoreError;
 use super::writer::WriteCx;
 
@@ -34,7 +32,9 @@ pub(super) const DELETE: &str = "DELETE FROM events WHERE seq > ?1 AND seq <= ?2
 
 const HORIZON: &str = "INSERT INTO event_horizon (organization, pruned_through, updated_at) VALUES (?1, ?2, ?3) \
      ON CONFLICT (organization) DO UPDATE SET \
-       pruned_through = max(pruned_through, excluded.pruned_through), updated_at = excluded.updated_at";
+       pruned_through = CASE WHEN event_horizon.pruned_through > excluded.pruned_through \
+         THEN event_horizon.pruned_through ELSE excluded.pruned_through END, \
+       updated_at = excluded.updated_at";
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,23 +55,19 @@ pub fn prune_batch(
     cutoff: i64,
     limit: i64,
 ) -> Result<Batch, StoreError> {
-    let mut examined = 0;
     let mut through = after;
     let mut young = false;
-    {
-        let mut stmt = cx.conn.prepare_cached(WALK)?;
-        let mut rows = stmt.query(params![after, limit])?;
-        while let Some(r) = rows.next()? {
-            examined += 1;
-            let (seq, created_at): (i64, i64) = (r.get(0)?, r.get(1)?);
-            if created_at >= cutoff {
-                young = true;
-                break;
-            }
-            through = seq;
+    let walked: Vec<(i64, i64)> = cx
+        .db
+        .query(WALK, &[&after, &limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    for &(seq, created_at) in &walked {
+        if created_at >= cutoff {
+            young = true;
+            break;
         }
+        through = seq;
     }
-    let done = young || examined < limit;
+    let done = young || (walked.len() as i64) < limit;
     if through == after {
         return Ok(Batch {
             through,
@@ -80,22 +76,18 @@ pub fn prune_batch(
         });
     }
     let mut horizons: Vec<(String, i64)> = Vec::new();
-    let mut pruned = 0;
-    {
-        let mut stmt = cx.conn.prepare_cached(DELETE)?;
-        let mut rows = stmt.query(params![after, through, cutoff])?;
-        while let Some(r) = rows.next()? {
-            pruned += 1;
-            let (seq, organization): (i64, String) = (r.get(0)?, r.get(1)?);
-            match horizons.iter_mut().find(|(o, _)| *o == organization) {
-                Some((_, max)) => *max = (*max).max(seq),
-                None => horizons.push((organization, seq)),
-            }
+    let deleted: Vec<(i64, String)> = cx.db.query(DELETE, &[&after, &through, &cutoff], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    let pruned = deleted.len() as u64;
+    for (seq, organization) in deleted {
+        match horizons.iter_mut().find(|(o, _)| *o == organization) {
+            Some((_, max)) => *max = (*max).max(seq),
+            None => horizons.push((organization, seq)),
         }
     }
-    let mut stmt = cx.conn.prepare_cached(HORIZON)?;
     for (organization, seq) in horizons {
-        stmt.execute(params![organization, seq, cx.now])?;
+        cx.db.execute(HORIZON, &[&organization, &seq, &cx.now])?;
     }
     Ok(Batch {
         through,

@@ -135,6 +135,19 @@ impl Shared {
             .clone()
     }
 
+    /// Announces commits that are not known in detail (another instance's, while this
+    /// one was not listening): the event head moves to `seq` if that is newer, and every
+    /// dispatcher looks at its outbox.
+    pub fn publish_all(&self, seq: i64) {
+        self.publish(&Effects {
+            last_seq: seq,
+            ..Effects::default()
+        });
+        for n in self.notifiers.read().expect("notifiers lock").values() {
+            n.wake.notify_one();
+        }
+    }
+
     /// Announces a committed batch.
     pub fn publish(&self, fx: &Effects) {
         if fx.last_seq > 0 {

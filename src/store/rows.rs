@@ -1,8 +1,11 @@
 //! Rows as stored, and their conversion into the contract's objects. The same structs are
-//! filled by the reader (sqlx) and the writer (rusqlite), so an object looks the same
+//! filled by the reader and the writer, on either engine, so an object looks the same
 //! whichever side produced it.
 
 use jiff::Timestamp;
+
+use super::error::StoreError;
+use super::sql::Row;
 use switchboard_core::{
     Attachment, Author, AuthorType, Contact, Conversation, ConversationStatus, Direction, Message,
     MessageStatus,
@@ -23,7 +26,7 @@ pub const CONVERSATION_COLS: &str = "c.id, c.service_id, c.organization, c.exter
     c.handed_off";
 
 /// A stored message.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct MessageRow {
     pub id: i64,
     pub conversation_id: i64,
@@ -41,7 +44,7 @@ pub struct MessageRow {
 
 impl MessageRow {
     /// Reads a row selected with [`MESSAGE_COLS`] starting at column `at`.
-    pub fn from_rusqlite(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+    pub fn from_row(r: &Row<'_, '_>, at: usize) -> Result<Self, StoreError> {
         Ok(MessageRow {
             id: r.get(at)?,
             conversation_id: r.get(at + 1)?,
@@ -87,7 +90,7 @@ impl MessageRow {
 }
 
 /// A stored conversation with its contact.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ConversationRow {
     pub id: i64,
     pub service_id: String,
@@ -111,7 +114,7 @@ pub struct ConversationRow {
 
 impl ConversationRow {
     /// Reads a row selected with [`CONVERSATION_COLS`] starting at column `at`.
-    pub fn from_rusqlite(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+    pub fn from_row(r: &Row<'_, '_>, at: usize) -> Result<Self, StoreError> {
         Ok(ConversationRow {
             id: r.get(at)?,
             service_id: r.get(at + 1)?,

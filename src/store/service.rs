@@ -1,7 +1,6 @@
 //! Writes about services themselves: their recorded state (with `service.state` events)
 //! and their sync state (cursors, tokens).
 
-use rusqlite::params;
 use serde_json::json;
 use switchboard_core::ConnState;
 
@@ -48,24 +47,10 @@ pub fn record_service(
         ConnState::Failed { reason } => Some(reason.clone()),
         _ => None,
     };
-    cx.conn
-        .prepare_cached(
-            "INSERT INTO services (id, type, name, status, organization, state, state_since, last_error, updated_at) \
+    cx.db.execute("INSERT INTO services (id, type, name, status, organization, state, state_since, last_error, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (id) DO UPDATE SET type = ?2, name = ?3, status = ?4, organization = ?5, state = ?6, \
-             state_since = ?7, last_error = coalesce(?8, last_error), updated_at = ?9",
-        )?
-        .execute(params![
-            info.id,
-            info.kind,
-            info.name,
-            info.status,
-            info.organization,
-            serde_json::to_string(state)?,
-            since,
-            last_error,
-            cx.now
-        ])?;
+             state_since = ?7, last_error = coalesce(?8, last_error), updated_at = ?9", &[&info.id, &info.kind, &info.name, &info.status, &info.organization, &(serde_json::to_string(state)?), &since, &last_error, &cx.now])?;
     if event {
         let service = service_json(info, state, since);
         cx.append_event(
@@ -99,11 +84,7 @@ pub fn kv_put(
     key: &str,
     value: &str,
 ) -> Result<(), StoreError> {
-    cx.conn
-        .prepare_cached(
-            "INSERT INTO sync_state (service_id, key, value, updated_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (service_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )?
-        .execute(params![service_id, key, value, cx.now])?;
+    cx.db.execute("INSERT INTO sync_state (service_id, key, value, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (service_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at", &[&service_id, &key, &value, &cx.now])?;
     Ok(())
 }

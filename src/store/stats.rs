@@ -4,6 +4,7 @@
 
 use super::error::StoreError;
 use super::read::Reader;
+use super::sql::Db;
 
 /// Messages of one service and direction, counted per bucket, oldest bucket first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,18 +52,18 @@ impl Reader {
         buckets: u32,
     ) -> Result<Vec<Traffic>, StoreError> {
         let since = now - bucket_ms * i64::from(buckets);
-        let first = self.first_message_at_or_after(since).await?;
-        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT service_id, direction, (created_at - ?2) / ?3 AS bucket, count(*) FROM messages \
-             WHERE id >= ?1 AND created_at >= ?2 AND created_at < ?4 \
-             GROUP BY service_id, direction, bucket ORDER BY service_id, direction",
-        )
-        .bind(first)
-        .bind(since)
-        .bind(bucket_ms)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, String, i64, i64)> = self
+            .run(move |db| {
+                let first = first_message_at_or_after(db, since)?;
+                db.query(
+                    "SELECT service_id, direction, (created_at - ?2) / ?3 AS bucket, count(*) FROM messages \
+                     WHERE id >= ?1 AND created_at >= ?2 AND created_at < ?4 \
+                     GROUP BY service_id, direction, bucket ORDER BY service_id, direction",
+                    &[&first, &since, &bucket_ms, &now],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+            })
+            .await?;
         let mut out: Vec<Traffic> = Vec::new();
         for (service_id, direction, bucket, n) in rows {
             let fresh = out
@@ -84,36 +85,6 @@ impl Reader {
         Ok(out)
     }
 
-    /// The smallest message id whose `created_at` is at or after `since` (one past the
-    /// last id when none is), by bisection over the id range.
-    async fn first_message_at_or_after(&self, since: i64) -> Result<i64, StoreError> {
-        let (lo, hi): (Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT min(id), max(id) FROM messages")
-                .fetch_one(&self.pool)
-                .await?;
-        let (Some(mut lo), Some(hi)) = (lo, hi) else {
-            return Ok(0);
-        };
-        // Invariant: every message below `lo` is older than `since`; `end` is past the
-        // answer.
-        let mut end = hi + 1;
-        while lo < end {
-            let mid = lo + (end - lo) / 2;
-            // The first existing message at or after `mid` (ids may have gaps).
-            let probe: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT id, created_at FROM messages WHERE id >= ? ORDER BY id LIMIT 1",
-            )
-            .bind(mid)
-            .fetch_optional(&self.pool)
-            .await?;
-            match probe {
-                Some((id, at)) if at < since => lo = id + 1,
-                _ => end = mid,
-            }
-        }
-        Ok(lo)
-    }
-
     /// Deliveries that failed at least once (retrying or dead), newest first, at most
     /// `limit`; only those of `services` (the caller's organization's). The outbox
     /// holds live and dead rows only, so this scans a small table.
@@ -122,42 +93,66 @@ impl Reader {
         services: &[String],
         limit: u32,
     ) -> Result<Vec<FailingDelivery>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            id: i64,
-            service_id: String,
-            kind: String,
-            attempts: i64,
-            last_error: String,
-            state: i64,
-            created_at: i64,
-            next_attempt_at: i64,
-        }
         let list = serde_json::to_string(services).unwrap_or_else(|_| "[]".into());
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, service_id, kind, attempts, last_error, state, created_at, next_attempt_at \
-             FROM outbox WHERE last_error IS NOT NULL \
-               AND service_id IN (SELECT value FROM json_each(?1)) \
-             ORDER BY id DESC LIMIT ?2",
-        )
-        .bind(list)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| FailingDelivery {
-                id: r.id,
-                service_id: r.service_id,
-                kind: r.kind,
-                attempts: r.attempts,
-                last_error: r.last_error,
-                dead: r.state == 3,
-                created_at: r.created_at,
-                next_attempt_at: r.next_attempt_at,
-            })
-            .collect())
+        self.run(move |db| {
+            // The organization's services, as one JSON array parameter.
+            let of_list = if db.is_pg() {
+                "SELECT json_array_elements_text(?1::json)"
+            } else {
+                "SELECT value FROM json_each(?1)"
+            };
+            db.query(
+                &format!(
+                    "SELECT id, service_id, kind, attempts, last_error, state, created_at, next_attempt_at \
+                     FROM outbox WHERE last_error IS NOT NULL AND service_id IN ({of_list}) \
+                     ORDER BY id DESC LIMIT ?2"
+                ),
+                &[&list, &i64::from(limit)],
+                |r| {
+                    Ok(FailingDelivery {
+                        id: r.get(0)?,
+                        service_id: r.get(1)?,
+                        kind: r.get(2)?,
+                        attempts: r.get(3)?,
+                        last_error: r.get(4)?,
+                        dead: r.get::<i64>(5)? == 3,
+                        created_at: r.get(6)?,
+                        next_attempt_at: r.get(7)?,
+                    })
+                },
+            )
+        })
+        .await
     }
+}
+
+/// The smallest message id whose `created_at` is at or after `since` (one past the
+/// last id when none is), by bisection over the id range.
+fn first_message_at_or_after(db: Db<'_>, since: i64) -> Result<i64, StoreError> {
+    let (lo, hi): (Option<i64>, Option<i64>) =
+        db.query_one("SELECT min(id), max(id) FROM messages", &[], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(mut lo), Some(hi)) = (lo, hi) else {
+        return Ok(0);
+    };
+    // Invariant: every message below `lo` is older than `since`; `end` is past the
+    // answer.
+    let mut end = hi + 1;
+    while lo < end {
+        let mid = lo + (end - lo) / 2;
+        // The first existing message at or after `mid` (ids may have gaps).
+        let probe: Option<(i64, i64)> = db.query_opt(
+            "SELECT id, created_at FROM messages WHERE id >= ? ORDER BY id LIMIT 1",
+            &[&mid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        match probe {
+            Some((id, at)) if at < since => lo = id + 1,
+            _ => end = mid,
+        }
+    }
+    Ok(lo)
 }
 
 #[cfg(test)]

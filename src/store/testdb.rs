@@ -2,6 +2,7 @@
 //! and writes run the way the writer runs them.
 
 use super::routes::Routes;
+use super::sql::Db;
 use super::writer::{Effects, WriteCx};
 use crate::config::Synchronous;
 
@@ -42,10 +43,11 @@ pub fn write_routed<T>(
 ) -> T {
     conn.execute_batch("BEGIN").unwrap();
     let mut cx = WriteCx {
-        conn,
+        db: Db::Lite(conn),
         now,
         routes,
         fx: Effects::default(),
+        instance: None,
     };
     let out = f(&mut cx);
     conn.execute_batch("COMMIT").unwrap();

@@ -3,10 +3,13 @@
 //! job's caller gets its result only after `COMMIT` returned ("group commit": one fsync
 //! for everything that arrived while the previous batch was committing).
 //!
-//! This side uses rusqlite rather than sqlx: sqlx hands every statement to a worker
-//! thread and back, which measured ~75 µs per statement on the 2-core CI machine against
-//! ~0.5 µs here, and an ingest is about ten statements.
+//! The connection is SQLite's (rusqlite) or PostgreSQL's (the synchronous `postgres`
+//! client), behind [`Db`]; jobs are written once for both. rusqlite rather than sqlx on
+//! the SQLite side: sqlx hands every statement to a worker thread and back, which
+//! measured ~75 µs per statement on the 2-core CI machine against ~0.5 µs here, and an
+//! ingest is about ten statements.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ops::Neg;
 use std::path::Path;
@@ -18,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::error::StoreError;
 use super::routes::{Routes, Shared};
 use super::rows::now_ms;
+use super::sql::{Db, PgConn};
 
 /// Most jobs in one transaction; bounds the latency one batch adds to the next.
 const MAX_BATCH: usize = 512;
@@ -31,18 +35,24 @@ const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// the event routes, and the effects to publish after commit.
 pub struct WriteCx<'c> {
     /// The connection, inside a transaction and the job's savepoint.
-    pub conn: &'c rusqlite::Connection,
+    pub db: Db<'c>,
     /// The batch's time, unix ms.
     pub now: i64,
     /// Which webhook services take which events.
     pub routes: &'c Routes,
     /// What to announce once committed.
     pub fx: Effects,
+    /// This instance's id where leases fence deliveries (PostgreSQL shared by several
+    /// instances); `None` on SQLite.
+    pub instance: Option<&'c str>,
 }
 
 /// What a batch changed that others must hear about after the commit.
 #[derive(Debug, Default, Clone)]
 pub struct Effects {
+    /// PostgreSQL: this transaction holds the event-sequence lock (see
+    /// [`WriteCx::append_event`]).
+    pub events_locked: bool,
     /// Highest event seq written (0: none).
     pub last_seq: i64,
     /// Services with new or rescheduled outbox rows.
@@ -103,13 +113,34 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Opens the read-write connection and starts the writer thread.
+    /// Opens SQLite's read-write connection and starts the writer thread.
     pub fn start(
         path: &Path,
         synchronous_full: bool,
         shared: Arc<Shared>,
     ) -> Result<Self, StoreError> {
-        let conn = open(path, synchronous_full)?;
+        Self::spawn(Conn::Lite(open(path, synchronous_full)?), shared)
+    }
+
+    /// Starts the writer thread on a PostgreSQL connection made with `config`;
+    /// `instance` fences delivery results with its leases.
+    pub fn start_pg(
+        config: postgres::Config,
+        instance: Option<String>,
+        shared: Arc<Shared>,
+    ) -> Result<Self, StoreError> {
+        let conn = PgConn::new(config.connect(postgres::NoTls)?);
+        Self::spawn(
+            Conn::Pg(Box::new(PgWriter {
+                conn: RefCell::new(conn),
+                config,
+                instance,
+            })),
+            shared,
+        )
+    }
+
+    fn spawn(conn: Conn, shared: Arc<Shared>) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("sb-writer".into())
@@ -187,7 +218,45 @@ fn open(path: &Path, synchronous_full: bool) -> Result<rusqlite::Connection, Sto
     Ok(conn)
 }
 
-fn writer_loop(conn: rusqlite::Connection, mut rx: mpsc::Receiver<Msg>, shared: Arc<Shared>) {
+/// The writer's connection.
+enum Conn {
+    Lite(rusqlite::Connection),
+    Pg(Box<PgWriter>),
+}
+
+struct PgWriter {
+    conn: RefCell<PgConn>,
+    /// To connect again after the server went away.
+    config: postgres::Config,
+    /// This instance's id (fencing; see `WriteCx::instance`).
+    instance: Option<String>,
+}
+
+impl Conn {
+    fn db(&self) -> Db<'_> {
+        match self {
+            Conn::Lite(c) => Db::Lite(c),
+            Conn::Pg(pg) => Db::Pg(&pg.conn),
+        }
+    }
+
+    /// PostgreSQL: a new connection when the old one broke (a server restart or a
+    /// failover); the failed batch's callers were told, the next batch goes through.
+    fn heal(&self) {
+        if let Conn::Pg(pg) = self
+            && pg.conn.borrow().client.is_closed()
+        {
+            match pg.config.connect(postgres::NoTls) {
+                Ok(c) => *pg.conn.borrow_mut() = PgConn::new(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconnecting the writer to PostgreSQL failed")
+                }
+            }
+        }
+    }
+}
+
+fn writer_loop(conn: Conn, mut rx: mpsc::Receiver<Msg>, shared: Arc<Shared>) {
     let mut stopping = false;
     while !stopping {
         let Some(first) = rx.blocking_recv() else {
@@ -208,6 +277,7 @@ fn writer_loop(conn: rusqlite::Connection, mut rx: mpsc::Receiver<Msg>, shared: 
                 Err(_) => break,
             }
         }
+        conn.heal();
         run_batch(&conn, batch, &shared);
     }
     rx.close();
@@ -219,32 +289,47 @@ fn writer_loop(conn: rusqlite::Connection, mut rx: mpsc::Receiver<Msg>, shared: 
             )));
         }
     }
-    if let Err(e) = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE") {
+    if let Conn::Lite(c) = &conn
+        && let Err(e) = c.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+    {
         tracing::debug!(error = %e, "final WAL checkpoint did not complete");
     }
 }
 
-fn run_batch(conn: &rusqlite::Connection, mut batch: Vec<Box<dyn ErasedJob>>, shared: &Shared) {
+fn run_batch(conn: &Conn, mut batch: Vec<Box<dyn ErasedJob>>, shared: &Shared) {
     let routes = shared.routes();
+    let db = conn.db();
     let mut cx = WriteCx {
-        conn,
+        db,
         now: now_ms(),
         routes: &routes,
         fx: Effects::default(),
+        instance: match conn {
+            Conn::Pg(pg) => pg.instance.as_deref(),
+            Conn::Lite(_) => None,
+        },
     };
     let result = (|| -> Result<(), StoreError> {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        db.batch(if db.is_pg() {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        })?;
         for job in batch.iter_mut() {
             let saved = cx.fx.clone();
-            conn.execute_batch("SAVEPOINT job")?;
+            db.batch("SAVEPOINT job")?;
             if job.run(&mut cx) {
-                conn.execute_batch("RELEASE job")?;
+                db.batch("RELEASE job")?;
             } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                db.batch("ROLLBACK TO job; RELEASE job")?;
                 cx.fx = saved;
             }
         }
-        conn.execute_batch("COMMIT")?;
+        if db.is_pg() {
+            // Other instances hear of the commit (their event streams and dispatchers).
+            super::pg::notify(db, &cx.fx)?;
+        }
+        db.batch("COMMIT")?;
         Ok(())
     })();
     match result {
@@ -256,8 +341,11 @@ fn run_batch(conn: &rusqlite::Connection, mut batch: Vec<Box<dyn ErasedJob>>, sh
             shared.publish(&cx.fx);
         }
         Err(e) => {
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
+            match conn {
+                Conn::Lite(c) if c.is_autocommit() => {}
+                _ => {
+                    let _ = db.batch("ROLLBACK");
+                }
             }
             tracing::error!(error = %e, jobs = batch.len(), "a write batch failed; nothing in it was stored");
             shared.metrics.writer_failure();

@@ -4,6 +4,7 @@
 use super::super::read::{HEADS, QUEUE_AFTER};
 use super::super::testdb::{db, plan, write};
 use super::*;
+use rusqlite::OptionalExtension;
 
 #[tokio::test]
 async fn delivery_statements_use_their_indexes() {
@@ -50,7 +51,10 @@ fn queue_of_four(conn: &rusqlite::Connection) -> Vec<i64> {
         (1..=4)
             .map(|seq| {
                 cx.enqueue("hook", OutboxKind::Event, seq, "c1").unwrap();
-                cx.conn.last_insert_rowid()
+                cx.db
+                    .value("SELECT max(id) FROM outbox", &[])
+                    .unwrap()
+                    .unwrap()
             })
             .collect()
     })

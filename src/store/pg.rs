@@ -1,0 +1,238 @@
+//! What only PostgreSQL needs: connecting, its migration set (`migrations/postgres/`),
+//! and telling the other instances that share the database about each commit.
+//!
+//! Commits are announced with `pg_notify('switchboard', …)` inside the transaction
+//! (PostgreSQL delivers it at commit, and only if it commits); every instance listens on
+//! a connection of its own and publishes what it hears as if its own writer had
+//! committed it: event streams read on, dispatchers wake.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::error::StoreError;
+use super::routes::Shared;
+use super::sql::Db;
+use super::writer::Effects;
+
+/// The advisory lock that orders event sequence numbers (see `WriteCx::append_event`).
+pub const EVENTS_LOCK: i64 = 0x5357_4254_0001;
+/// The advisory lock that lets one instance at a time migrate.
+const MIGRATE_LOCK: i64 = 0x5357_4254_0002;
+/// The notification channel.
+const CHANNEL: &str = "switchboard";
+/// Most service ids one notification names; more wake every dispatcher.
+const MAX_NAMED: usize = 64;
+
+/// The migration set, in order: (version, name, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "outbox_retention",
+        include_str!("../../migrations/postgres/0002_outbox_retention.sql"),
+    ),
+    (
+        3,
+        "desk_links",
+        include_str!("../../migrations/postgres/0003_desk_links.sql"),
+    ),
+    (
+        4,
+        "event_retention",
+        include_str!("../../migrations/postgres/0004_event_retention.sql"),
+    ),
+    (
+        5,
+        "desks",
+        include_str!("../../migrations/postgres/0005_desks.sql"),
+    ),
+    (
+        6,
+        "hook_nonces",
+        include_str!("../../migrations/postgres/0006_hook_nonces.sql"),
+    ),
+    (
+        7,
+        "handoff",
+        include_str!("../../migrations/postgres/0007_handoff.sql"),
+    ),
+];
+
+/// The connection settings of `url` (`postgres://user:password@host:port/db?…`), with
+/// switchboard's application name and a connect timeout.
+pub fn config(url: &str) -> Result<postgres::Config, StoreError> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Unavailable(format!("storage.url: {e}")))?;
+    if config.get_application_name().is_none() {
+        config.application_name("switchboard");
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    Ok(config)
+}
+
+fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Applies the pending migrations, one transaction each, while holding an advisory lock
+/// (instances starting together migrate one after another). A migration applied before
+/// whose text has changed since is an error: the database is not what this build
+/// expects. Blocking: call it off the runtime's threads.
+pub fn migrate(config: &postgres::Config) -> Result<(), StoreError> {
+    let mut client = config.connect(postgres::NoTls)?;
+    client.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATE_LOCK})"))?;
+    let result = (|| -> Result<(), StoreError> {
+        client.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
+               version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, \
+               applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )?;
+        let applied: Vec<(i64, String)> = client
+            .query("SELECT version, checksum FROM schema_migrations", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for &(version, name, sql) in MIGRATIONS {
+            let sum = checksum(sql);
+            match applied.iter().find(|(v, _)| *v == version) {
+                Some((_, old)) if *old == sum => continue,
+                Some(_) => {
+                    return Err(StoreError::Internal(format!(
+                        "migration {version} ({name}) was applied with different contents"
+                    )));
+                }
+                None => {}
+            }
+            let mut tx = client.transaction()?;
+            tx.batch_execute(sql)
+                .map_err(|e| StoreError::Internal(format!("migration {version} ({name}): {e}")))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                &[&version, &name, &sum],
+            )?;
+            tx.commit()?;
+        }
+        if let Some(&(v, _)) = applied.iter().max() {
+            let known = MIGRATIONS.last().map_or(0, |m| m.0);
+            if v > known {
+                return Err(StoreError::Internal(format!(
+                    "the database has migration {v}, newer than this build knows ({known})"
+                )));
+            }
+        }
+        Ok(())
+    })();
+    let _ = client.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATE_LOCK})"));
+    result
+}
+
+/// Queues the notification of what the transaction on `db` changed; sent at commit.
+pub fn notify(db: Db<'_>, fx: &Effects) -> Result<(), StoreError> {
+    if fx.last_seq == 0 && fx.outbox.is_empty() {
+        return Ok(());
+    }
+    let all = fx.outbox.len() > MAX_NAMED;
+    let named = |set: &BTreeSet<String>| -> Vec<String> {
+        if all {
+            Vec::new()
+        } else {
+            set.iter().cloned().collect()
+        }
+    };
+    let payload = serde_json::json!({
+        "seq": fx.last_seq,
+        "outbox": named(&fx.outbox),
+        "requeued": named(&fx.requeued),
+        "all": all,
+    })
+    .to_string();
+    db.execute("SELECT pg_notify('switchboard', ?)", &[&payload])?;
+    Ok(())
+}
+
+/// Follows the other instances' commits until `stop` is set: a thread with a `LISTEN`
+/// connection of its own, reconnecting after a second when it breaks.
+pub fn listen(
+    config: postgres::Config,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("sb-pg-listen".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                if let Err(e) = listen_once(&config, &shared, &stop) {
+                    tracing::warn!(error = %e, "listening for other instances' commits failed; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        })
+}
+
+fn listen_once(
+    config: &postgres::Config,
+    shared: &Shared,
+    stop: &AtomicBool,
+) -> Result<(), postgres::Error> {
+    let mut client = config.connect(postgres::NoTls)?;
+    client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+    // What committed while this connection was down is not announced again: catch up
+    // with the head and wake every dispatcher once, so that nothing waits for the next
+    // commit.
+    let head: i64 = client
+        .query_one("SELECT coalesce(max(seq), 0) FROM events", &[])?
+        .get(0);
+    shared.publish_all(head);
+    while !stop.load(Ordering::Acquire) {
+        use postgres::fallible_iterator::FallibleIterator;
+        {
+            let mut notifications = client.notifications();
+            let mut iter = notifications.timeout_iter(Duration::from_millis(500));
+            while let Some(n) = iter.next()? {
+                publish(shared, n.payload());
+            }
+        }
+        if client.is_closed() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn publish(shared: &Shared, payload: &str) {
+    #[derive(serde::Deserialize)]
+    struct Note {
+        seq: i64,
+        outbox: BTreeSet<String>,
+        requeued: BTreeSet<String>,
+        all: bool,
+    }
+    let Ok(note) = serde_json::from_str::<Note>(payload) else {
+        tracing::warn!("an unreadable commit notification was ignored");
+        return;
+    };
+    if note.all {
+        shared.publish_all(note.seq);
+        return;
+    }
+    shared.publish(&Effects {
+        last_seq: note.seq,
+        outbox: note.outbox,
+        requeued: note.requeued,
+        events_locked: false,
+    });
+}
