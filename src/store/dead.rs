@@ -104,7 +104,7 @@ impl Reader {
         };
         let sql = format!(
             "SELECT {DELIVERY_COLS} FROM {DELIVERY_FROM} \
-             WHERE s.organization = ?1 AND {states} AND (?2 IS NULL OR o.service_id = ?2) AND o.id > ?3 \
+             WHERE s.organization = ?1 AND {states} AND (CAST(?2 AS TEXT) IS NULL OR o.service_id = ?2) AND o.id > ?3 \
              ORDER BY o.id LIMIT ?4"
         );
         let (organization, service_id) = (organization.to_owned(), service_id.map(str::to_owned));

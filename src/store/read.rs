@@ -329,8 +329,8 @@ impl Reader {
             let sql = format!(
                 "SELECT {CONVERSATION_COLS} FROM conversations c JOIN contacts k ON k.id = c.contact_id \
                  WHERE c.organization = ?1 AND c.id > ?2 \
-                   AND (?3 IS NULL OR c.service_id = ?3) AND (?4 IS NULL OR c.status = ?4) \
-                   AND (?5 IS NULL OR c.updated_at > ?5) \
+                   AND (CAST(?3 AS TEXT) IS NULL OR c.service_id = ?3) AND (CAST(?4 AS TEXT) IS NULL OR c.status = ?4) \
+                   AND (CAST(?5 AS BIGINT) IS NULL OR c.updated_at > ?5) \
                  ORDER BY c.id LIMIT ?6"
             );
             let args: [&dyn Param; 6] = [
@@ -403,7 +403,7 @@ impl Reader {
         self.run(move |db| {
             db.query(
                 "SELECT seq, type, organization, created_at, data FROM events \
-                 WHERE seq > ?1 AND (?2 IS NULL OR organization = ?2) ORDER BY seq LIMIT ?3",
+                 WHERE seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR organization = ?2) ORDER BY seq LIMIT ?3",
                 &[&after, &organization, &i64::from(limit)],
                 EventRow::from_row,
             )
@@ -427,7 +427,7 @@ impl Reader {
         self.run(move |db| {
             db.query(
                 "WITH page AS (SELECT seq, octet_length(data) AS n FROM events \
-                     WHERE seq > ?1 AND (?2 IS NULL OR organization = ?2) ORDER BY seq LIMIT ?3), \
+                     WHERE seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR organization = ?2) ORDER BY seq LIMIT ?3), \
                  sized AS (SELECT seq, sum(n) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) - n AS before \
                      FROM page) \
                  SELECT e.seq, e.type, e.organization, e.created_at, e.data \
@@ -582,7 +582,7 @@ fn conversation(
 ) -> Result<Option<Conversation>, StoreError> {
     let sql = format!(
         "SELECT {CONVERSATION_COLS} FROM conversations c JOIN contacts k ON k.id = c.contact_id \
-         WHERE c.id = ?1 AND (?2 IS NULL OR c.organization = ?2)"
+         WHERE c.id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR c.organization = ?2)"
     );
     Ok(db
         .query_opt(&sql, &[&id, &organization], |r| {
@@ -595,7 +595,7 @@ fn conversation(
 fn message(db: Db<'_>, organization: Option<&str>, id: i64) -> Result<Option<Message>, StoreError> {
     let sql = format!(
         "SELECT {MESSAGE_COLS} FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-         WHERE m.id = ?1 AND (?2 IS NULL OR c.organization = ?2)"
+         WHERE m.id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR c.organization = ?2)"
     );
     Ok(db
         .query_opt(&sql, &[&id, &organization], |r| MessageRow::from_row(r, 0))?

@@ -36,8 +36,40 @@ pub const READ_TOKEN: &str = "read-token-0123456789";
 /// The webhook secret of the test configs.
 pub const WEBHOOK_SECRET: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0xMjM0NTY=";
 
-/// The settings every test daemon shares: loopback, a file database in `dir`, fast
-/// retries and reconnects.
+/// Whether this run stores on PostgreSQL (`SWITCHBOARD_TEST_STORAGE=postgres`): the
+/// whole end-to-end suite runs on either engine, and the test command runs it on both.
+pub fn on_postgres() -> bool {
+    std::env::var("SWITCHBOARD_TEST_STORAGE").is_ok_and(|v| v == "postgres")
+}
+
+/// The `storage.url` of the daemon kept in `dir`: its SQLite file, or (on PostgreSQL) a
+/// database of its own on the test server, the same one every time the daemon of that
+/// directory starts again.
+pub fn storage_url(dir: &Path) -> String {
+    if !on_postgres() {
+        return format!("sqlite://{}/switchboard.db", dir.display());
+    }
+    let remembered = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return url;
+    }
+    let server = switchboard_core::testkit::postgres::PgServer::shared()
+        .unwrap_or_else(|e| panic!("SWITCHBOARD_TEST_STORAGE=postgres: {e}"));
+    let url = server.database().expect("a test database");
+    std::fs::write(&remembered, &url).expect("remembering the test database");
+    url
+}
+
+/// Skips (returns true, after saying why) a test that reads SQLite's file itself.
+pub fn sqlite_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("skipped on PostgreSQL: {what}");
+    }
+    on_postgres()
+}
+
+/// The settings every test daemon shares: loopback, a database of its own (see
+/// [`storage_url`]), fast retries and reconnects.
 pub fn base_config(dir: &Path) -> String {
     format!(
         r#"
@@ -46,7 +78,7 @@ listen = "127.0.0.1:0"
 shutdown_timeout = "5s"
 
 [storage]
-url = "sqlite://{}/switchboard.db"
+url = "{}"
 
 [log]
 level = "info,switchboard=debug"
@@ -60,7 +92,7 @@ restart_initial = "100ms"
 restart_max = "1s"
 failed_retry = "2s"
 "#,
-        dir.display()
+        storage_url(dir)
     )
 }
 
