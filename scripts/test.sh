@@ -20,6 +20,9 @@ step() { printf '\n==> %s\n' "$*"; }
 #   openssl          test certificates and keys (XMPP TLS, GBM service account)
 #   chromium         the headless browser that drives the /status page (tests/operator.rs)
 #   curl             the schemathesis run's seeding and readiness checks
+#   postgresql       the server the PostgreSQL storage tests start their own cluster of
+#                    (initdb + pg_ctl on a loopback port; the package's own cluster is
+#                    not used)
 apt_packages=()
 command -v prosody >/dev/null 2>&1 || apt_packages+=(prosody)
 command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
@@ -27,13 +30,14 @@ command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_packages+=(postgresql)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     step "installing ${apt_packages[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
 fi
 # The packages' own daemons are not ours to run: the tests start their own instances.
-for unit in prosody prometheus; do
+for unit in prosody prometheus postgresql; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$unit" 2>/dev/null; then
         as_root systemctl stop "$unit" || true
     fi
@@ -51,8 +55,9 @@ if [ ! -x "$schemathesis_venv/bin/schemathesis" ]; then
     "$schemathesis_venv/bin/pip" install -q "schemathesis==$schemathesis_version"
 fi
 export SCHEMATHESIS="$schemathesis_venv/bin/schemathesis"
-# The browser test must not skip in CI.
+# The browser and PostgreSQL tests must not skip in CI.
 export SWITCHBOARD_REQUIRE_BROWSER=1
+export SWITCHBOARD_REQUIRE_POSTGRES=1
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-audit >/dev/null 2>&1 || { step "installing cargo-audit"; cargo install --locked cargo-audit; }
@@ -87,6 +92,9 @@ fi
 
 step "cargo test"
 cargo test --locked --workspace
+
+step "the end-to-end suite again, stored on PostgreSQL"
+SWITCHBOARD_TEST_STORAGE=postgres cargo test --locked -p switchboard --tests
 
 step "schemathesis against a live daemon (/v1/openapi.json, every check)"
 bash scripts/schemathesis/run.sh "$CARGO_TARGET_DIR/debug/switchboard"

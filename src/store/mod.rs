@@ -22,6 +22,8 @@
 //! PostgreSQL's (`migrations/postgres/`, the same schema) by [`pg::migrate`].
 
 pub mod dead;
+#[cfg(test)]
+mod engines;
 pub mod error;
 pub mod events;
 pub mod handoff;
@@ -106,7 +108,9 @@ fn pg_reader(config: postgres::Config) -> read::Open {
     Box::new(move || {
         let mut client = config.connect(postgres::NoTls)?;
         client.batch_execute("SET default_transaction_read_only = on")?;
-        Ok(read::Conn::Pg(Box::new(RefCell::new(sql::PgConn::new(client)))))
+        Ok(read::Conn::Pg(Box::new(RefCell::new(sql::PgConn::new(
+            client,
+        )))))
     })
 }
 

@@ -50,7 +50,7 @@ pub fn record_service(
     cx.db.execute("INSERT INTO services (id, type, name, status, organization, state, state_since, last_error, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (id) DO UPDATE SET type = ?2, name = ?3, status = ?4, organization = ?5, state = ?6, \
-             state_since = ?7, last_error = coalesce(?8, last_error), updated_at = ?9", &[&info.id, &info.kind, &info.name, &info.status, &info.organization, &(serde_json::to_string(state)?), &since, &last_error, &cx.now])?;
+             state_since = ?7, last_error = coalesce(?8, services.last_error), updated_at = ?9", &[&info.id, &info.kind, &info.name, &info.status, &info.organization, &(serde_json::to_string(state)?), &since, &last_error, &cx.now])?;
     if event {
         let service = service_json(info, state, since);
         cx.append_event(

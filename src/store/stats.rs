@@ -97,7 +97,7 @@ impl Reader {
         self.run(move |db| {
             // The organization's services, as one JSON array parameter.
             let of_list = if db.is_pg() {
-                "SELECT json_array_elements_text(?1::json)"
+                "SELECT json_array_elements_text(CAST(?1 AS TEXT)::json)"
             } else {
                 "SELECT value FROM json_each(?1)"
             };
