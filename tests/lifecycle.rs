@@ -31,6 +31,7 @@ fn state_events<'a>(events: &'a [Value], id: &str) -> Vec<&'a Value> {
 
 #[tokio::test]
 async fn a_date_window_opens_and_closes_on_time() {
+    warm_storage();
     let launched = Instant::now();
     let h = Harness::start_with_env(
         |dir| {

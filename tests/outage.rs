@@ -49,6 +49,10 @@ async fn stored_ids(api: &Api) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_gets_503_stores_nothing_it_refused_and_recovers() {
+    // The disk that fills is the one under SQLite's file; PostgreSQL's is the server's.
+    if sqlite_only("fills the file system under SQLite's file") {
+        return;
+    }
     let mut h = Harness::start(|dir| base_config(dir) + &api_service(""));
     let d = &h.daemon;
     let api = &h.api;

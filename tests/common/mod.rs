@@ -60,6 +60,15 @@ pub fn storage_url(dir: &Path) -> String {
     url
 }
 
+/// Starts the shared PostgreSQL server now (on PostgreSQL runs), for a test that times
+/// its daemon from before it starts: the server's first start is not the daemon's.
+pub fn warm_storage() {
+    if on_postgres() {
+        switchboard_core::testkit::postgres::PgServer::shared()
+            .unwrap_or_else(|e| panic!("SWITCHBOARD_TEST_STORAGE=postgres: {e}"));
+    }
+}
+
 /// Skips (returns true, after saying why) a test that reads SQLite's file itself.
 pub fn sqlite_only(what: &str) -> bool {
     if on_postgres() {
