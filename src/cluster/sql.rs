@@ -2,7 +2,7 @@
 //! the cluster's thread). Every time is the database's `clock_timestamp()`, never an
 //! instance's clock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use postgres::{Client, GenericClient, NoTls};
@@ -66,25 +66,32 @@ pub fn register(client: &mut Client, id: &str, ttl: Duration) -> Result<bool, po
 }
 
 /// Heartbeats `id` and returns the live instances (heartbeat within `ttl`), `id`
-/// among them.
+/// among them, each with how long until it counts as dead unless it heartbeats again.
 pub fn heartbeat(
     client: &mut Client,
     id: &str,
     ttl: Duration,
-) -> Result<BTreeSet<String>, postgres::Error> {
+) -> Result<BTreeMap<String, Duration>, postgres::Error> {
     // The CTE's upsert is not visible to the outer SELECT (one snapshot): our own row is
     // taken from its RETURNING.
     let rows = client.query(
         "WITH beat AS (\
              INSERT INTO cluster_instances (id, started_at, heartbeat_at) \
              VALUES ($1, clock_timestamp(), clock_timestamp()) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_timestamp() RETURNING id) \
-         SELECT id FROM cluster_instances \
-         WHERE heartbeat_at > clock_timestamp() - $2::bigint * interval '1 millisecond' AND id <> $1 \
-         UNION SELECT id FROM beat",
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = clock_timestamp() RETURNING id, heartbeat_at), \
+         live AS (SELECT id, heartbeat_at FROM cluster_instances WHERE id <> $1 \
+             UNION ALL SELECT id, heartbeat_at FROM beat) \
+         SELECT id, (extract(epoch FROM heartbeat_at - clock_timestamp()) * 1000)::bigint + $2::bigint \
+         FROM live WHERE heartbeat_at > clock_timestamp() - $2::bigint * interval '1 millisecond'",
         &[&id, &millis(ttl)],
     )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let left: i64 = r.get(1);
+            (r.get(0), Duration::from_millis(left.max(0).unsigned_abs()))
+        })
+        .collect())
 }
 
 /// Takes or renews the leases of `names` for `ttl`: a name is taken if it has no row,

@@ -28,6 +28,9 @@ pub enum Command {
 /// lease is reported lost locally: before the database lets another instance take it.
 const LOCAL_SHARE: f64 = 5.0 / 6.0;
 
+/// How long after another instance's heartbeat runs out the round that notices is due.
+const DEATH_MARGIN: Duration = Duration::from_millis(20);
+
 /// The connection and what a round carries over to the next.
 pub struct Worker {
     shared: Arc<Shared>,
@@ -110,7 +113,7 @@ impl Worker {
         let renew = self.shared.ttl / 3;
         let started = Instant::now();
         match self.try_round(started) {
-            Ok(pending) => {
+            Ok((pending, next_death)) => {
                 if self.failing {
                     tracing::info!("cluster: the database answers again");
                     self.failing = false;
@@ -118,6 +121,9 @@ impl Worker {
                 // A name that is rightfully ours but still held elsewhere (being
                 // released, or expiring) is tried again soon; so is a drain's end.
                 let due = started + if pending { renew / 10 } else { renew };
+                // An instance that stopped heartbeating counts as dead at a known time:
+                // a round right after it hands its names on without waiting a period.
+                let due = next_death.map_or(due, |d| due.min(started + d + DEATH_MARGIN));
                 self.draining
                     .values()
                     .map(|since| *since + renew)
@@ -138,8 +144,12 @@ impl Worker {
     }
 
     /// Heartbeat, give up, release, take or renew, read the holders. Returns whether a
-    /// rightful name could not be taken yet.
-    fn try_round(&mut self, started: Instant) -> Result<bool, postgres::Error> {
+    /// rightful name could not be taken yet, and when the next other instance counts
+    /// as dead unless it heartbeats.
+    fn try_round(
+        &mut self,
+        started: Instant,
+    ) -> Result<(bool, Option<Duration>), postgres::Error> {
         let ttl = self.shared.ttl;
         if self.client.is_none() {
             self.client = Some(sql::connect(&self.url, ttl / 3)?);
@@ -147,13 +157,18 @@ impl Worker {
         let client = self.client.as_mut().expect("connected above");
         let me = self.shared.id.as_str();
         let live = sql::heartbeat(client, me, ttl)?;
+        let next_death = live
+            .iter()
+            .filter(|(id, _)| id.as_str() != me)
+            .map(|(_, left)| *left)
+            .min();
         let (names, stopped) = self
             .shared
             .update(|st| (st.names.clone(), std::mem::take(&mut st.stopped)));
         let mine: BTreeSet<&str> = names
             .iter()
             .map(String::as_str)
-            .filter(|n| rendezvous::owner(live.iter().map(String::as_str), n) == Some(me))
+            .filter(|n| rendezvous::owner(live.keys().map(String::as_str), n) == Some(me))
             .collect();
 
         // What is not ours any more is reported lost now, so its work stops before the
@@ -201,7 +216,7 @@ impl Worker {
         });
         let holders = sql::holders(client)?;
         self.shared.update(|st| st.holders = holders);
-        Ok(got.len() < wanted.len())
+        Ok((got.len() < wanted.len(), next_death))
     }
 
     /// Reports nothing held, then releases every lease and deregisters.
