@@ -124,7 +124,16 @@ impl PgServer {
         let data = server.data();
         let mut initdb = server.command("initdb");
         initdb
-            .args(["-A", "trust", "-U", "switchboard", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "switchboard",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data);
         run(initdb, "initdb")?;
         // A port found free can be taken before the server binds it: try a few.
@@ -181,7 +190,11 @@ impl PgServer {
     /// A new, empty database and its URL.
     pub fn database(&self) -> PgResult<String> {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("t{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         let mut createdb = Command::new(self.bin.join("createdb"));
         createdb
             .args(["-h", "127.0.0.1", "-U", "switchboard", "-p"])
