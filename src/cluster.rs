@@ -12,11 +12,13 @@
 //! With SQLite there is one instance and no database: [`Cluster::single`] holds every
 //! name, always.
 //!
+//! - [`while_held`] — runs work only while its lease is held.
 //! - [`rendezvous`] — the rightful holder of a name.
 //! - `sql` — the statements, on the cluster's own synchronous connection.
 //! - `state` — what this instance holds, its watchers, and the expiry guard.
 //! - `worker` — the thread that heartbeats and renews.
 
+mod gate;
 pub mod rendezvous;
 mod sql;
 mod state;
@@ -34,6 +36,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
+pub use gate::while_held;
 use state::Shared;
 use worker::{Command, Worker};
 
@@ -86,15 +89,13 @@ impl Cluster {
         // The synchronous client runs its own runtime: it must live off tokio's threads.
         std::thread::Builder::new()
             .name("cluster".into())
-            .spawn(move || {
-                match worker::setup(&url, &for_worker.id, ttl) {
-                    Ok(client) => {
-                        let _ = ready.send(Ok(()));
-                        Worker::new(for_worker, url, client, rx).run();
-                    }
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                    }
+            .spawn(move || match worker::setup(&url, &for_worker.id, ttl) {
+                Ok(client) => {
+                    let _ = ready.send(Ok(()));
+                    Worker::new(for_worker, url, client, rx).run();
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
                 }
             })
             .context("starting the cluster thread")?;

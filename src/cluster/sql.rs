@@ -196,7 +196,10 @@ mod tests {
             "postgres://sb@db:5432/switchboard"
         );
         let q = super::redacted("postgres://sb@db/x?password=s3cret&sslmode=disable");
-        assert!(!q.contains("s3cret") && q.contains("sslmode=disable"), "{q}");
+        assert!(
+            !q.contains("s3cret") && q.contains("sslmode=disable"),
+            "{q}"
+        );
         assert_eq!(
             super::redacted("host=db password=s3cret"),
             "the configured database"

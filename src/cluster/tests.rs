@@ -111,10 +111,7 @@ async fn each_name_has_one_holder_and_the_share_follows_joins_and_leaves() {
     .await;
     // Steady state: nothing moves, nothing is held twice.
     let steady = Instant::now();
-    watch_until(&[&a, &b], TTL + SLACK, "steady", || {
-        steady.elapsed() >= TTL
-    })
-    .await;
+    watch_until(&[&a, &b], TTL + SLACK, "steady", || steady.elapsed() >= TTL).await;
     assert!(settled(&[&a, &b]));
     let holders = a.holders().await;
     for n in names() {
@@ -142,10 +139,16 @@ async fn each_name_has_one_holder_and_the_share_follows_joins_and_leaves() {
     // One leaves: the others take its names at their next round.
     let b_names: Vec<String> = names().into_iter().filter(|n| b.holds(n)).collect();
     b.leave().await;
-    assert!(b_names.iter().all(|n| !b.holds(n)), "leave reports nothing held");
-    let took = watch_until(&[&a, &b, &c], RENEW + SLACK, "a and c take b's names", || {
-        settled(&[&a, &c])
-    })
+    assert!(
+        b_names.iter().all(|n| !b.holds(n)),
+        "leave reports nothing held"
+    );
+    let took = watch_until(
+        &[&a, &b, &c],
+        RENEW + SLACK,
+        "a and c take b's names",
+        || settled(&[&a, &c]),
+    )
     .await;
     eprintln!("b's {} names moved in {took:?}", b_names.len());
     a.leave().await;
@@ -192,7 +195,11 @@ async fn a_dead_instances_names_move_only_after_its_leases_expired() {
     b.crash();
     let crashed = Instant::now();
     let expiry = expiries(&url, "b");
-    assert_eq!(expiry.len(), held_by_b.len(), "b's leases are still in force");
+    assert_eq!(
+        expiry.len(),
+        held_by_b.len(),
+        "b's leases are still in force"
+    );
     let limit = TTL + RENEW + SLACK;
     let took = watch_until(&[&a, &b], limit, "a takes b's names", || {
         let now = Instant::now();
@@ -240,7 +247,10 @@ async fn a_second_instance_with_the_same_id_is_refused() {
         .await
         .expect_err("the id is taken");
     assert!(e.to_string().contains("server.instance_id"), "{e}");
-    assert!(started.elapsed() >= TTL, "it waited for the other to expire");
+    assert!(
+        started.elapsed() >= TTL,
+        "it waited for the other to expire"
+    );
     a.leave().await;
     // Once the first left, the id is free at once.
     let again = Cluster::join(&url, "twin".into(), TTL, Arc::new(Metrics::new()))

@@ -146,10 +146,7 @@ impl Worker {
     /// Heartbeat, give up, release, take or renew, read the holders. Returns whether a
     /// rightful name could not be taken yet, and when the next other instance counts
     /// as dead unless it heartbeats.
-    fn try_round(
-        &mut self,
-        started: Instant,
-    ) -> Result<(bool, Option<Duration>), postgres::Error> {
+    fn try_round(&mut self, started: Instant) -> Result<(bool, Option<Duration>), postgres::Error> {
         let ttl = self.shared.ttl;
         if self.client.is_none() {
             self.client = Some(sql::connect(&self.url, ttl / 3)?);
@@ -229,11 +226,16 @@ impl Worker {
         let ttl = self.shared.ttl;
         let result = match &mut self.client {
             Some(c) => sql::leave(c, &self.shared.id),
-            None => sql::connect(&self.url, ttl / 3).and_then(|mut c| sql::leave(&mut c, &self.shared.id)),
+            None => sql::connect(&self.url, ttl / 3)
+                .and_then(|mut c| sql::leave(&mut c, &self.shared.id)),
         };
         match result {
-            Ok(()) => tracing::info!(instance = %self.shared.id, "left the cluster; its leases are released"),
-            Err(e) => tracing::warn!(error = %e, "cluster: releasing the leases failed; they expire within the lease TTL"),
+            Ok(()) => {
+                tracing::info!(instance = %self.shared.id, "left the cluster; its leases are released")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster: releasing the leases failed; they expire within the lease TTL")
+            }
         }
     }
 }
