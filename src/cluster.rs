@@ -153,16 +153,25 @@ impl Cluster {
     }
 
     /// Tells the cluster that the work guarded by `name` has stopped (after [`held`]
-    /// turned false, or because the service stopped): a lease being given up is
-    /// released now instead of after a renew period.
+    /// turned false, or because the service stopped): a lease being given up to its
+    /// rightful holder is released now. Until then it is not renewed, so it passes on
+    /// within the TTL even if this is never called.
     ///
     /// [`held`]: Cluster::held
     pub fn work_stopped(&self, name: &str) {
         if self.shared.single {
             return;
         }
-        self.shared.update(|st| st.stopped.insert(name.to_owned()));
-        self.wake();
+        let draining = self.shared.update(|st| match st.draining.get_mut(name) {
+            Some(d) => {
+                d.stopped = true;
+                true
+            }
+            None => false,
+        });
+        if draining {
+            self.wake();
+        }
     }
 
     /// Who holds each lease, as of the last round (for `GET /v1/services`).

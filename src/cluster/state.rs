@@ -36,10 +36,20 @@ pub struct State {
     watchers: HashMap<String, watch::Sender<bool>>,
     /// Who held each lease at the last round (all ours in the single case).
     pub holders: BTreeMap<String, String>,
-    /// Names whose work stopped since the last round: their leases may go at once.
-    pub stopped: BTreeSet<String>,
+    /// Names given up (reported not held) whose leases are not released yet: released
+    /// once their work stopped, else they expire by themselves within the TTL.
+    pub draining: BTreeMap<String, Draining>,
     /// The cluster left (or its thread ended): nothing is renewed any more.
     pub closed: bool,
+}
+
+/// A name given up, its lease not released yet.
+#[derive(Debug, Clone, Copy)]
+pub struct Draining {
+    /// When it was given up.
+    pub since: Instant,
+    /// Its work has stopped: the lease may go now.
+    pub stopped: bool,
 }
 
 impl Shared {

@@ -258,3 +258,96 @@ async fn a_second_instance_with_the_same_id_is_refused() {
         .expect("rejoin");
     again.leave().await;
 }
+
+/// Which instances run each name's work now.
+type Running = Arc<std::sync::Mutex<std::collections::BTreeMap<String, Vec<String>>>>;
+
+/// Joins as `id` and runs every name's work under [`super::while_held`]: the work
+/// records itself in `running`, and takes `stop_time` to stop once cancelled.
+async fn gated_node(
+    url: &str,
+    id: &str,
+    running: &Running,
+    stop_time: Duration,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Arc<Cluster> {
+    let c = Cluster::join(url, id.to_owned(), TTL, Arc::new(Metrics::new()))
+        .await
+        .expect("join");
+    for name in names() {
+        let (running, id, key) = (running.clone(), id.to_owned(), name.clone());
+        tokio::spawn(super::while_held(
+            c.clone(),
+            name,
+            stop.child_token(),
+            TTL,
+            move |cancel| {
+                let (running, id, key) = (running.clone(), id.clone(), key.clone());
+                async move {
+                    running
+                        .lock()
+                        .unwrap()
+                        .entry(key.clone())
+                        .or_default()
+                        .push(id.clone());
+                    cancel.cancelled().await;
+                    tokio::time::sleep(stop_time).await;
+                    running
+                        .lock()
+                        .unwrap()
+                        .get_mut(&key)
+                        .unwrap()
+                        .retain(|i| *i != id);
+                }
+            },
+            || {},
+        ));
+    }
+    c.set_names(names());
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_moves_to_a_joining_instance_only_once_it_stopped_where_it_ran() {
+    let Some(url) = database() else { return };
+    let running: Running = Default::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    // Stopping takes a third of a renew period: the lease must wait for it.
+    let slow = RENEW / 3;
+    let a = gated_node(&url, "a", &running, slow, &stop).await;
+    let b = gated_node(&url, "b", &running, slow, &stop).await;
+    let runs_once = |live: &[&str]| {
+        let r = running.lock().unwrap();
+        names().iter().all(|n| {
+            let owner = rendezvous::owner(live.iter().copied(), n).unwrap();
+            r.get(n).is_some_and(|ids| ids == &[owner])
+        })
+    };
+    let never_twice = || {
+        let r = running.lock().unwrap();
+        for (n, ids) in r.iter() {
+            assert!(ids.len() <= 1, "{n} runs on {ids:?} at once");
+        }
+    };
+    watch_until(&[&a, &b], RENEW * 3 + SLACK, "work runs on a and b", || {
+        never_twice();
+        runs_once(&["a", "b"])
+    })
+    .await;
+    let c = gated_node(&url, "c", &running, slow, &stop).await;
+    let took = watch_until(
+        &[&a, &b, &c],
+        RENEW + slow + SLACK,
+        "c runs its share",
+        || {
+            never_twice();
+            runs_once(&["a", "b", "c"])
+        },
+    )
+    .await;
+    eprintln!("c's share moved in {took:?}, each stop taking {slow:?}");
+    stop.cancel();
+    for n in [&a, &b, &c] {
+        n.leave().await;
+    }
+}

@@ -2,7 +2,7 @@
 //! are rightfully its own (rendezvous hashing over the live instances), gives up the
 //! others and takes or renews its own, all on its own synchronous connection.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use postgres::Client;
 
 use super::rendezvous;
 use super::sql;
-use super::state::Shared;
+use super::state::{Draining, Shared};
 
 /// What the API asks of the thread.
 pub enum Command {
@@ -37,9 +37,6 @@ pub struct Worker {
     url: String,
     client: Option<Client>,
     rx: Receiver<Command>,
-    /// Names given up (reported not held) whose leases are not released yet, with when
-    /// they were given up: released once their work stopped, or a renew period later.
-    draining: BTreeMap<String, Instant>,
     /// The last round failed (logged once per outage).
     failing: bool,
 }
@@ -76,7 +73,6 @@ impl Worker {
             url,
             client: Some(client),
             rx,
-            draining: BTreeMap::new(),
             failing: false,
         }
     }
@@ -123,16 +119,14 @@ impl Worker {
                 let due = started + if pending { renew / 10 } else { renew };
                 // An instance that stopped heartbeating counts as dead at a known time:
                 // a round right after it hands its names on without waiting a period.
-                let due = next_death.map_or(due, |d| due.min(started + d + DEATH_MARGIN));
-                self.draining
-                    .values()
-                    .map(|since| *since + renew)
-                    .fold(due, Instant::min)
+                next_death.map_or(due, |d| due.min(started + d + DEATH_MARGIN))
             }
             Err(e) => {
                 self.client = None;
-                self.draining.clear();
-                let lost = self.shared.update(|st| st.revoke_all());
+                let lost = self.shared.update(|st| {
+                    st.draining.clear();
+                    st.revoke_all()
+                });
                 if !self.failing || lost > 0 {
                     tracing::warn!(error = %e, db = %sql::redacted(&self.url), leases_lost = lost,
                         "cluster: renewing leases failed; this instance holds none until the database answers");
@@ -159,45 +153,47 @@ impl Worker {
             .filter(|(id, _)| id.as_str() != me)
             .map(|(_, left)| *left)
             .min();
-        let (names, stopped) = self
-            .shared
-            .update(|st| (st.names.clone(), std::mem::take(&mut st.stopped)));
+        let names = self.shared.update(|st| st.names.clone());
         let mine: BTreeSet<&str> = names
             .iter()
             .map(String::as_str)
             .filter(|n| rendezvous::owner(live.keys().map(String::as_str), n) == Some(me))
             .collect();
 
-        // What is not ours any more is reported lost now, so its work stops before the
-        // lease goes to its rightful owner.
-        let given_up: Vec<String> = self.shared.update(|st| {
+        // What is not ours any more is reported lost now, so that its work stops; its
+        // lease is released once the work has (a name no longer run here at all has
+        // stopped already), and it is not renewed meanwhile.
+        let release: Vec<String> = self.shared.update(|st| {
             let gone: Vec<String> = st
                 .held()
                 .filter(|n| !mine.contains(n.as_str()))
                 .cloned()
                 .collect();
-            for n in &gone {
-                st.revoke(n);
+            for n in gone {
+                st.revoke(&n);
+                tracing::info!(lease = %n, "lease given up: another instance is its rightful holder now, or it is no longer run here");
+                st.draining.insert(
+                    n,
+                    Draining {
+                        since: started,
+                        stopped: false,
+                    },
+                );
             }
-            gone
+            st.draining.retain(|n, _| !mine.contains(n.as_str()));
+            st.draining
+                .iter()
+                .filter(|(n, d)| d.stopped || !names.contains(*n) || started >= d.since + ttl)
+                .map(|(n, _)| n.clone())
+                .collect()
         });
-        for n in given_up {
-            tracing::info!(lease = %n, "lease given up: another instance is its rightful holder now, or it is no longer run here");
-            self.draining.insert(n, started);
-        }
-        self.draining.retain(|n, _| !mine.contains(n.as_str()));
-        let renew = ttl / 3;
-        let release: Vec<String> = self
-            .draining
-            .iter()
-            .filter(|(n, since)| stopped.contains(*n) || started >= **since + renew)
-            .map(|(n, _)| n.clone())
-            .collect();
         let refs: Vec<&str> = release.iter().map(String::as_str).collect();
         sql::release(client, me, Some(&refs))?;
-        for n in &release {
-            self.draining.remove(n);
-        }
+        self.shared.update(|st| {
+            for n in &release {
+                st.draining.remove(n);
+            }
+        });
 
         let wanted: Vec<&str> = mine.iter().copied().collect();
         let got = sql::acquire(client, me, &wanted, ttl)?;
