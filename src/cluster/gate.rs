@@ -41,8 +41,7 @@ pub async fn while_held<W, F>(
             tracing::info!(lease = %name, "lease taken: starting its work");
         }
         let period = stop.child_token();
-        let running = work(period.clone());
-        tokio::pin!(running);
+        let mut running = Box::pin(work(period.clone()));
         let lost = loop {
             tokio::select! {
                 _ = &mut running => break false,
@@ -67,6 +66,8 @@ pub async fn while_held<W, F>(
         if tokio::time::timeout(grace, &mut running).await.is_err() {
             tracing::warn!(lease = %name, "work did not stop within the shutdown deadline after its lease was lost; aborted");
         }
+        // Before the lease can go: what `work` still holds (tasks) is dropped here.
+        drop(running);
         on_lost();
         cluster.work_stopped(&name);
         tracing::info!(lease = %name, "lease lost: its work stopped");

@@ -115,7 +115,7 @@ impl Worker {
                     self.failing = false;
                 }
                 // A name that is rightfully ours but still held elsewhere (being
-                // released, or expiring) is tried again soon; so is a drain's end.
+                // released, or expiring) is tried again soon.
                 let due = started + if pending { renew / 10 } else { renew };
                 // An instance that stopped heartbeating counts as dead at a known time:
                 // a round right after it hands its names on without waiting a period.
