@@ -95,6 +95,12 @@ impl Supervisor {
             status.insert(svc.id.clone(), effective_status(svc, now, drained));
         }
         let current = self.app.services.read().expect("services lock").clone();
+        // In a cluster, the instance that ran a service records its change of status.
+        let held_before: BTreeSet<String> = current
+            .keys()
+            .filter(|id| self.app.cluster.holds(id))
+            .cloned()
+            .collect();
 
         // Stop what is gone, changed, or no longer runnable.
         let grace = config.server.shutdown_timeout.0;
@@ -124,11 +130,16 @@ impl Supervisor {
         self.app.cluster.set_names(lease_names(&config, &status));
 
         // Record services that do not run, so the API and CLI show them; a change of
-        // status is an event. Every instance of a cluster sees a date window flip: the
-        // housekeeping lease's holder records it.
-        let records_events = self.app.cluster.holds(crate::cluster::HOUSEKEEPING);
+        // status is an event. Every instance of a cluster sees the change (a date
+        // window flips for all): the one that ran the service records it, and for one
+        // that ran nowhere, the housekeeping lease's holder.
+        let housekeeper = self.app.cluster.holds(crate::cluster::HOUSEKEEPING);
         for svc in config.services.values().filter(|s| !runs(status[&s.id])) {
             let changed = previous.get(&svc.id).is_some_and(|p| *p != status[&svc.id]);
+            let ran = previous.get(&svc.id).is_some_and(|p| runs(*p));
+            let records = self.app.cluster.is_single()
+                || held_before.contains(&svc.id)
+                || (!ran && housekeeper);
             let info = service_info(svc, status[&svc.id].as_str());
             if let Err(e) = self
                 .app
@@ -137,7 +148,7 @@ impl Supervisor {
                     info,
                     ConnState::Stopped,
                     crate::store::rows::now_ms(),
-                    changed && records_events,
+                    changed && records,
                 )
                 .await
             {
