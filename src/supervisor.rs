@@ -18,6 +18,9 @@ use crate::dispatch::Dispatcher;
 use crate::store::{Routes, WebhookRoute};
 use jiff::Timestamp;
 
+#[cfg(test)]
+mod tests;
+
 struct Handle {
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
