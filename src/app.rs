@@ -74,6 +74,20 @@ pub struct RunningService {
 }
 
 impl RunningService {
+    /// The same service with a context whose shutdown is `shutdown`: what its
+    /// connection and dispatcher run with during one holding of its lease (its hooks
+    /// keep the service's own context).
+    pub fn for_period(&self, shutdown: CancellationToken) -> Arc<RunningService> {
+        let mut ctx = self.ctx.clone();
+        ctx.shutdown = shutdown;
+        Arc::new(RunningService {
+            config: self.config.clone(),
+            connector: self.connector.clone(),
+            ctx,
+            host: self.host.clone(),
+        })
+    }
+
     /// Whether its webhooks take requests.
     pub fn accepts_hooks(&self) -> bool {
         matches!(
@@ -113,6 +127,9 @@ pub struct App {
     pub hub_sync: RwLock<HubSync>,
     /// The status page's login sessions.
     pub sessions: crate::http::status::Sessions,
+    /// Which leases this instance holds: which services it runs (all of them with
+    /// SQLite).
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// The outcome of the hub syncs so far (none when no hub is configured).

@@ -52,6 +52,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     if !moved.is_empty() {
         anyhow::bail!("{}", moved.join("\n"));
     }
+    let cluster = join_cluster(&config, &metrics).await?;
     let shutdown = CancellationToken::new();
     let (control, control_rx) = mpsc::unbounded_channel();
     let app = Arc::new(App {
@@ -69,6 +70,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         ephemeral: tokio::sync::broadcast::channel(1024).0,
         hub_sync: Default::default(),
         sessions: Default::default(),
+        cluster: cluster.clone(),
     });
     let supervisor = Arc::new(Supervisor::new(app.clone()));
     // The hub's last good list: services keep running when the hub is down at start.
@@ -97,26 +99,27 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     crate::notify::ready(&app);
     let watchdog = tokio::spawn(crate::notify::watchdog(app.clone()));
 
-    let housekeeping = tokio::spawn(crate::housekeeping::run(app.clone(), shutdown.clone()));
-
-    // `handoff_after` timers are stored with their conversations (they survive a
-    // restart); this fires the due ones.
-    let handoffs_store = store.clone();
-    let handoffs_stop = shutdown.clone();
-    let handoffs = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = handoffs_stop.cancelled() => return,
-                _ = tokio::time::sleep(HANDOFF_TICK) => {
-                    match handoffs_store.fire_due_handoffs().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(conversations = n, "handoff_after: handed off"),
-                        Err(e) => tracing::warn!(error = %e, "handoff timers failed"),
-                    }
+    // Once per cluster: retention and receipt expiry, and the `handoff_after` timers
+    // (stored with their conversations, so they survive a restart).
+    let housekeeping = tokio::spawn(crate::cluster::while_held(
+        cluster.clone(),
+        crate::cluster::HOUSEKEEPING.to_owned(),
+        shutdown.clone(),
+        config.server.shutdown_timeout.0,
+        {
+            let app = app.clone();
+            move |stop| {
+                let app = app.clone();
+                async move {
+                    tokio::join!(
+                        crate::housekeeping::run(app.clone(), stop.clone()),
+                        fire_handoffs(app.store.clone(), stop),
+                    );
                 }
             }
-        }
-    });
+        },
+        || {},
+    ));
 
     let (hub_config, hub_config_rx) = watch::channel(config.hub.clone());
     let hub = tokio::spawn(crate::hub::sync_task(app.clone(), hub_config_rx));
@@ -139,7 +142,6 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
         supervisor.stop_all(deadline).await;
         let _ = server.await;
         let _ = housekeeping.await;
-        let _ = handoffs.await;
         let _ = hub.await;
         let _ = watchdog.await;
     })
@@ -147,9 +149,46 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     if stopped.is_err() {
         tracing::warn!("shutdown deadline passed; stopping with work in flight (it stays queued)");
     }
+    // The services stopped: the other instances may take them now rather than after
+    // the lease TTL.
+    let ttl = app.config().server.lease_ttl.0;
+    if tokio::time::timeout(ttl, cluster.leave()).await.is_err() {
+        tracing::warn!("leaving the cluster timed out; the leases expire within the lease TTL");
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Joins the other instances on the PostgreSQL database, or, with SQLite, is the one
+/// instance.
+async fn join_cluster(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<crate::cluster::Cluster>> {
+    let id = config.server.instance_id.clone();
+    let url = &config.storage.url;
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        crate::cluster::Cluster::join(url, id, config.server.lease_ttl.0, metrics.clone()).await
+    } else {
+        Ok(crate::cluster::Cluster::single(id, metrics.clone()))
+    }
+}
+
+/// Fires the due `handoff_after` timers until `stop`.
+async fn fire_handoffs(store: Store, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(HANDOFF_TICK) => {
+                match store.fire_due_handoffs().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(conversations = n, "handoff_after: handed off"),
+                    Err(e) => tracing::warn!(error = %e, "handoff timers failed"),
+                }
+            }
+        }
+    }
 }
 
 /// Makes glibc hand buffers of 128 KiB and more (request bodies, event frames) back to
@@ -359,6 +398,12 @@ async fn reload(
     }
     if new.storage.url != old.storage.url {
         refused.push("storage.url: changing the database needs a restart".to_owned());
+    }
+    if new.server.instance_id != old.server.instance_id {
+        refused.push("server.instance_id: changing it needs a restart".to_owned());
+    }
+    if new.server.lease_ttl.0 != old.server.lease_ttl.0 {
+        refused.push("server.lease_ttl: changing it needs a restart".to_owned());
     }
     if new.server.max_body_in_flight != old.server.max_body_in_flight {
         refused.push("server.max_body_in_flight: changing it needs a restart".to_owned());

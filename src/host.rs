@@ -65,6 +65,15 @@ impl ServiceHost {
         &self.info
     }
 
+    /// Sets the local state to `stopped` without storing it: this instance lost the
+    /// service's lease, and the instance that holds it now records its state.
+    pub fn forget_state(&self) {
+        let now = crate::store::rows::now_ms();
+        self.state.send_modify(|s| *s = (ConnState::Stopped, now));
+        self.metrics
+            .set_state(&self.info.id, ConnState::Stopped.kind());
+    }
+
     /// Sets the state; a change is stored and becomes a `service.state` event.
     pub fn report(&self, state: ConnState) {
         let now = crate::store::rows::now_ms();

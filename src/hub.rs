@@ -308,8 +308,10 @@ fn record_sync<T, E: std::fmt::Display>(app: &App, result: &Result<Vec<T>, E>) {
 }
 
 /// Fetches the hub's services every `sync_interval`; a changed list is stored, then
-/// handed to the control loop. A failed sync changes nothing.
+/// handed to the control loop. A failed sync changes nothing. In a cluster only the
+/// holder of the hub lease fetches; the others follow the list it stores, as often.
 pub async fn sync_task(app: Arc<App>, mut config: watch::Receiver<Option<HubConfig>>) {
+    let mut held = app.cluster.held(crate::cluster::HUB);
     let mut client = HubClient::new(app.http.clone());
     // What the control loop already has (from storage), so an unchanged list is not
     // stored and applied again.
@@ -319,6 +321,10 @@ pub async fn sync_task(app: Arc<App>, mut config: watch::Receiver<Option<HubConf
         let current = config.borrow_and_update().clone();
         let wait = match current {
             None => None,
+            Some(cfg) if !*held.borrow_and_update() => {
+                follow_stored(&app, &mut last).await;
+                Some(cfg.sync_interval.0)
+            }
             Some(cfg) => {
                 let result = client.services(&cfg, app.clock.now()).await;
                 record_sync(&app, &result);
@@ -351,9 +357,25 @@ pub async fn sync_task(app: Arc<App>, mut config: watch::Receiver<Option<HubConf
         tokio::select! {
             _ = app.shutdown.cancelled() => return,
             changed = config.changed() => if changed.is_err() { return },
+            Ok(()) = held.changed() => {}
             _ = tokio::time::sleep(wait.unwrap_or(Duration::MAX)), if wait.is_some() => {}
         }
     }
+}
+
+/// Hands the list another instance stored to the control loop, if it changed.
+async fn follow_stored(app: &App, last: &mut Option<String>) {
+    let stored = stored_list(&app.store).await;
+    let text = serde_json::Value::Array(stored.clone()).to_string();
+    if last.as_deref() == Some(text.as_str()) || (last.is_none() && stored.is_empty()) {
+        return;
+    }
+    tracing::info!(
+        services = stored.len(),
+        "hub service list changed (synced by another instance)"
+    );
+    *last = Some(text);
+    let _ = app.control.send(Control::Hub(stored));
 }
 
 /// The hub's service object as a config tree: Web1on1's camelCase dates become our keys,

@@ -12,6 +12,8 @@
 //! - [`app`] — shared state and API tokens; [`host`]: each service's
 //!   [`switchboard_core::Host`].
 //! - [`hub`] — services from a Web1on1 hub, merged with the config.
+//! - [`cluster`] — several instances on one PostgreSQL database: leases decide which
+//!   instance runs each service, the hub sync and housekeeping.
 //! - [`supervisor`] — runs each service's connection with backoff, in its own span.
 //! - [`dispatch`] — drains each service's outbox in per-conversation order.
 //! - [`housekeeping`] — event retention and other pruning, off the hot path.
@@ -24,6 +26,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod deliveries_cmd;

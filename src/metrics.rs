@@ -29,6 +29,8 @@ pub struct Metrics {
     writer_batch: Histogram,
     writer_failures: IntCounter,
     events_pruned: IntCounter,
+    leases_held: IntGauge,
+    instance: IntGaugeVec,
     /// Held while the outbox gauges are replaced and while encoding, so a scrape never
     /// sees them half-replaced.
     outbox_swap: std::sync::Mutex<()>,
@@ -107,6 +109,13 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(events_pruned.clone()))
+            .expect("registered once");
+        let leases_held = IntGauge::new(
+            "switchboard_leases_held",
+            "Leases this instance holds now (services, @hub, @housekeeping; with SQLite every runnable one)",
+        )
+        .expect("valid metric");
+        r.register(Box::new(leases_held.clone()))
             .expect("registered once");
         #[cfg(target_os = "linux")]
         r.register(Box::new(
@@ -190,6 +199,13 @@ impl Metrics {
             writer_batch,
             writer_failures,
             events_pruned,
+            leases_held,
+            instance: gauge(
+                &r,
+                "switchboard_instance_info",
+                "1, labelled with this instance's id (server.instance_id)",
+                &["instance"],
+            ),
             outbox_swap: std::sync::Mutex::new(()),
             registry: r,
         }
@@ -306,5 +322,16 @@ impl Metrics {
     /// Counts events deleted by retention, once committed.
     pub fn events_pruned(&self, n: u64) {
         self.events_pruned.inc_by(n);
+    }
+
+    /// Sets the number of leases held.
+    pub fn set_leases_held(&self, n: usize) {
+        self.leases_held.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Labels the info gauge with this instance's id.
+    pub fn set_instance(&self, id: &str) {
+        self.instance.reset();
+        self.instance.with_label_values(&[id]).set(1);
     }
 }

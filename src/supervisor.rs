@@ -3,7 +3,7 @@
 //! restarted with capped exponential backoff and full jitter, reset after a stable
 //! period; authentication and fatal failures are reported as `failed` and retried slowly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,9 @@ use crate::config::{Config, ServiceConfig, ServiceStatus, SupervisorConfig};
 use crate::dispatch::Dispatcher;
 use crate::store::{Routes, WebhookRoute};
 use jiff::Timestamp;
+
+#[cfg(test)]
+mod tests;
 
 struct Handle {
     cancel: CancellationToken,
@@ -95,6 +98,12 @@ impl Supervisor {
             status.insert(svc.id.clone(), effective_status(svc, now, drained));
         }
         let current = self.app.services.read().expect("services lock").clone();
+        // In a cluster, the instance that ran a service records its change of status.
+        let held_before: BTreeSet<String> = current
+            .keys()
+            .filter(|id| self.app.cluster.holds(id))
+            .cloned()
+            .collect();
 
         // Stop what is gone, changed, or no longer runnable.
         let grace = config.server.shutdown_timeout.0;
@@ -120,10 +129,20 @@ impl Supervisor {
         *self.app.config.write().expect("config lock") = config.clone();
         *self.app.tokens.write().expect("tokens lock") = Arc::new(TokenTable::from_config(&config));
 
+        // The leases follow the runnable set: what stopped above is given up.
+        self.app.cluster.set_names(lease_names(&config, &status));
+
         // Record services that do not run, so the API and CLI show them; a change of
-        // status is an event.
+        // status is an event. Every instance of a cluster sees the change (a date
+        // window flips for all): the one that ran the service records it, and for one
+        // that ran nowhere, the housekeeping lease's holder.
+        let housekeeper = self.app.cluster.holds(crate::cluster::HOUSEKEEPING);
         for svc in config.services.values().filter(|s| !runs(status[&s.id])) {
             let changed = previous.get(&svc.id).is_some_and(|p| *p != status[&svc.id]);
+            let ran = previous.get(&svc.id).is_some_and(|p| runs(*p));
+            let records = self.app.cluster.is_single()
+                || held_before.contains(&svc.id)
+                || (!ran && housekeeper);
             let info = service_info(svc, status[&svc.id].as_str());
             if let Err(e) = self
                 .app
@@ -132,7 +151,7 @@ impl Supervisor {
                     info,
                     ConnState::Stopped,
                     crate::store::rows::now_ms(),
-                    changed,
+                    changed && records,
                 )
                 .await
             {
@@ -207,31 +226,41 @@ impl Supervisor {
         });
         let span =
             tracing::info_span!("service", service_id = %svc.id, service_type = svc.type_name());
-        let mut dispatcher = Dispatcher::new(
-            running.clone(),
-            self.app.store.clone(),
-            self.app.metrics.clone(),
-            &config.delivery,
-        );
-        if svc.status == ServiceStatus::PendingArchive {
-            // Once the outbox is empty the service is archived: the control loop re-applies.
-            let control = self.app.control.clone();
-            dispatcher.on_drained(Box::new(move || {
-                let _ = control.send(Control::Reapply);
-            }));
-        }
-        let tasks = vec![
-            tokio::spawn(
-                connection_loop(
-                    running.clone(),
-                    policy.clone(),
-                    self.app.metrics.clone(),
-                    config.server.shutdown_timeout.0,
-                )
-                .instrument(span.clone()),
-            ),
-            tokio::spawn(dispatcher.run().instrument(span)),
-        ];
+        let work = Work {
+            app: self.app.clone(),
+            policy: policy.clone(),
+            delivery: config.delivery.clone(),
+            grace: config.server.shutdown_timeout.0,
+            span: span.clone(),
+        };
+        let tasks = if self.app.cluster.is_single() {
+            // One instance: the service runs from now until it is stopped.
+            work.spawn(running.clone())
+        } else {
+            // Its hooks are served here from now on; its connection and dispatcher run
+            // only while this instance holds its lease.
+            let svc = running.clone();
+            let host = running.host.clone();
+            let gate = crate::cluster::while_held(
+                self.app.cluster.clone(),
+                running.config.id.clone(),
+                cancel.clone(),
+                work.grace,
+                move |period| {
+                    let tasks = work.spawn(svc.for_period(period));
+                    async move {
+                        // Dropped when a lost lease's grace is over, or with the gate
+                        // when the supervisor aborts it: the tasks are aborted then.
+                        let _abort = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
+                        for t in tasks {
+                            let _ = t.await;
+                        }
+                    }
+                },
+                move || host.forget_state(),
+            );
+            vec![tokio::spawn(gate.instrument(span))]
+        };
         tracing::info!(service_id = %svc.id, service_type = svc.type_name(), "service started");
         Ok((running, Handle { cancel, tasks }))
     }
@@ -257,6 +286,58 @@ impl Supervisor {
     }
 }
 
+/// What a running service's connection and dispatcher are made with.
+struct Work {
+    app: Arc<App>,
+    policy: SupervisorConfig,
+    delivery: crate::config::DeliveryConfig,
+    grace: Duration,
+    span: tracing::Span,
+}
+
+impl Work {
+    /// Spawns the connection loop and the dispatcher of `running`, which end when its
+    /// context's shutdown fires.
+    fn spawn(&self, running: Arc<RunningService>) -> Vec<JoinHandle<()>> {
+        let mut dispatcher = Dispatcher::new(
+            running.clone(),
+            self.app.store.clone(),
+            self.app.metrics.clone(),
+            &self.delivery,
+        );
+        if running.config.status == ServiceStatus::PendingArchive {
+            // Once the outbox is empty the service is archived: the control loop re-applies.
+            let control = self.app.control.clone();
+            dispatcher.on_drained(Box::new(move || {
+                let _ = control.send(Control::Reapply);
+            }));
+        }
+        vec![
+            tokio::spawn(
+                connection_loop(
+                    running,
+                    self.policy.clone(),
+                    self.app.metrics.clone(),
+                    self.grace,
+                )
+                .instrument(self.span.clone()),
+            ),
+            tokio::spawn(dispatcher.run().instrument(self.span.clone())),
+        ]
+    }
+}
+
+/// Aborts tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 async fn stop(h: Handle, grace: Duration) {
     h.cancel.cancel();
     for t in h.tasks {
@@ -265,6 +346,18 @@ async fn stop(h: Handle, grace: Duration) {
             abort.abort();
         }
     }
+}
+
+/// The lease names this instance can run: its runnable services, the hub sync and
+/// housekeeping.
+pub fn lease_names(config: &Config, status: &BTreeMap<String, ServiceStatus>) -> BTreeSet<String> {
+    config
+        .services
+        .values()
+        .filter(|s| status.get(&s.id).is_some_and(|st| runs(*st)))
+        .map(|s| s.id.clone())
+        .chain([crate::cluster::HUB, crate::cluster::HOUSEKEEPING].map(String::from))
+        .collect()
 }
 
 /// The event subscriptions of the services that will run, and every channel's desk (a

@@ -117,6 +117,16 @@ pub struct ServerConfig {
     /// Default `20s`.
     #[serde(default = "default_events_stall_timeout")]
     pub events_stall_timeout: DurationParam,
+    /// This instance's name among several sharing a PostgreSQL database: the owner of
+    /// its leases, shown in `GET /v1/services`. Unique per running instance. Default:
+    /// the hostname, `-`, the process id.
+    #[serde(default = "default_instance_id")]
+    pub instance_id: String,
+    /// How long a lease lasts unless renewed (every third of it): how long a dead
+    /// instance's services stay held before a survivor takes them. 3s to 60s; default
+    /// `15s`. Every instance of a cluster should use the same.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl: DurationParam,
 }
 
 fn default_listen() -> SocketAddr {
@@ -146,6 +156,31 @@ fn default_max_connections_per_peer() -> usize {
 fn default_events_stall_timeout() -> DurationParam {
     DurationParam(Duration::from_secs(20))
 }
+fn default_lease_ttl() -> DurationParam {
+    DurationParam(Duration::from_secs(15))
+}
+
+/// The hostname, `-`, the process id: unique among the instances running now.
+pub fn default_instance_id() -> String {
+    format!("{}-{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(h) if rc == 0 && !h.is_empty() => h.to_owned(),
+        _ => "switchboard".to_owned(),
+    }
+}
+
+/// The bounds of `server.lease_ttl`: shorter leases make every renew hiccup stop
+/// services; longer ones keep a dead instance's services down for longer.
+pub const LEASE_TTL_MIN: Duration = Duration::from_secs(3);
+/// See [`LEASE_TTL_MIN`].
+pub const LEASE_TTL_MAX: Duration = Duration::from_secs(60);
 
 impl ServerConfig {
     /// What serde cannot check of the connection and body limits.
@@ -178,6 +213,24 @@ impl ServerConfig {
         }
         if self.max_connections_per_peer == 0 {
             v.error("max_connections_per_peer", "must be at least 1");
+        }
+        if self.lease_ttl.0 < LEASE_TTL_MIN || self.lease_ttl.0 > LEASE_TTL_MAX {
+            v.error(
+                "lease_ttl",
+                format!(
+                    "must be between 3s and 60s, got {}",
+                    humantime::format_duration(self.lease_ttl.0)
+                ),
+            );
+        }
+        if self.instance_id.is_empty()
+            || self.instance_id.len() > 128
+            || self.instance_id.chars().any(char::is_control)
+        {
+            v.error(
+                "instance_id",
+                "must be 1-128 characters, none of them control characters",
+            );
         }
         v.into_issues()
     }
@@ -1005,6 +1058,34 @@ mod tests {
         assert!(c.services.contains_key("api_in"));
         let e = load_str("[server\n", &[], None).unwrap_err();
         assert!(e.to_string().starts_with("config: not valid TOML"), "{e}");
+    }
+
+    #[test]
+    fn instance_id_defaults_to_host_and_pid_and_lease_ttl_is_bounded_by_its_key() {
+        let c = load_str("", &[], None).unwrap();
+        assert_eq!(c.server.lease_ttl.0, Duration::from_secs(15));
+        let pid = format!("-{}", std::process::id());
+        assert!(
+            c.server.instance_id.ends_with(&pid) && c.server.instance_id.len() > pid.len(),
+            "{}",
+            c.server.instance_id
+        );
+        let text = "[server]\ninstance_id = \"eu-1\"\nlease_ttl = \"60s\"\n";
+        let c = load_str(text, &[], None).unwrap();
+        assert_eq!(c.server.instance_id, "eu-1");
+        assert_eq!(c.server.lease_ttl.0, Duration::from_secs(60));
+        let c = load_str("[server]\nlease_ttl = \"3s\"\n", &[], None).unwrap();
+        assert_eq!(c.server.lease_ttl.0, Duration::from_secs(3));
+        for bad in ["\"61s\"", "\"2s\"", "\"2999ms\"", "0", "\"soon\""] {
+            let text = format!("[server]\nlease_ttl = {bad}\n");
+            let e = load_str(&text, &[], None).unwrap_err().to_string();
+            assert!(e.contains("server.lease_ttl"), "{bad}: {e}");
+        }
+        for bad in ["\"\"", "\"a\\nb\""] {
+            let text = format!("[server]\ninstance_id = {bad}\n");
+            let e = load_str(&text, &[], None).unwrap_err().to_string();
+            assert!(e.contains("server.instance_id"), "{bad}: {e}");
+        }
     }
 
     #[test]

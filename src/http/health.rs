@@ -22,7 +22,8 @@ pub async fn healthz() -> Json<Health> {
 }
 
 /// 200 when storage answers and every running service is connected (or in its first
-/// backoff after a drop); else 503 naming the services that are not.
+/// backoff after a drop); else 503 naming the services that are not. In a cluster: every
+/// service this instance holds the lease of.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Readiness),
@@ -31,7 +32,12 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     let storage = app.store.read.ping().await;
     let mut not_ready = Vec::new();
-    for svc in app.running() {
+    // In a cluster, a service whose lease another instance holds is that one's to run.
+    for svc in app
+        .running()
+        .into_iter()
+        .filter(|s| app.cluster.holds(&s.config.id))
+    {
         let (state, _) = svc.host.state();
         let ok = match &state {
             ConnState::Connected => true,

@@ -109,6 +109,11 @@ pub struct ServiceView {
     pub organization: String,
     /// The connection's state and since when.
     pub state: LiveState,
+    /// The id of the instance holding the service's lease (running its connection and
+    /// dispatcher: `server.instance_id`), or null when none does (it does not run, or
+    /// it is between two holders).
+    #[schema(example = "switchboard-1")]
+    pub instance: Option<String>,
 }
 
 /// A connection state with the instant it was entered.
@@ -135,6 +140,7 @@ impl ServiceView {
                 state: state.clone(),
                 since: crate::store::rows::ts(since),
             },
+            instance: None,
         }
     }
 }
@@ -287,7 +293,8 @@ mod tests {
     use crate::store::service_json;
 
     /// The service view of the API and the `service` object of `service.state` events
-    /// (built by the store) must stay one shape.
+    /// (built by the store) must stay one shape, but for the view's `instance` (which
+    /// instance holds the lease: an event is recorded by its holder).
     #[test]
     fn service_view_matches_the_event_object() {
         let info = ServiceInfo {
@@ -310,9 +317,12 @@ mod tests {
             },
         ];
         for state in states {
-            let view = serde_json::to_value(ServiceView::new(&info, &state, 1_700_000_000_123));
+            let mut view =
+                serde_json::to_value(ServiceView::new(&info, &state, 1_700_000_000_123)).unwrap();
+            let instance = view.as_object_mut().unwrap().remove("instance");
+            assert_eq!(instance, Some(serde_json::Value::Null), "always present");
             assert_eq!(
-                view.unwrap(),
+                view,
                 service_json(&info, &state, 1_700_000_000_123),
                 "{state:?}"
             );

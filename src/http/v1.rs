@@ -53,37 +53,47 @@ pub async fn services(
 }
 
 /// The organization's configured services in id order, each with its live state (a
-/// service that is not running shows `stopped` since its last recorded change).
+/// service that is not running shows `stopped` since its last recorded change) and the
+/// instance that holds its lease. A service another instance holds shows the state that
+/// instance recorded.
 pub(crate) async fn service_views(
     app: &App,
     organization: &str,
 ) -> Result<Vec<ServiceView>, ApiError> {
     let config = app.config();
     let stored = app.store.read.services().await?;
+    let holders = app.cluster.holders().await;
     let mut data = Vec::new();
     for svc in config
         .services
         .values()
         .filter(|s| s.organization == organization)
     {
-        let entry = match app.service(&svc.id) {
-            Some(running) => {
+        let recorded = stored.iter().find(|s| s.info.id == svc.id);
+        let mut entry = match app.service(&svc.id) {
+            Some(running) if app.cluster.holds(&svc.id) => {
                 let (state, since) = running.host.state();
                 ServiceView::new(running.host.info(), &state, since)
             }
+            Some(running) => match recorded {
+                Some(r) => ServiceView::new(running.host.info(), &r.state, r.since),
+                None => {
+                    let (state, since) = running.host.state();
+                    ServiceView::new(running.host.info(), &state, since)
+                }
+            },
             None => {
                 let status = app
                     .status_of(&svc.id)
                     .unwrap_or_else(|| svc.status.as_str().to_owned());
                 let info = crate::app::service_info(svc, &status);
-                let since = stored
-                    .iter()
-                    .find(|s| s.info.id == svc.id)
+                let since = recorded
                     .map(|s| s.since)
                     .unwrap_or_else(crate::store::rows::now_ms);
                 ServiceView::new(&info, &switchboard_core::ConnState::Stopped, since)
             }
         };
+        entry.instance = holders.get(&svc.id).cloned();
         data.push(entry);
     }
     Ok(data)
