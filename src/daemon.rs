@@ -34,7 +34,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let location = config.storage.location().map_err(anyhow::Error::msg)?;
-    let store = Store::open_at(&location, None, metrics.clone())
+    // On shared storage, delivery results are fenced by this instance's leases.
+    let fence = config
+        .storage
+        .is_shared()
+        .then(|| config.server.instance_id.clone());
+    let store = Store::open_at(&location, fence, metrics.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = crate::http::server::listen(config.server.listen)
@@ -167,11 +172,14 @@ async fn join_cluster(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Arc<crate::cluster::Cluster>> {
     let id = config.server.instance_id.clone();
-    let url = &config.storage.url;
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        crate::cluster::Cluster::join(url, id, config.server.lease_ttl.0, metrics.clone()).await
-    } else {
-        Ok(crate::cluster::Cluster::single(id, metrics.clone()))
+    match config.storage.location().map_err(anyhow::Error::msg)? {
+        crate::config::StorageLocation::Postgres { url } => {
+            crate::cluster::Cluster::join(&url, id, config.server.lease_ttl.0, metrics.clone())
+                .await
+        }
+        crate::config::StorageLocation::Sqlite { .. } => {
+            Ok(crate::cluster::Cluster::single(id, metrics.clone()))
+        }
     }
 }
 

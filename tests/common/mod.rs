@@ -85,6 +85,9 @@ pub fn base_config(dir: &Path) -> String {
 [server]
 listen = "127.0.0.1:0"
 shutdown_timeout = "5s"
+# On PostgreSQL a restarted daemon (a new instance id) waits for its predecessor's
+# leases to run out: keep that short.
+lease_ttl = "3s"
 
 [storage]
 url = "{}"
