@@ -69,28 +69,6 @@ async fn state(api: &Api, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// All messages of a conversation, through the API's paging.
-async fn all_messages(api: &Api, conv: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut after = String::new();
-    loop {
-        let q = if after.is_empty() {
-            String::new()
-        } else {
-            format!("&after={after}")
-        };
-        let (status, page) = api
-            .get(&format!("/v1/conversations/{conv}/messages?limit=100{q}"))
-            .await;
-        assert_eq!(status, 200, "{page}");
-        out.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["next"].as_str() {
-            Some(n) => after = n.to_owned(),
-            None => return out,
-        }
-    }
-}
-
 async fn conversation_of(api: &Api, contact: &str) -> Option<Value> {
     let (_, list) = api.get("/v1/conversations?service_id=chat").await;
     list["data"]
@@ -160,7 +138,7 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         "XMPP chats have no thread id"
     );
     let conv_id = conv["id"].as_str().unwrap().to_owned();
-    let msgs = all_messages(api, &conv_id).await;
+    let msgs = api.all_messages(&conv_id).await;
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0]["text"], "Hello, is anyone there?");
     assert_eq!(msgs[0]["direction"], "inbound");
@@ -173,12 +151,13 @@ async fn a_visitor_message_opens_a_conversation_and_the_reply_reaches_the_visito
         .await;
     visitor.say(AGENT_JID, "v-2", "I need help").await;
     eventually(T, "the second message", || async {
-        let m = all_messages(api, &conv_id).await;
+        let m = api.all_messages(&conv_id).await;
         (m.len() >= 2).then_some(())
     })
     .await;
     assert_eq!(inbound_count(api, "duplicate").await, 1);
-    let texts: Vec<Value> = all_messages(api, &conv_id)
+    let texts: Vec<Value> = api
+        .all_messages(&conv_id)
         .await
         .iter()
         .map(|m| m["text"].clone())
@@ -304,7 +283,7 @@ async fn a_reply_posted_while_prosody_is_down_is_delivered_after_it_returns() {
     // And the conversation goes on over the new session.
     visitor.say(AGENT_JID, "r-2", "Thanks!").await;
     eventually(T, "the visitor's next message", || async {
-        let m = all_messages(api, &conv_id).await;
+        let m = api.all_messages(&conv_id).await;
         m.iter().any(|m| m["text"] == "Thanks!").then_some(())
     })
     .await;
@@ -511,7 +490,7 @@ async fn flood_of_visitor_messages_with_concurrent_replies() {
     }
 
     // Exactly once, by content: every flood message is there once, in the order sent.
-    let msgs = all_messages(api, &conv_id).await;
+    let msgs = api.all_messages(&conv_id).await;
     let inbound: Vec<&str> = msgs
         .iter()
         .filter(|m| m["direction"] == "inbound")
@@ -584,7 +563,7 @@ async fn a_crash_mid_flood_loses_nothing() {
     let conv_id = conv["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
     let texts = loop {
-        let msgs = all_messages(api, &conv_id).await;
+        let msgs = api.all_messages(&conv_id).await;
         if msgs.len() >= MESSAGES {
             break msgs;
         }
@@ -597,7 +576,7 @@ async fn a_crash_mid_flood_loses_nothing() {
     };
     // Give late re-deliveries a moment to show up as duplicates if they were stored twice.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let msgs = all_messages(api, &conv_id).await;
+    let msgs = api.all_messages(&conv_id).await;
     assert_eq!(msgs.len(), texts.len());
     let stored: BTreeSet<String> = msgs
         .iter()
@@ -672,7 +651,7 @@ async fn prosody_restarting_repeatedly_during_traffic_loses_nothing() {
         Duration::from_secs(30),
         "every visitor message stored",
         || async {
-            let msgs = all_messages(api, &conv).await;
+            let msgs = api.all_messages(&conv).await;
             let inbound: Vec<String> = msgs
                 .iter()
                 .filter(|m| m["direction"] == "inbound")

@@ -20,17 +20,6 @@ impl WriteCx<'_> {
     ) -> Result<i64, StoreError> {
         let kind = data.kind();
         let data = serde_json::to_string(data)?;
-        if self.db.is_pg() && !self.fx.events_locked {
-            // Readers follow `seq`: a transaction may take the next number only once every
-            // transaction holding a smaller one has committed, or a reader could pass a
-            // number that commits later. Writers of events (one per instance) queue here;
-            // the lock ends with the transaction.
-            self.db.batch(&format!(
-                "SELECT pg_advisory_xact_lock({})",
-                super::pg::EVENTS_LOCK
-            ))?;
-            self.fx.events_locked = true;
-        }
         let seq: i64 = self.db.query_one(
             "INSERT INTO events (type, organization, service_id, conversation_id, created_at, data) \
              VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",

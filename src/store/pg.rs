@@ -18,8 +18,25 @@ use super::routes::Shared;
 use super::sql::Db;
 use super::writer::Effects;
 
-/// The advisory lock that orders event sequence numbers (see `WriteCx::append_event`).
-pub const EVENTS_LOCK: i64 = 0x5357_4254_0001;
+/// The advisory lock that one write transaction of any instance holds at a time, from
+/// its first statement to its commit: PostgreSQL runs the instances' write batches one
+/// after another, as SQLite runs its one writer's.
+///
+/// Each statement after the lock sees every batch committed before it, so the read-
+/// then-write steps of a batch hold across instances exactly as on SQLite:
+/// - an outbox row is inserted `ready` only when its queue has no live row, and a
+///   delivered head's successor is made `ready` (under read committed without the
+///   lock, an ingest and a delivery result committing side by side each missed the
+///   other's row and left a queue with no head: nothing more delivered);
+/// - event seqs are handed out in commit order, so a reader of `after=N` never passes a
+///   number that commits later;
+/// - an ingest that another instance just stored finds the stored copy.
+///
+/// It is taken first, before any row lock, so two batches never wait on each other.
+/// Its key is 0x5357_4254_0001 ("SWBT", 1).
+///
+/// How every write batch on PostgreSQL starts, in one round trip.
+pub const BEGIN: &str = "BEGIN; SELECT pg_advisory_xact_lock(91634240061441)";
 /// The advisory lock that lets one instance at a time migrate.
 const MIGRATE_LOCK: i64 = 0x5357_4254_0002;
 /// The notification channel.
@@ -233,6 +250,5 @@ fn publish(shared: &Shared, payload: &str) {
         last_seq: note.seq,
         outbox: note.outbox,
         requeued: note.requeued,
-        events_locked: false,
     });
 }

@@ -50,9 +50,6 @@ pub struct WriteCx<'c> {
 /// What a batch changed that others must hear about after the commit.
 #[derive(Debug, Default, Clone)]
 pub struct Effects {
-    /// PostgreSQL: this transaction holds the event-sequence lock (see
-    /// [`WriteCx::append_event`]).
-    pub events_locked: bool,
     /// Highest event seq written (0: none).
     pub last_seq: i64,
     /// Services with new or rescheduled outbox rows.
@@ -310,11 +307,11 @@ fn run_batch(conn: &Conn, mut batch: Vec<Box<dyn ErasedJob>>, shared: &Shared) {
         },
     };
     let result = (|| -> Result<(), StoreError> {
-        db.batch(if db.is_pg() {
-            "BEGIN"
+        if db.is_pg() {
+            db.batch(super::pg::BEGIN)?;
         } else {
-            "BEGIN IMMEDIATE"
-        })?;
+            db.batch("BEGIN IMMEDIATE")?;
+        }
         for job in batch.iter_mut() {
             let saved = cx.fx.clone();
             db.batch("SAVEPOINT job")?;

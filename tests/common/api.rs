@@ -134,6 +134,25 @@ impl Api {
         list["data"].as_array().unwrap().clone()
     }
 
+    /// Every message of conversation `id`, oldest first, through the API's paging.
+    pub async fn all_messages(&self, id: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (status, page) = self
+                .get(&format!(
+                    "/v1/conversations/{id}/messages?limit=100&after={after}"
+                ))
+                .await;
+            assert_eq!(status, 200, "{page}");
+            out.extend(page["data"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(n) => after = n.to_owned(),
+                None => return out,
+            }
+        }
+    }
+
     /// Message `id` as the API shows it now.
     pub async fn message(&self, id: &str) -> Value {
         self.get(&format!("/v1/messages/{id}")).await.1

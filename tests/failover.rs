@@ -1,0 +1,524 @@
+//! Three instances on one PostgreSQL database, and failover.
+//!
+//! Three daemons with distinct `server.instance_id`s share one database on a real
+//! PostgreSQL; an XMPP service (`chat`, a real Prosody) and a webhook are spread over
+//! them by their leases. Eight clients post inbound messages through all three, each
+//! client to its own conversation, one message after the other, moving to the next
+//! instance whenever one does not answer. Mid-run the instance that holds the XMPP
+//! session is SIGKILLed, and later the instance that took it over gets SIGTERM.
+//!
+//! At the end:
+//! - every acknowledged message is stored exactly once;
+//! - every `message.created` reached the webhook receiver, a redelivery with the same
+//!   `webhook-id` and body, and per conversation the first arrivals in posting order;
+//! - the XMPP session was up again on a survivor within `lease_ttl + 5 s` of the kill,
+//!   and moved on at the SIGTERM; messages in both directions flowed after each move;
+//! - Prosody's log never shows the account's session open twice at once.
+//!
+//! It needs shared storage, so it runs on PostgreSQL whatever `SWITCHBOARD_TEST_STORAGE`
+//! says (and skips without PostgreSQL unless `SWITCHBOARD_REQUIRE_POSTGRES=1`).
+#![cfg(all(feature = "api", feature = "webhook", feature = "smartsupp"))]
+
+mod common;
+#[path = "fakes/smartsupp/prosody.rs"]
+mod prosody;
+#[path = "fakes/smartsupp/visitor.rs"]
+mod visitor;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use prosody::{Prosody, Security};
+use serde_json::{Value, json};
+use switchboard_core::testkit::postgres::PgServer;
+use visitor::Visitor;
+
+const T: Duration = Duration::from_secs(30);
+/// `lease_ttl` of [`base_config`].
+const LEASE_TTL: Duration = Duration::from_secs(3);
+const CLIENTS: usize = 8;
+const AGENT: (&str, &str) = ("agent", "agent-secret-1");
+const VISITOR: (&str, &str) = ("visitor", "visitor-secret-1");
+const AGENT_JID: &str = "agent@localhost";
+
+/// Three instance ids such that one instance holds both `chat` and `hook`, and once it
+/// is gone one of the other two holds both: the SIGKILL and then the SIGTERM each move
+/// the XMPP session and the webhook's dispatcher together. Leases follow rendezvous
+/// hashing over the ids, so the ids decide (the test checks what the instances report).
+fn instance_ids() -> [String; 3] {
+    use switchboard::cluster::rendezvous::owner;
+    fn together<'a>(ids: &[&'a str]) -> Option<&'a str> {
+        let chat = owner(ids.iter().copied(), "chat");
+        (chat == owner(ids.iter().copied(), "hook")).then_some(chat?)
+    }
+    (0..1000)
+        .map(|n| ["a", "b", "c"].map(|x| format!("node-{x}{n}")))
+        .find(|ids| {
+            let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+            together(&all).is_some_and(|first| {
+                let rest: Vec<&str> = all.iter().copied().filter(|i| *i != first).collect();
+                together(&rest).is_some()
+            })
+        })
+        .expect("ids that put chat and hook together")
+}
+
+/// One instance: its directory, daemon and API client.
+struct Node {
+    name: String,
+    daemon: Daemon,
+    api: Api,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts instance `name` on the shared database `url`.
+fn start_node(name: &str, url: &str, services: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let config: String = base_config(dir.path())
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = ") {
+                format!("url = \"{url}\"\n")
+            } else if l == "[server]" {
+                format!("[server]\ninstance_id = \"{name}\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect::<String>()
+        + services;
+    let daemon = Daemon::start(dir.path(), &config);
+    let api = Api::new(&daemon);
+    Node {
+        name: name.to_owned(),
+        daemon,
+        api,
+        _dir: dir,
+    }
+}
+
+/// The service `id` as instance `node` sees it in `GET /v1/services`.
+async fn service(node: &Node, id: &str) -> Option<Value> {
+    let (status, list) = node.api.get("/v1/services").await;
+    (status == 200).then_some(())?;
+    list["data"]
+        .as_array()?
+        .iter()
+        .find(|s| s["id"] == id)
+        .cloned()
+}
+
+/// Who holds `chat` and `hook`, if every node of `nodes` agrees, both holders are
+/// among `nodes` (not a dead instance whose lease has not run out yet) and `chat` is
+/// connected.
+async fn holders(nodes: &[&Node]) -> Option<(String, String)> {
+    let mut seen = None;
+    for n in nodes {
+        let chat = service(n, "chat").await?;
+        (chat["state"]["kind"] == "connected").then_some(())?;
+        let hook = service(n, "hook").await?;
+        let pair = (
+            chat["instance"].as_str()?.to_owned(),
+            hook["instance"].as_str()?.to_owned(),
+        );
+        if seen.get_or_insert(pair.clone()) != &pair {
+            return None;
+        }
+    }
+    let (chat, hook) = seen?;
+    let live = |h: &str| nodes.iter().any(|n| n.name == h);
+    (live(&chat) && live(&hook)).then_some((chat, hook))
+}
+
+/// [`holders`], once they stayed the same for `stable`: an instance that joins takes its
+/// share from the others within a few rounds (a third of the TTL each).
+async fn settled(nodes: &[&Node], stable: Duration, limit: Duration) -> (String, String) {
+    let deadline = Instant::now() + limit;
+    let mut since: Option<(Instant, (String, String))> = None;
+    loop {
+        let now = holders(nodes).await;
+        match (&since, now) {
+            (Some((t, was)), Some(now)) if *was == now => {
+                if t.elapsed() >= stable {
+                    return now;
+                }
+            }
+            (_, now) => since = now.map(|n| (Instant::now(), n)),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the instances did not agree on stable holders within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Posts message `n` of `client` through the instances, starting at `first`, until one
+/// acknowledges it. Returns how many attempts it took.
+async fn post_until_acked(
+    http: &reqwest::Client,
+    bases: &[String],
+    first: usize,
+    client: usize,
+    n: usize,
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = json!({
+        "external_id": format!("c{client}-{n:05}"),
+        "contact": {"external_id": format!("client-{client}")},
+        "text": format!("message {n} of client {client}"),
+    });
+    for attempt in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "c{client}-{n} was never acknowledged"
+        );
+        let base = &bases[(first + attempt) % bases.len()];
+        let sent = http
+            .post(format!("{base}/v1/services/api/messages"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => return attempt + 1,
+            Ok(r) if r.status().is_server_error() => {}
+            Ok(r) => panic!("unexpected answer {} for c{client}-{n}", r.status()),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    unreachable!()
+}
+
+/// The agent's sessions in Prosody's log, in log order: `(session, opened)` for each
+/// authentication and each end of a connection. Prosody prefixes a session's lines
+/// with its id.
+fn agent_sessions(log: &str) -> Vec<(String, bool)> {
+    let mut agent: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let Some(session) = line.split_whitespace().nth(3) else {
+            continue;
+        };
+        if line.contains(&format!("Authenticated as {AGENT_JID}")) {
+            agent.insert(session.to_owned());
+            out.push((session.to_owned(), true));
+        } else if agent.contains(session) && line.contains("Client disconnected") {
+            agent.remove(session);
+            out.push((session.to_owned(), false));
+        }
+    }
+    out
+}
+
+/// Every stored inbound message's external id and how often it is stored, read
+/// through `api`'s paging.
+async fn stored_inbound(api: &Api) -> BTreeMap<String, usize> {
+    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
+    let mut after = String::new();
+    loop {
+        let (_, page) = api
+            .get(&format!("/v1/conversations?limit=100&after={after}"))
+            .await;
+        for c in page["data"].as_array().unwrap() {
+            for m in api.all_messages(c["id"].as_str().unwrap()).await {
+                if m["direction"] == "inbound" {
+                    *stored
+                        .entry(m["external_id"].as_str().unwrap().to_owned())
+                        .or_default() += 1;
+                }
+            }
+        }
+        match page["next"].as_str() {
+            Some(n) => after = n.to_owned(),
+            None => return stored,
+        }
+    }
+}
+
+/// The visitor says `id` to the agent; waits until `node` stored it, then has the agent
+/// answer through `node` and waits for the answer at the visitor: both directions run
+/// through whichever instance holds the session now.
+async fn round_trip(visitor: &Visitor, node: &Node, id: &str) {
+    visitor
+        .say(AGENT_JID, id, &format!("visitor says {id}"))
+        .await;
+    let external = format!("visitor@localhost/id:{id}");
+    let conv = eventually(T, &format!("{id} stored"), || async {
+        let (_, list) = node.api.get("/v1/conversations?service_id=chat").await;
+        let conv = list["data"].as_array()?.first()?["id"].as_str()?.to_owned();
+        let msgs = node.api.all_messages(&conv).await;
+        msgs.iter()
+            .any(|m| m["external_id"] == external)
+            .then_some(conv)
+    })
+    .await;
+    let answer = format!("agent answers {id}");
+    node.api.reply(&conv, json!({"text": answer})).await;
+    eventually(T, &format!("the answer to {id} at the visitor"), || async {
+        visitor.bodies().contains(&answer).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_fail_over_without_losing_or_duplicating() {
+    let Some(pg) = PgServer::shared_or_skip() else {
+        return;
+    };
+    let url = pg.database().expect("a database");
+    let db_url = url.clone();
+    // debug: Prosody logs every session's start and end.
+    let xmpp = Prosody::start(Security::Plain, &[AGENT, VISITOR], "debug");
+    let rx = Receiver::start().await;
+    let services = api_service("")
+        + &webhook_service(&rx.url("/events"), "events = [\"message.created\"]")
+        + &format!(
+            "\n[services.chat]\ntype = \"smartsupp\"\n[services.chat.params]\njid = \"{AGENT_JID}\"\npassword = \"{}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
+            AGENT.1, xmpp.port
+        );
+    // Starting waits for each daemon's first log lines: off the runtime's threads.
+    let nodes: Vec<Node> = tokio::task::spawn_blocking(move || {
+        instance_ids()
+            .iter()
+            .map(|name| start_node(name, &url, &services))
+            .collect()
+    })
+    .await
+    .unwrap();
+    let bases: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.daemon.url("")).collect());
+    let (holder, hook) = settled(&nodes.iter().collect::<Vec<_>>(), LEASE_TTL, T).await;
+    eprintln!("failover: chat and hook on {holder}");
+    assert_eq!(hook, holder, "the ids put chat and hook together");
+    let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
+    let by_name = |name: &str| nodes.iter().position(|n| n.name == name).unwrap();
+    let a = by_name(&holder);
+    // The round trip goes through an instance that does not hold the session.
+    round_trip(&visitor, &nodes[(a + 1) % 3], "before").await;
+
+    // The clients: each its own conversation, one message after the other, each next
+    // message through the next instance.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<Vec<String>>>> = Arc::new(Mutex::new(vec![Vec::new(); CLIENTS]));
+    let retried = Arc::new(Mutex::new(0usize));
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let (http, bases, stop, acked, retried) = (
+            http.clone(),
+            bases.clone(),
+            stop.clone(),
+            acked.clone(),
+            retried.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let attempts = post_until_acked(&http, &bases, client + n, client, n).await;
+                *retried.lock().unwrap() += attempts - 1;
+                acked.lock().unwrap()[client].push(format!("c{client}-{n:05}"));
+                n += 1;
+            }
+        }));
+    }
+    let progress = |what: &str| {
+        let total: usize = acked.lock().unwrap().iter().map(Vec::len).sum();
+        eprintln!("failover: {what}: {total} messages acknowledged so far");
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // SIGKILL the instance that holds the XMPP session and the webhook's dispatcher,
+    // right after the receiver answered a delivery 2xx (before its result can have been
+    // committed); a survivor takes both over once the dead instance's leases ran out.
+    let mut nodes = nodes;
+    let seen = rx.got.lock().unwrap().len();
+    let wait = Instant::now() + T;
+    while rx.got.lock().unwrap().len() == seen {
+        assert!(Instant::now() < wait, "no delivery while the clients post");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    progress(&format!("SIGKILL {holder}"));
+    let killed_at = Instant::now();
+    let dead = nodes.remove(a);
+    dead.daemon.kill();
+    let survivors: Vec<&Node> = nodes.iter().collect();
+    let (b_name, _) = settled(
+        &survivors,
+        Duration::ZERO,
+        LEASE_TTL + Duration::from_secs(5),
+    )
+    .await;
+    let failover = killed_at.elapsed();
+    eprintln!("failover: chat connected on {b_name} {failover:?} after the kill");
+    assert!(failover <= LEASE_TTL + Duration::from_secs(5));
+    let b = nodes.iter().position(|n| n.name == b_name).unwrap();
+    round_trip(&visitor, &nodes[1 - b], "after-kill").await;
+    // The survivors may still be moving names between them.
+    let (b_name, hook) = settled(&survivors, LEASE_TTL, T).await;
+    assert_eq!(hook, b_name, "the ids put chat and hook together");
+    let b = nodes.iter().position(|n| n.name == b_name).unwrap();
+
+    // SIGTERM the new holder mid-run: it hands both over as it leaves.
+    progress(&format!("SIGTERM {b_name}"));
+    let leaving = nodes.remove(b);
+    let status = tokio::task::spawn_blocking(move || leaving.daemon.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "SIGTERM exits 0: {status}");
+    let last = &nodes[0];
+    let (c_name, _) = settled(&[last], Duration::ZERO, T).await;
+    assert_eq!(c_name, last.name);
+    round_trip(&visitor, last, "after-term").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    progress("clients stopped");
+
+    // Every acknowledged message is stored exactly once.
+    let acked = acked.lock().unwrap().clone();
+    let retried = *retried.lock().unwrap();
+    let total: usize = acked.iter().map(Vec::len).sum();
+    eprintln!("failover: {total} acknowledged, {retried} posts retried on another instance");
+    assert!(
+        acked.iter().all(|a| a.len() >= 10),
+        "every client made progress"
+    );
+    assert!(retried > 0, "the kill and the stop interrupted some posts");
+    let stored = stored_inbound(&last.api).await;
+    for id in acked.iter().flatten() {
+        assert_eq!(stored.get(id), Some(&1), "acknowledged {id} stored once");
+    }
+    assert!(stored.values().all(|&n| n == 1), "no duplicates at all");
+    for id in ["before", "after-kill", "after-term"] {
+        assert_eq!(stored.get(&format!("visitor@localhost/id:{id}")), Some(&1));
+    }
+
+    // Every message.created reached the receiver; a redelivery is the same event.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let by_id = loop {
+        let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+        for r in rx.accepted() {
+            let body = r.json();
+            if let Some(first) = by_id.get(r.header("webhook-id")) {
+                assert_eq!(first, &body, "a redelivery carries the same event");
+            }
+            by_id.insert(r.header("webhook-id").to_owned(), body);
+        }
+        let got: BTreeSet<&str> = by_id
+            .values()
+            .filter(|e| e["data"]["message"]["direction"] == "inbound")
+            .filter_map(|e| e["data"]["message"]["external_id"].as_str())
+            .collect();
+        let missing: Vec<&String> = stored
+            .keys()
+            .filter(|id| !got.contains(id.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break by_id;
+        }
+        if Instant::now() > deadline {
+            let _ = std::fs::write("/tmp/failover-last.log", last.daemon.log_text());
+            let out = std::process::Command::new("psql")
+                .arg(&db_url)
+                .arg("-c")
+                .arg("SELECT service_id, state, count(*), min(id), max(id), min(next_attempt_at), max(attempts) FROM outbox GROUP BY 1, 2")
+                .arg("-c")
+                .arg("SELECT * FROM leases")
+                .arg("-c")
+                .arg("SELECT pid, state, wait_event_type, wait_event, xact_start, left(query, 100) FROM pg_stat_activity WHERE datname = current_database()")
+                .arg("-c")
+                .arg("SELECT queue_key, count(*), min(id), min(state), max(state) FROM outbox GROUP BY 1")
+                .output()
+                .unwrap();
+            eprintln!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            panic!(
+                "{} of {} message.created never reached the receiver, e.g. {:?}; hook on {}: {}",
+                missing.len(),
+                stored.len(),
+                &missing[..missing.len().min(5)],
+                last.name,
+                service(last, "hook").await.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let accepted = rx.accepted();
+    assert!(
+        accepted
+            .iter()
+            .all(|r| verify_standard_webhook(WEBHOOK_SECRET, r)),
+        "every delivery is signed"
+    );
+    eprintln!(
+        "failover: {} distinct events delivered, {} deliveries in all",
+        by_id.len(),
+        accepted.len()
+    );
+
+    // Per conversation, first arrivals come in the order the client posted them.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut repeats = 0;
+    let mut firsts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &accepted {
+        let e = r.json();
+        if !seen.insert(r.header("webhook-id").to_owned()) {
+            repeats += 1;
+            continue;
+        }
+        let m = &e["data"]["message"];
+        if m["direction"] == "inbound" {
+            let contact = m["external_id"].as_str().unwrap();
+            let conv = contact.split('-').next().unwrap_or(contact);
+            firsts
+                .entry(conv.to_owned())
+                .or_default()
+                .push(contact.to_owned());
+        }
+    }
+    for (client, ids) in acked.iter().enumerate() {
+        assert_eq!(
+            firsts.get(&format!("c{client}")),
+            Some(ids),
+            "client {client}'s messages: first arrivals complete and in posting order"
+        );
+    }
+    eprintln!("failover: {repeats} deliveries made again after the kill or the stop");
+
+    // The account's session was never open twice at once.
+    let log = xmpp.log();
+    let sessions = agent_sessions(&log);
+    assert!(
+        sessions.iter().filter(|(_, open)| *open).count() >= 3,
+        "a session on each holder: {sessions:?}"
+    );
+    let mut open: BTreeSet<&str> = BTreeSet::new();
+    for (session, opened) in &sessions {
+        if *opened {
+            assert!(
+                open.is_empty(),
+                "{session} logged in while {open:?} was still connected: {sessions:?}"
+            );
+            open.insert(session);
+        } else {
+            open.remove(session.as_str());
+        }
+    }
+
+    visitor.close().await;
+    let last = nodes.remove(0);
+    assert!(last.daemon.terminate().success());
+    rx.stop().await;
+}
