@@ -294,6 +294,17 @@ async fn three_instances_fail_over_without_losing_or_duplicating() {
     let (holder, hook) = settled(&nodes.iter().collect::<Vec<_>>(), LEASE_TTL, T).await;
     eprintln!("failover: chat and hook on {holder}");
     assert_eq!(hook, holder, "the ids put chat and hook together");
+    for n in &nodes {
+        // A load balancer's health check: ready whether or not it holds the services.
+        let r = n
+            .api
+            .http
+            .get(n.daemon.url("/readyz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{} ready", n.name);
+    }
     let visitor = Visitor::connect(xmpp.port, VISITOR.0, VISITOR.1).await;
     let by_name = |name: &str| nodes.iter().position(|n| n.name == name).unwrap();
     let a = by_name(&holder);
@@ -426,24 +437,20 @@ async fn three_instances_fail_over_without_losing_or_duplicating() {
             break by_id;
         }
         if Instant::now() > deadline {
-            let _ = std::fs::write("/tmp/failover-last.log", last.daemon.log_text());
-            let out = std::process::Command::new("psql")
+            // What the outbox and the sessions looked like, for whoever reads the failure.
+            let diagnose = std::process::Command::new("psql")
                 .arg(&db_url)
-                .arg("-c")
-                .arg("SELECT service_id, state, count(*), min(id), max(id), min(next_attempt_at), max(attempts) FROM outbox GROUP BY 1, 2")
-                .arg("-c")
-                .arg("SELECT * FROM leases")
-                .arg("-c")
-                .arg("SELECT pid, state, wait_event_type, wait_event, xact_start, left(query, 100) FROM pg_stat_activity WHERE datname = current_database()")
-                .arg("-c")
-                .arg("SELECT queue_key, count(*), min(id), min(state), max(state) FROM outbox GROUP BY 1")
-                .output()
-                .unwrap();
-            eprintln!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+                .args(["-c", "SELECT service_id, queue_key, state, count(*), min(id) FROM outbox GROUP BY 1, 2, 3"])
+                .args(["-c", "SELECT * FROM leases"])
+                .args(["-c", "SELECT pid, state, wait_event, xact_start, left(query, 80) FROM pg_stat_activity WHERE datname = current_database()"])
+                .output();
+            if let Ok(out) = diagnose {
+                eprintln!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
             panic!(
                 "{} of {} message.created never reached the receiver, e.g. {:?}; hook on {}: {}",
                 missing.len(),
