@@ -42,22 +42,34 @@ pub async fn run(config: Config, config_path: PathBuf) -> anyhow::Result<()> {
     let store = Store::open_at(&location, fence, metrics.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let listener = crate::http::server::listen(config.server.listen)
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    // Refused from here on, the store is closed first: its threads and connections end
+    // before the process does (a PostgreSQL client must not close on a runtime thread).
+    let started = async {
+        let listener = crate::http::server::listen(config.server.listen)
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        // Shared by every connector and the hub client: redirects are refused, never
+        // followed.
+        let http = switchboard_core::outbound::client_builder()
+            .build()
+            .context("building the HTTP client")?;
+        // A service id keeps the organization it was first stored with: its
+        // conversations, events and webhooks belong to that tenant.
+        let known = known_organizations(&store).await?;
+        let moved = config::organization_moves(&known, &config);
+        if !moved.is_empty() {
+            anyhow::bail!("{}", moved.join("\n"));
+        }
+        let cluster = join_cluster(&config, &metrics).await?;
+        anyhow::Ok((listener, http, known, cluster))
+    };
+    let (listener, http, known, cluster) = match started.await {
+        Ok(started) => started,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
     let local = listener.local_addr()?;
-
-    // Shared by every connector and the hub client: redirects are refused, never followed.
-    let http = switchboard_core::outbound::client_builder()
-        .build()
-        .context("building the HTTP client")?;
-    // A service id keeps the organization it was first stored with: its conversations,
-    // events and webhooks belong to that tenant.
-    let known = known_organizations(&store).await?;
-    let moved = config::organization_moves(&known, &config);
-    if !moved.is_empty() {
-        anyhow::bail!("{}", moved.join("\n"));
-    }
-    let cluster = join_cluster(&config, &metrics).await?;
     let shutdown = CancellationToken::new();
     let (control, control_rx) = mpsc::unbounded_channel();
     let app = Arc::new(App {

@@ -254,7 +254,8 @@ impl Db<'_> {
         }
     }
 
-    /// The first row of a query, if any, mapped by `f`.
+    /// The first row of a query, if any, mapped by `f` (on both engines: PostgreSQL's own
+    /// `query_opt` fails on a second row where SQLite's first-row read does not).
     pub fn query_opt<T>(
         &self,
         sql: &str,
@@ -271,15 +272,7 @@ impl Db<'_> {
                     None => Ok(None),
                 }
             }
-            Db::Pg(c) => {
-                let mut c = c.borrow_mut();
-                let stmt = c.statement(sql)?;
-                let args: Vec<_> = params.iter().map(|p| p.pg()).collect();
-                match c.client.query_opt(&stmt, &args)? {
-                    Some(r) => Ok(Some(f(&Row::Pg(&r))?)),
-                    None => Ok(None),
-                }
-            }
+            Db::Pg(_) => Ok(self.query(sql, params, f)?.into_iter().next()),
         }
     }
 

@@ -167,16 +167,47 @@ impl Drop for Daemon {
 }
 
 /// Runs the binary to completion with arguments; returns (status, stdout, stderr).
+/// Bounded: a run that has not exited within a minute is killed and fails the test.
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    use std::io::Read;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    cmd.args(args).env_remove("SWITCHBOARD_CONFIG");
+    cmd.args(args)
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap();
+    let mut child = cmd.spawn().unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let limit = Duration::from_secs(60);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "switchboard {args:?} did not exit within {limit:?}; it wrote:\n{}",
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     (
-        out.status,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        status,
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
     )
 }
