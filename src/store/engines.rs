@@ -422,6 +422,29 @@ async fn scenario(s: Store) {
         .unwrap();
     assert!(pruned > 0 && through > 0);
     assert!(s.read.pruned_through("o1").await.unwrap() > 0);
+    // A job that fails takes nothing else down: submitted together, the jobs around it
+    // (most likely in its batch) commit, and it leaves nothing behind.
+    let seq = s.read.last_seq().await.unwrap();
+    let (one, nowhere, two) = tokio::join!(
+        s.ingest(sms(), vec![inbound("b1", "c9", None, "one")]),
+        s.reply(Some("o1".into()), 987_654, agent("to nobody", Some("k9"))),
+        s.ingest(sms(), vec![inbound("b2", "c9", None, "two")]),
+    );
+    assert!(nowhere.is_err());
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert!(one[0].created && two[0].created);
+    let c9: i64 = one[0].conversation.id.parse().unwrap();
+    let texts: Vec<String> = s
+        .read
+        .messages(c9, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+    assert!(s.read.last_seq().await.unwrap() > seq);
+
     assert!(s.read.ping().await);
     s.close().await;
 }
@@ -456,5 +479,27 @@ async fn postgres_keeps_the_stores_promises() {
         .await
         .unwrap();
     assert!(again.read.last_seq().await.unwrap() > 0);
+    // A job that fails halfway (PostgreSQL refuses NUL in text, after the job wrote the
+    // contact and the conversation) leaves nothing: its savepoint is rolled back, and
+    // the jobs submitted with it commit.
+    let (one, nul, two) = tokio::join!(
+        again.ingest(sms(), vec![inbound("n1", "c10", None, "before")]),
+        again.ingest(sms(), vec![inbound("n2", "c11", None, "a \0 here")]),
+        again.ingest(sms(), vec![inbound("n3", "c10", None, "after")]),
+    );
+    assert!(nul.is_err());
+    assert!(one.unwrap()[0].created && two.unwrap()[0].created);
+    assert_eq!(
+        again.read.open_conversation_of("sms", "c11").await.unwrap(),
+        None
+    );
+    assert!(
+        again
+            .read
+            .open_conversation_of("sms", "c10")
+            .await
+            .unwrap()
+            .is_some()
+    );
     again.close().await;
 }

@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 
 use super::error::StoreError;
 use super::routes::Shared;
-use super::sql::Db;
 use super::writer::Effects;
 
 /// The advisory lock that one write transaction of any instance holds at a time, from
@@ -157,10 +156,12 @@ pub fn migrate(config: &postgres::Config) -> Result<(), StoreError> {
     result
 }
 
-/// Queues the notification of what the transaction on `db` changed; sent at commit.
-pub fn notify(db: Db<'_>, fx: &Effects) -> Result<(), StoreError> {
+/// The statement that queues the notification of what a transaction changed (sent at
+/// its commit), if it changed anything others follow: a literal, so that it travels in
+/// one round trip with the commit.
+pub fn notify_sql(fx: &Effects) -> Option<String> {
     if fx.last_seq == 0 && fx.outbox.is_empty() {
-        return Ok(());
+        return None;
     }
     let all = fx.outbox.len() > MAX_NAMED;
     let named = |set: &BTreeSet<String>| -> Vec<String> {
@@ -177,8 +178,11 @@ pub fn notify(db: Db<'_>, fx: &Effects) -> Result<(), StoreError> {
         "all": all,
     })
     .to_string();
-    db.execute("SELECT pg_notify('switchboard', ?)", &[&payload])?;
-    Ok(())
+    // standard_conforming_strings (on since PostgreSQL 9.1): only quotes need doubling.
+    Some(format!(
+        "SELECT pg_notify('{CHANNEL}', '{}')",
+        payload.replace('\'', "''")
+    ))
 }
 
 /// Follows the other instances' commits until `stop` is set: a thread with a `LISTEN`

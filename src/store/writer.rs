@@ -306,27 +306,36 @@ fn run_batch(conn: &Conn, mut batch: Vec<Box<dyn ErasedJob>>, shared: &Shared) {
             Conn::Lite(_) => None,
         },
     };
+    // Each job runs in a savepoint of its own. Its end (release, or rollback when it
+    // failed) travels with the next job's savepoint, and the last one's with the
+    // commit: on PostgreSQL every statement is a round trip.
     let result = (|| -> Result<(), StoreError> {
         if db.is_pg() {
             db.batch(super::pg::BEGIN)?;
         } else {
             db.batch("BEGIN IMMEDIATE")?;
         }
+        let mut end = "";
         for job in batch.iter_mut() {
             let saved = cx.fx.clone();
-            db.batch("SAVEPOINT job")?;
-            if job.run(&mut cx) {
-                db.batch("RELEASE job")?;
+            db.batch(&format!("{end}SAVEPOINT job"))?;
+            end = if job.run(&mut cx) {
+                "RELEASE job; "
             } else {
-                db.batch("ROLLBACK TO job; RELEASE job")?;
                 cx.fx = saved;
-            }
+                "ROLLBACK TO job; RELEASE job; "
+            };
         }
-        if db.is_pg() {
-            // Other instances hear of the commit (their event streams and dispatchers).
-            super::pg::notify(db, &cx.fx)?;
+        // Other instances hear of the commit (their event streams and dispatchers).
+        let notify = if db.is_pg() {
+            super::pg::notify_sql(&cx.fx)
+        } else {
+            None
+        };
+        match notify {
+            Some(notify) => db.batch(&format!("{end}{notify}; COMMIT"))?,
+            None => db.batch(&format!("{end}COMMIT"))?,
         }
-        db.batch("COMMIT")?;
         Ok(())
     })();
     match result {
