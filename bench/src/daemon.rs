@@ -127,6 +127,13 @@ fn spawn(mut cmd: Command) -> anyhow::Result<Proc> {
     })
 }
 
+/// The api service every bench daemon ingests through.
+fn bench_service() -> String {
+    format!(
+        "[services.bench]\ntype = \"api\"\n[services.bench.params.tokens.bench]\ntoken = \"{TOKEN}\"\nscopes = [\"read\", \"reply\", \"ingest\"]\n"
+    )
+}
+
 /// The config of a bench daemon: one api service, durable commits, and `extra` services.
 pub fn config(dir: &std::path::Path, extra: &str) -> String {
     config_with(dir, "full", "", extra)
@@ -144,14 +151,27 @@ synchronous = "{synchronous}"
 {storage}
 [log]
 level = "warn,switchboard::daemon=info"
-[services.bench]
-type = "api"
-[services.bench.params.tokens.bench]
-token = "{TOKEN}"
-scopes = ["read", "reply", "ingest"]
-{extra}
+{bench}{extra}
 "#,
-        dir.display()
+        dir.display(),
+        bench = bench_service()
+    )
+}
+
+/// The config of a bench daemon on PostgreSQL database `url` as instance `instance_id`:
+/// [`config`]'s api service, several instances sharing the database.
+pub fn config_on(url: &str, instance_id: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+instance_id = "{instance_id}"
+[storage]
+url = "{url}"
+[log]
+level = "warn,switchboard::daemon=info"
+{bench}"#,
+        bench = bench_service()
     )
 }
 

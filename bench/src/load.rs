@@ -63,6 +63,19 @@ pub async fn closed_loop(
     contacts: u64,
     next: &Counter,
 ) -> Closed {
+    closed_loop_spread(&[url.to_owned()], clients, duration, total, contacts, next).await
+}
+
+/// [`closed_loop`] with the workers spread over `urls` (worker `i` posts to
+/// `urls[i % len]`): several instances behind one load.
+pub async fn closed_loop_spread(
+    urls: &[String],
+    clients: usize,
+    duration: Duration,
+    total: Option<u64>,
+    contacts: u64,
+    next: &Counter,
+) -> Closed {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
@@ -72,10 +85,10 @@ pub async fn closed_loop(
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    for i in 0..clients {
         let (client, url, ok, errors, next) = (
             client.clone(),
-            url.to_owned(),
+            urls[i % urls.len()].clone(),
             ok.clone(),
             errors.clone(),
             next.clone(),

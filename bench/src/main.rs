@@ -7,9 +7,11 @@
 //! sb-bench ingest [--secs 10] [--clients 64] [--rate 2000]
 //! sb-bench relay  [--secs 10] [--clients 64] [--rate 2000]
 //! sb-bench mirror [--secs 10] [--clients 64] [--rate 500]
+//! sb-bench engines [--secs 10] [--clients 64] [--rounds 3]
 //! ```
 //!
 //! - [`daemon`] — starting switchboard and the bare ceiling server.
+//! - [`engines`] — ingest on SQLite against PostgreSQL with 1 and 3 instances.
 //! - [`growth`] — ingest as history grows, with and without event retention; database size.
 //! - [`load`] — closed and open load loops, percentiles.
 //! - [`servers`] — the ceiling server and the timestamping webhook sink.
@@ -18,6 +20,7 @@
 
 mod daemon;
 mod desk;
+mod engines;
 mod growth;
 mod load;
 mod servers;
@@ -41,6 +44,8 @@ struct Plan {
     small: u64,
     large: u64,
     window: u64,
+    /// Interleaved rounds of the engines comparison.
+    engine_rounds: usize,
 }
 
 impl Plan {
@@ -56,6 +61,7 @@ impl Plan {
             small: 10_000,
             large: 1_000_000,
             window: 20_000,
+            engine_rounds: 3,
         }
     }
 
@@ -64,6 +70,7 @@ impl Plan {
             secs: 3,
             large: 50_000,
             window: 5_000,
+            engine_rounds: 1,
             ..Plan::full()
         }
     }
@@ -287,6 +294,9 @@ async fn all(plan: &Plan, out: &str, xmpp: Option<&str>) -> anyhow::Result<()> {
     );
     curve(&mut csv, "bare handler ack", &ceiling_open.latencies);
 
+    // 2c. The storage engines: SQLite, PostgreSQL with one and three instances.
+    engines_rows(plan, &mut rows).await?;
+
     // 3. Relay: inbound → signed webhook received, in the same run.
     relay(plan, ingest.rate, &mut rows, &mut csv).await?;
     // 4. Mirror: inbound → posted at a desk, in the same run.
@@ -403,6 +413,49 @@ struct RelayRun {
     /// Deliveries in all, and those that came out of their conversation's order.
     deliveries: u64,
     out_of_order: u64,
+}
+
+/// Ingest per storage engine ([`engines`]), medians of interleaved rounds.
+async fn engines_rows(plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let secs = Duration::from_secs(plan.secs);
+    let results = engines::compare(plan.clients, secs, plan.engine_rounds).await?;
+    let sqlite = engines::median(&results[0].1, |r| r.rate);
+    for (setup, runs) in &results {
+        let rate = engines::median(runs, |r| r.rate);
+        let each: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rate)).collect();
+        let errors: u64 = runs.iter().map(|r| r.errors).sum();
+        row(
+            rows,
+            format!(
+                "Ingest, {} clients, closed loop, durable commits: {}",
+                plan.clients,
+                setup.label()
+            ),
+            format!(
+                "{rate:.0} msg/s, {:.0}% of SQLite (runs: {}; {errors} errors)",
+                rate / sqlite * 100.0,
+                each.join(", ")
+            ),
+            "",
+            None,
+        );
+        row(
+            rows,
+            format!(
+                "CPU per acknowledged message, {}: writer threads / daemons / PostgreSQL server",
+                setup.label()
+            ),
+            format!(
+                "{:.1} / {:.1} / {:.1} µs",
+                engines::median(runs, |r| r.writer_us),
+                engines::median(runs, |r| r.daemon_us),
+                engines::median(runs, |r| r.db_us)
+            ),
+            "",
+            None,
+        );
+    }
+    Ok(())
 }
 
 async fn relay_closed(clients: usize, contacts: u64, secs: Duration) -> anyhow::Result<RelayRun> {
@@ -828,6 +881,20 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        "engines" => {
+            let plan = Plan {
+                secs: value("--secs", "10").parse()?,
+                clients: value("--clients", "64").parse()?,
+                engine_rounds: value("--rounds", "3").parse()?,
+                ..Plan::full()
+            };
+            let mut rows = Vec::new();
+            rt.block_on(engines_rows(&plan, &mut rows))?;
+            for r in rows {
+                println!("{}: {}", r.what, r.result);
+            }
+            Ok(())
+        }
         "growth" => {
             let plan = if flag("--quick") {
                 Plan::quick()
@@ -843,7 +910,7 @@ fn main() -> anyhow::Result<()> {
         }
         other => {
             bail!(
-                "unknown command {other:?}; expected all, ingest, relay, mirror, growth or bare-server"
+                "unknown command {other:?}; expected all, ingest, relay, mirror, engines, growth or bare-server"
             )
         }
     }
