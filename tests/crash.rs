@@ -218,42 +218,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once() {
 
     // Every acknowledged message exists exactly once.
     let api = &h.api;
-    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
-    let mut after = String::new();
-    loop {
-        let (_, page) = api
-            .get(&format!("/v1/conversations?limit=100&after={after}"))
-            .await;
-        for c in page["data"].as_array().unwrap() {
-            let mut m_after = String::new();
-            loop {
-                let (_, msgs) = api
-                    .get(&format!(
-                        "/v1/conversations/{}/messages?limit=100&after={m_after}",
-                        c["id"].as_str().unwrap()
-                    ))
-                    .await;
-                for m in msgs["data"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|m| m["direction"] == "inbound")
-                {
-                    *stored
-                        .entry(m["external_id"].as_str().unwrap().to_owned())
-                        .or_default() += 1;
-                }
-                match msgs["next"].as_str() {
-                    Some(n) => m_after = n.to_owned(),
-                    None => break,
-                }
-            }
-        }
-        match page["next"].as_str() {
-            Some(n) => after = n.to_owned(),
-            None => break,
-        }
-    }
+    let stored = api.stored_inbound().await;
     for id in &acked {
         assert_eq!(
             stored.get(id),

@@ -215,31 +215,6 @@ fn agent_sessions(log: &str) -> Vec<(String, bool)> {
     out
 }
 
-/// Every stored inbound message's external id and how often it is stored, read
-/// through `api`'s paging.
-async fn stored_inbound(api: &Api) -> BTreeMap<String, usize> {
-    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
-    let mut after = String::new();
-    loop {
-        let (_, page) = api
-            .get(&format!("/v1/conversations?limit=100&after={after}"))
-            .await;
-        for c in page["data"].as_array().unwrap() {
-            for m in api.all_messages(c["id"].as_str().unwrap()).await {
-                if m["direction"] == "inbound" {
-                    *stored
-                        .entry(m["external_id"].as_str().unwrap().to_owned())
-                        .or_default() += 1;
-                }
-            }
-        }
-        match page["next"].as_str() {
-            Some(n) => after = n.to_owned(),
-            None => return stored,
-        }
-    }
-}
-
 /// The visitor says `id` to the agent; waits until `node` stored it, then has the agent
 /// answer through `node` and waits for the answer at the visitor: both directions run
 /// through whichever instance holds the session now.
@@ -404,7 +379,7 @@ async fn three_instances_fail_over_without_losing_or_duplicating() {
         "every client made progress"
     );
     assert!(retried > 0, "the kill and the stop interrupted some posts");
-    let stored = stored_inbound(&last.api).await;
+    let stored = last.api.stored_inbound().await;
     for id in acked.iter().flatten() {
         assert_eq!(stored.get(id), Some(&1), "acknowledged {id} stored once");
     }

@@ -21,30 +21,11 @@ fn prlimit(pid: u32, fsize: &str) {
     assert!(ok, "prlimit --fsize={fsize} failed");
 }
 
-/// Every inbound external id stored, through the API's paging.
+/// Every inbound external id stored, each exactly once.
 async fn stored_ids(api: &Api) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let mut after = String::new();
-    loop {
-        let (_, page) = api
-            .get(&format!("/v1/conversations?limit=100&after={after}"))
-            .await;
-        for c in page["data"].as_array().unwrap() {
-            let (_, msgs) = api
-                .get(&format!(
-                    "/v1/conversations/{}/messages?limit=100",
-                    c["id"].as_str().unwrap()
-                ))
-                .await;
-            for m in msgs["data"].as_array().unwrap() {
-                ids.insert(m["external_id"].as_str().unwrap().to_owned());
-            }
-        }
-        match page["next"].as_str() {
-            Some(n) => after = n.to_owned(),
-            None => return ids,
-        }
-    }
+    let stored = api.stored_inbound().await;
+    assert!(stored.values().all(|&n| n == 1), "stored once: {stored:?}");
+    stored.into_keys().collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

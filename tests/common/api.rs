@@ -153,6 +153,32 @@ impl Api {
         }
     }
 
+    /// How often each inbound external id is stored, over every conversation and
+    /// message, through the API's paging: what exactly-once checks count.
+    pub async fn stored_inbound(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut stored = std::collections::BTreeMap::new();
+        let mut after = String::new();
+        loop {
+            let (status, page) = self
+                .get(&format!("/v1/conversations?limit=100&after={after}"))
+                .await;
+            assert_eq!(status, 200, "{page}");
+            for c in page["data"].as_array().unwrap() {
+                for m in self.all_messages(c["id"].as_str().unwrap()).await {
+                    if m["direction"] == "inbound" {
+                        *stored
+                            .entry(m["external_id"].as_str().unwrap().to_owned())
+                            .or_default() += 1;
+                    }
+                }
+            }
+            match page["next"].as_str() {
+                Some(n) => after = n.to_owned(),
+                None => return stored,
+            }
+        }
+    }
+
     /// Message `id` as the API shows it now.
     pub async fn message(&self, id: &str) -> Value {
         self.get(&format!("/v1/messages/{id}")).await.1
