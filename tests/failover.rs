@@ -215,6 +215,34 @@ fn agent_sessions(log: &str) -> Vec<(String, bool)> {
     out
 }
 
+/// Follows `/v1/events` on `base` (`http://addr`) from the start until `stop` is set
+/// (or the instance goes away); the seqs it got, in order.
+fn follow_events(base: &str, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<i64>> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let url = format!(
+        "{}/v1/events?after=0&access_token={TOKEN}",
+        base.replacen("http", "ws", 1)
+    );
+    tokio::spawn(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        let mut seqs = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            match tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
+                Ok(Some(Ok(Ws::Text(t)))) => {
+                    let e: Value = serde_json::from_str(&t).unwrap();
+                    seqs.push(e["seq"].as_i64().unwrap());
+                }
+                Ok(Some(Ok(_))) | Err(_) => {}
+                Ok(_) => break,
+            }
+        }
+        seqs
+    })
+}
+
 /// The visitor says `id` to the agent; waits until `node` stored it, then has the agent
 /// answer through `node` and waits for the answer at the visitor: both directions run
 /// through whichever instance holds the session now.
@@ -266,6 +294,18 @@ async fn three_instances_fail_over_without_losing_or_duplicating() {
     .await
     .unwrap();
     let bases: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.daemon.url("")).collect());
+    // An event stream on every instance, from the start: the one on the instance that
+    // lives through it all must see every event, in order, whichever instance stored it.
+    let streams_stop = Arc::new(AtomicBool::new(false));
+    let mut streams: BTreeMap<String, _> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n.name.clone(),
+                follow_events(&n.daemon.url(""), streams_stop.clone()),
+            )
+        })
+        .collect();
     let (holder, hook) = settled(&nodes.iter().collect::<Vec<_>>(), LEASE_TTL, T).await;
     eprintln!("failover: chat and hook on {holder}");
     assert_eq!(hook, holder, "the ids put chat and hook together");
@@ -499,6 +539,29 @@ async fn three_instances_fail_over_without_losing_or_duplicating() {
         }
     }
 
+    // The survivor's event stream saw every event, once each, in seq order: a reader of
+    // `after=N` never passes an event that commits later with a smaller number.
+    let all: Vec<i64> = read_events(&last.daemon, TOKEN, 0, usize::MAX, Duration::from_secs(3))
+        .await
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    streams_stop.store(true, Ordering::Relaxed);
+    let live = streams.remove(&last.name).unwrap().await.unwrap();
+    eprintln!(
+        "failover: the survivor's stream saw {} events live; {} are stored",
+        live.len(),
+        all.len()
+    );
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+    assert!(
+        live.windows(2).all(|w| w[0] < w[1]),
+        "the live stream is in seq order"
+    );
+    // (Anything the stream got after that read ended is not compared.)
+    let through = *all.last().unwrap();
+    let live: Vec<i64> = live.into_iter().filter(|s| *s <= through).collect();
+    assert_eq!(live, all, "the live stream missed or added events");
     visitor.close().await;
     let last = nodes.remove(0);
     assert!(last.daemon.terminate().success());
