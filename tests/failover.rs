@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use prosody::{Prosody, Security};
 use serde_json::{Value, json};
-use switchboard_core::testkit::postgres::PgServer;
+use switchboard_core::testkit::postgres::{PgOptions, PgServer};
 use visitor::Visitor;
 
 const T: Duration = Duration::from_secs(30);
@@ -156,6 +156,87 @@ async fn settled(nodes: &[&Node], stable: Duration, limit: Duration) -> (String,
     }
 }
 
+/// The load: [`CLIENTS`] clients, each posting to its own conversation, one message
+/// after the other, each next message through the next instance.
+struct Clients {
+    stop: Arc<AtomicBool>,
+    /// Per client, the external ids acknowledged, in posting order.
+    acked: Arc<Mutex<Vec<Vec<String>>>>,
+    /// Posts that had to be made again (on another instance, or after a 503).
+    retried: Arc<Mutex<usize>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Clients {
+    fn start(bases: Arc<Vec<String>>) -> Clients {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(vec![Vec::new(); CLIENTS]));
+        let retried = Arc::new(Mutex::new(0usize));
+        let tasks = (0..CLIENTS)
+            .map(|client| {
+                let (http, bases, stop, acked, retried) = (
+                    http.clone(),
+                    bases.clone(),
+                    stop.clone(),
+                    acked.clone(),
+                    retried.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let attempts = post_until_acked(&http, &bases, client + n, client, n).await;
+                        *retried.lock().unwrap() += attempts - 1;
+                        acked.lock().unwrap()[client].push(format!("c{client}-{n:05}"));
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        Clients {
+            stop,
+            acked,
+            retried,
+            tasks,
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.acked.lock().unwrap().iter().map(Vec::len).sum()
+    }
+
+    /// Stops the clients after their message in flight; what they got acknowledged, and
+    /// how many posts were retried. Every client made progress, and some posts had to
+    /// be retried (otherwise the failure under test interrupted nothing).
+    async fn finish(self) -> (Vec<Vec<String>>, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        let retried = *self.retried.lock().unwrap();
+        let total: usize = acked.iter().map(Vec::len).sum();
+        eprintln!("clients stopped: {total} messages acknowledged");
+        assert!(
+            acked.iter().all(|a| a.len() >= 10),
+            "every client made progress"
+        );
+        assert!(retried > 0, "the failures interrupted some posts");
+        (acked, retried)
+    }
+}
+
+/// Every acknowledged message is stored exactly once, and nothing twice.
+fn stored_once(stored: &BTreeMap<String, usize>, acked: &[Vec<String>]) {
+    for id in acked.iter().flatten() {
+        assert_eq!(stored.get(id), Some(&1), "acknowledged {id} stored once");
+    }
+    assert!(stored.values().all(|&n| n == 1), "no duplicates at all");
+}
+
 /// Posts message `n` of `client` through the instances, starting at `first`, until one
 /// acknowledges it. Returns how many attempts it took.
 async fn post_until_acked(
@@ -268,6 +349,109 @@ async fn round_trip(visitor: &Visitor, node: &Node, id: &str) {
     .await;
 }
 
+/// Every message.created of `stored` reached `rx` (within a minute), signed; a
+/// redelivery is the same event with the same `webhook-id`; per client, the first
+/// arrivals are its acknowledged messages in posting order. Returns how many
+/// deliveries were made again. On a miss it prints the outbox and leases of `db_url`.
+async fn delivered_in_order(
+    rx: &Receiver,
+    stored: &BTreeMap<String, usize>,
+    acked: &[Vec<String>],
+    db_url: &str,
+    last: &Node,
+) -> usize {
+    // Every message.created reached the receiver; a redelivery is the same event.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let by_id = loop {
+        let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+        for r in rx.accepted() {
+            let body = r.json();
+            if let Some(first) = by_id.get(r.header("webhook-id")) {
+                assert_eq!(first, &body, "a redelivery carries the same event");
+            }
+            by_id.insert(r.header("webhook-id").to_owned(), body);
+        }
+        let got: BTreeSet<&str> = by_id
+            .values()
+            .filter(|e| e["data"]["message"]["direction"] == "inbound")
+            .filter_map(|e| e["data"]["message"]["external_id"].as_str())
+            .collect();
+        let missing: Vec<&String> = stored
+            .keys()
+            .filter(|id| !got.contains(id.as_str()))
+            .collect();
+        if missing.is_empty() {
+            break by_id;
+        }
+        if Instant::now() > deadline {
+            // What the outbox and the sessions looked like, for whoever reads the failure.
+            let diagnose = std::process::Command::new("psql")
+                .arg(&db_url)
+                .args(["-c", "SELECT service_id, queue_key, state, count(*), min(id) FROM outbox GROUP BY 1, 2, 3"])
+                .args(["-c", "SELECT * FROM leases"])
+                .args(["-c", "SELECT pid, state, wait_event, xact_start, left(query, 80) FROM pg_stat_activity WHERE datname = current_database()"])
+                .output();
+            if let Ok(out) = diagnose {
+                eprintln!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            panic!(
+                "{} of {} message.created never reached the receiver, e.g. {:?}; hook on {}: {}",
+                missing.len(),
+                stored.len(),
+                &missing[..missing.len().min(5)],
+                last.name,
+                service(last, "hook").await.unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let accepted = rx.accepted();
+    assert!(
+        accepted
+            .iter()
+            .all(|r| verify_standard_webhook(WEBHOOK_SECRET, r)),
+        "every delivery is signed"
+    );
+    eprintln!(
+        "{} distinct events delivered, {} deliveries in all",
+        by_id.len(),
+        accepted.len()
+    );
+
+    // Per conversation, first arrivals come in the order the client posted them.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut repeats = 0;
+    let mut firsts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &accepted {
+        let e = r.json();
+        if !seen.insert(r.header("webhook-id").to_owned()) {
+            repeats += 1;
+            continue;
+        }
+        let m = &e["data"]["message"];
+        if m["direction"] == "inbound" {
+            let contact = m["external_id"].as_str().unwrap();
+            let conv = contact.split('-').next().unwrap_or(contact);
+            firsts
+                .entry(conv.to_owned())
+                .or_default()
+                .push(contact.to_owned());
+        }
+    }
+    for (client, ids) in acked.iter().enumerate() {
+        assert_eq!(
+            firsts.get(&format!("c{client}")),
+            Some(ids),
+            "client {client}'s messages: first arrivals complete and in posting order"
+        );
+    }
+    repeats
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_fail_over_without_losing_or_duplicating() {
     let Some(pg) = PgServer::shared_or_skip() else {
@@ -326,37 +510,12 @@ async fn three_instances_fail_over_without_losing_or_duplicating() {
     // The round trip goes through an instance that does not hold the session.
     round_trip(&visitor, &nodes[(a + 1) % 3], "before").await;
 
-    // The clients: each its own conversation, one message after the other, each next
-    // message through the next instance.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<Vec<Vec<String>>>> = Arc::new(Mutex::new(vec![Vec::new(); CLIENTS]));
-    let retried = Arc::new(Mutex::new(0usize));
-    let mut tasks = Vec::new();
-    for client in 0..CLIENTS {
-        let (http, bases, stop, acked, retried) = (
-            http.clone(),
-            bases.clone(),
-            stop.clone(),
-            acked.clone(),
-            retried.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let attempts = post_until_acked(&http, &bases, client + n, client, n).await;
-                *retried.lock().unwrap() += attempts - 1;
-                acked.lock().unwrap()[client].push(format!("c{client}-{n:05}"));
-                n += 1;
-            }
-        }));
-    }
+    let clients = Clients::start(bases.clone());
     let progress = |what: &str| {
-        let total: usize = acked.lock().unwrap().iter().map(Vec::len).sum();
-        eprintln!("failover: {what}: {total} messages acknowledged so far");
+        eprintln!(
+            "failover: {what}: {} messages acknowledged so far",
+            clients.total()
+        );
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
@@ -403,120 +562,15 @@ async fn three_instances_fail_over_without_losing_or_duplicating() {
     assert_eq!(c_name, last.name);
     round_trip(&visitor, last, "after-term").await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    progress("clients stopped");
-
-    // Every acknowledged message is stored exactly once.
-    let acked = acked.lock().unwrap().clone();
-    let retried = *retried.lock().unwrap();
-    let total: usize = acked.iter().map(Vec::len).sum();
-    eprintln!("failover: {total} acknowledged, {retried} posts retried on another instance");
-    assert!(
-        acked.iter().all(|a| a.len() >= 10),
-        "every client made progress"
-    );
-    assert!(retried > 0, "the kill and the stop interrupted some posts");
+    let (acked, retried) = clients.finish().await;
+    eprintln!("failover: {retried} posts retried on another instance");
     let stored = last.api.stored_inbound().await;
-    for id in acked.iter().flatten() {
-        assert_eq!(stored.get(id), Some(&1), "acknowledged {id} stored once");
-    }
-    assert!(stored.values().all(|&n| n == 1), "no duplicates at all");
+    stored_once(&stored, &acked);
     for id in ["before", "after-kill", "after-term"] {
         assert_eq!(stored.get(&format!("visitor@localhost/id:{id}")), Some(&1));
     }
 
-    // Every message.created reached the receiver; a redelivery is the same event.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let by_id = loop {
-        let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
-        for r in rx.accepted() {
-            let body = r.json();
-            if let Some(first) = by_id.get(r.header("webhook-id")) {
-                assert_eq!(first, &body, "a redelivery carries the same event");
-            }
-            by_id.insert(r.header("webhook-id").to_owned(), body);
-        }
-        let got: BTreeSet<&str> = by_id
-            .values()
-            .filter(|e| e["data"]["message"]["direction"] == "inbound")
-            .filter_map(|e| e["data"]["message"]["external_id"].as_str())
-            .collect();
-        let missing: Vec<&String> = stored
-            .keys()
-            .filter(|id| !got.contains(id.as_str()))
-            .collect();
-        if missing.is_empty() {
-            break by_id;
-        }
-        if Instant::now() > deadline {
-            // What the outbox and the sessions looked like, for whoever reads the failure.
-            let diagnose = std::process::Command::new("psql")
-                .arg(&db_url)
-                .args(["-c", "SELECT service_id, queue_key, state, count(*), min(id) FROM outbox GROUP BY 1, 2, 3"])
-                .args(["-c", "SELECT * FROM leases"])
-                .args(["-c", "SELECT pid, state, wait_event, xact_start, left(query, 80) FROM pg_stat_activity WHERE datname = current_database()"])
-                .output();
-            if let Ok(out) = diagnose {
-                eprintln!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            panic!(
-                "{} of {} message.created never reached the receiver, e.g. {:?}; hook on {}: {}",
-                missing.len(),
-                stored.len(),
-                &missing[..missing.len().min(5)],
-                last.name,
-                service(last, "hook").await.unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let accepted = rx.accepted();
-    assert!(
-        accepted
-            .iter()
-            .all(|r| verify_standard_webhook(WEBHOOK_SECRET, r)),
-        "every delivery is signed"
-    );
-    eprintln!(
-        "failover: {} distinct events delivered, {} deliveries in all",
-        by_id.len(),
-        accepted.len()
-    );
-
-    // Per conversation, first arrivals come in the order the client posted them.
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    let mut repeats = 0;
-    let mut firsts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in &accepted {
-        let e = r.json();
-        if !seen.insert(r.header("webhook-id").to_owned()) {
-            repeats += 1;
-            continue;
-        }
-        let m = &e["data"]["message"];
-        if m["direction"] == "inbound" {
-            let contact = m["external_id"].as_str().unwrap();
-            let conv = contact.split('-').next().unwrap_or(contact);
-            firsts
-                .entry(conv.to_owned())
-                .or_default()
-                .push(contact.to_owned());
-        }
-    }
-    for (client, ids) in acked.iter().enumerate() {
-        assert_eq!(
-            firsts.get(&format!("c{client}")),
-            Some(ids),
-            "client {client}'s messages: first arrivals complete and in posting order"
-        );
-    }
+    let repeats = delivered_in_order(&rx, &stored, &acked, &db_url, last).await;
     eprintln!("failover: {repeats} deliveries made again after the kill or the stop");
 
     // The account's session was never open twice at once.
@@ -565,5 +619,92 @@ async fn three_instances_fail_over_without_losing_or_duplicating() {
     visitor.close().await;
     let last = nodes.remove(0);
     assert!(last.daemon.terminate().success());
+    rx.stop().await;
+}
+
+/// The database goes away under load for a few seconds (a fast shutdown cuts every
+/// connection, as a crash or a failover of the server would) and comes back on the same
+/// address. Two instances share it. Nothing acknowledged is lost or doubled; meanwhile
+/// posts get 503 and are retried; both instances recover by themselves (their writers,
+/// read pools, listeners and leases reconnect), and every `message.created` still
+/// reaches the webhook, in each conversation's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_under_load_loses_nothing() {
+    if PgServer::shared_or_skip().is_none() {
+        return;
+    }
+    // A server of its own, to take down.
+    let pg = Arc::new(PgServer::start(PgOptions::default()).expect("PostgreSQL starts"));
+    let url = pg.database().expect("a database");
+    let db_url = url.clone();
+    let rx = Receiver::start().await;
+    let services =
+        api_service("") + &webhook_service(&rx.url("/events"), "events = [\"message.created\"]");
+    let nodes: Vec<Node> = tokio::task::spawn_blocking(move || {
+        ["node-x", "node-y"]
+            .iter()
+            .map(|name| start_node(name, &url, &services))
+            .collect()
+    })
+    .await
+    .unwrap();
+    let hook_held = || async {
+        for n in &nodes {
+            service(n, "hook").await?["instance"].as_str()?;
+        }
+        Some(())
+    };
+    eventually(T, "the webhook's lease taken", hook_held).await;
+    let bases: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.daemon.url("")).collect());
+    let clients = Clients::start(bases);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    eprintln!(
+        "outage: stopping PostgreSQL, {} messages acknowledged so far",
+        clients.total()
+    );
+    let down = pg.clone();
+    tokio::task::spawn_blocking(move || down.outage(Duration::from_secs(3)))
+        .await
+        .unwrap()
+        .expect("PostgreSQL stops and starts again");
+    let back = Instant::now();
+    eprintln!(
+        "outage: PostgreSQL is back, {} messages acknowledged so far",
+        clients.total()
+    );
+    // Both instances take writes again by themselves.
+    let before = clients.total();
+    eventually(T, "ingest through both instances again", || async {
+        (clients.total() >= before + 100).then_some(())
+    })
+    .await;
+    eprintln!(
+        "outage: ingest resumed {:?} after the restart",
+        back.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (acked, retried) = clients.finish().await;
+    eprintln!("outage: {retried} posts retried");
+    for n in &nodes {
+        eventually(T, &format!("{} ready again", n.name), || async {
+            let r = n.api.http.get(n.daemon.url("/readyz")).send().await.ok()?;
+            (r.status().as_u16() == 200).then_some(())
+        })
+        .await;
+    }
+    let stored = nodes[0].api.stored_inbound().await;
+    stored_once(&stored, &acked);
+    assert_eq!(
+        nodes[1].api.stored_inbound().await,
+        stored,
+        "both see the same"
+    );
+    eventually(T, "the webhook's lease held again", hook_held).await;
+    let repeats = delivered_in_order(&rx, &stored, &acked, &db_url, &nodes[0]).await;
+    eprintln!("outage: {repeats} deliveries made again");
+    for n in nodes {
+        assert!(n.daemon.terminate().success());
+    }
     rx.stop().await;
 }

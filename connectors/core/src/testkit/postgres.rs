@@ -22,6 +22,8 @@ pub struct PgServer {
     root: PathBuf,
     port: u16,
     run_as: Option<String>,
+    /// `fsync` of [`PgOptions::durable`].
+    fsync: &'static str,
     stopped: bool,
 }
 
@@ -118,6 +120,7 @@ impl PgServer {
             root,
             port: 0,
             run_as,
+            fsync: if opts.durable { "on" } else { "off" },
             stopped: false,
         };
         server.watchdog()?;
@@ -140,26 +143,43 @@ impl PgServer {
         let mut last = String::new();
         for _ in 0..5 {
             server.port = free_port()?;
-            let fsync = if opts.durable { "on" } else { "off" };
-            let mut ctl = server.command("pg_ctl");
-            ctl.arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(server.root.join("server.log"))
-                .args(["-w", "-t", "60", "-o"])
-                .arg(format!(
-                    "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync={fsync} \
-                     -c max_connections=300 -c shared_buffers=64MB",
-                    server.port,
-                    server.root.display()
-                ))
-                .arg("start");
-            match run(ctl, "pg_ctl start") {
+            match server.pg_ctl_start() {
                 Ok(()) => return Ok(server),
                 Err(e) => last = format!("{e}\n{}", server.log()),
             }
         }
         Err(last)
+    }
+
+    fn pg_ctl_start(&self) -> PgResult<()> {
+        let mut ctl = self.command("pg_ctl");
+        ctl.arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.root.join("server.log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync={} \
+                 -c max_connections=300 -c shared_buffers=64MB",
+                self.port,
+                self.root.display(),
+                self.fsync
+            ))
+            .arg("start");
+        run(ctl, "pg_ctl start")
+    }
+
+    /// An outage: stops the server (fast shutdown: every connection is cut, as a crash
+    /// or failover of the database would), keeps it down for `down`, and starts it again
+    /// on the same port with its data.
+    pub fn outage(&self, down: std::time::Duration) -> PgResult<()> {
+        let mut ctl = self.command("pg_ctl");
+        ctl.arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "stop"]);
+        run(ctl, "pg_ctl stop")?;
+        std::thread::sleep(down);
+        self.pg_ctl_start()
     }
 
     /// One server for the whole test process, started on first use.
