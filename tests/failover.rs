@@ -386,7 +386,7 @@ async fn delivered_in_order(
         if Instant::now() > deadline {
             // What the outbox and the sessions looked like, for whoever reads the failure.
             let diagnose = std::process::Command::new("psql")
-                .arg(&db_url)
+                .arg(db_url)
                 .args(["-c", "SELECT service_id, queue_key, state, count(*), min(id) FROM outbox GROUP BY 1, 2, 3"])
                 .args(["-c", "SELECT * FROM leases"])
                 .args(["-c", "SELECT pid, state, wait_event, xact_start, left(query, 80) FROM pg_stat_activity WHERE datname = current_database()"])
