@@ -1,4 +1,4 @@
-//! Three instances on one PostgreSQL database, and failover.
+//! Several instances on one PostgreSQL database: failover, and the database's outage.
 //!
 //! Three daemons with distinct `server.instance_id`s share one database on a real
 //! PostgreSQL; an XMPP service (`chat`, a real Prosody) and a webhook are spread over
@@ -13,9 +13,15 @@
 //!   `webhook-id` and body, and per conversation the first arrivals in posting order;
 //! - the XMPP session was up again on a survivor within `lease_ttl + 5 s` of the kill,
 //!   and moved on at the SIGTERM; messages in both directions flowed after each move;
-//! - Prosody's log never shows the account's session open twice at once.
+//! - Prosody's log never shows the account's session open twice at once;
+//! - the survivor's event stream, open from the start, saw every stored event once, in
+//!   seq order, whichever instance stored it.
 //!
-//! It needs shared storage, so it runs on PostgreSQL whatever `SWITCHBOARD_TEST_STORAGE`
+//! A second test takes the database itself away under load for a few seconds, with two
+//! instances on it: nothing acknowledged is lost or doubled, and both recover by
+//! themselves.
+//!
+//! They need shared storage, so it runs on PostgreSQL whatever `SWITCHBOARD_TEST_STORAGE`
 //! says (and skips without PostgreSQL unless `SWITCHBOARD_REQUIRE_POSTGRES=1`).
 #![cfg(all(feature = "api", feature = "webhook", feature = "smartsupp"))]
 
