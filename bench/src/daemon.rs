@@ -42,15 +42,8 @@ impl Proc {
             .filter_map(Result::ok)
             .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
             .filter_map(|stat| {
-                // "pid (comm) state …": comm may hold spaces, so split at the last ')'.
-                let (head, rest) = stat.rsplit_once(')')?;
-                let comm = head.split_once('(')?.1;
-                if name.is_some_and(|n| n != comm) {
-                    return None;
-                }
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                // Fields 14 and 15 of stat(5); `rest` starts at field 3.
-                Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+                let stat = Stat::parse(&stat)?;
+                name.is_none_or(|n| n == stat.comm).then_some(stat.ticks)
             })
             .sum()
     }
@@ -61,6 +54,31 @@ impl Proc {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+    }
+}
+
+/// What the benchmarks read of a `/proc/.../stat` line (stat(5)).
+pub struct Stat<'a> {
+    /// The thread's or process's name.
+    pub comm: &'a str,
+    /// The parent's pid.
+    pub ppid: u32,
+    /// User + system CPU time in clock ticks (10 ms).
+    pub ticks: u64,
+}
+
+impl<'a> Stat<'a> {
+    pub fn parse(stat: &'a str) -> Option<Stat<'a>> {
+        // "pid (comm) state …": comm may hold spaces, so split at the last ')'.
+        let (head, rest) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // `rest` starts at field 3: ppid is field 4, utime and stime fields 14 and 15.
+        Some(Stat {
+            comm,
+            ppid: f.get(1)?.parse().ok()?,
+            ticks: f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use switchboard_core::testkit::postgres::{PgOptions, PgServer};
 
-use crate::daemon::{self, Proc, Scratch};
+use crate::daemon::{self, Proc, Scratch, Stat};
 use crate::load::{self, Counter, ingest_url};
 
 /// Where a run stores.
@@ -59,13 +59,9 @@ fn server_ticks(pg: &PgServer) -> u64 {
         .filter_map(Result::ok)
         .filter_map(|p| {
             let pid: u32 = p.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(p.path().join("stat")).ok()?;
-            let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            // From field 3 (state) on: ppid is field 4, utime/stime fields 14/15.
-            let ppid: u32 = f.get(1)?.parse().ok()?;
-            (pid == postmaster || ppid == postmaster)
-                .then(|| Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?))
-                .flatten()
+            let text = std::fs::read_to_string(p.path().join("stat")).ok()?;
+            let stat = Stat::parse(&text)?;
+            (pid == postmaster || stat.ppid == postmaster).then_some(stat.ticks)
         })
         .sum()
 }
@@ -152,7 +148,5 @@ pub async fn compare(
 
 /// The median of `f` over `runs`.
 pub fn median(runs: &[EngineRun], f: impl Fn(&EngineRun) -> f64) -> f64 {
-    let mut v: Vec<f64> = runs.iter().map(f).collect();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    load::median(runs.iter().map(f).collect())
 }

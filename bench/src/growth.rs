@@ -146,13 +146,8 @@ impl Ctx<'_> {
             small.push(self.small_window().await?.rate);
             large.push(self.window(large_url, self.plan.window).await.rate);
         }
-        Ok((median(small), median(large)))
+        Ok((load::median(small), load::median(large)))
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// The growth rows; see the module comment.

@@ -175,6 +175,12 @@ pub async fn open_loop(
     }
 }
 
+/// The median (the upper one of an even count; NaN of none).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// The `p`-quantile of sorted samples.
 pub fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
