@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use twilio_kit::*;
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -234,14 +234,7 @@ async fn acknowledged_messages_survive_kill_9_exactly_once() {
         Duration::from_secs(60),
         "every message.created at the receiver",
         || async {
-            let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
-            for r in rx.accepted() {
-                let body = r.json();
-                if let Some(first) = by_id.get(r.header("webhook-id")) {
-                    assert_eq!(first, &body, "a redelivery carries the same event");
-                }
-                by_id.insert(r.header("webhook-id").to_owned(), body);
-            }
+            let by_id = rx.by_webhook_id();
             let got: BTreeSet<String> = by_id
                 .values()
                 .filter(|e| e["data"]["message"]["direction"] == "inbound")

@@ -369,14 +369,7 @@ async fn delivered_in_order(
     // Every message.created reached the receiver; a redelivery is the same event.
     let deadline = Instant::now() + Duration::from_secs(60);
     let by_id = loop {
-        let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
-        for r in rx.accepted() {
-            let body = r.json();
-            if let Some(first) = by_id.get(r.header("webhook-id")) {
-                assert_eq!(first, &body, "a redelivery carries the same event");
-            }
-            by_id.insert(r.header("webhook-id").to_owned(), body);
-        }
+        let by_id = rx.by_webhook_id();
         let got: BTreeSet<&str> = by_id
             .values()
             .filter(|e| e["data"]["message"]["direction"] == "inbound")

@@ -126,6 +126,20 @@ impl Receiver {
             .collect()
     }
 
+    /// The accepted deliveries' bodies by `webhook-id`. Panics if a redelivery's body
+    /// differs from the first delivery's: the same id is the same event.
+    pub fn by_webhook_id(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut by_id = std::collections::BTreeMap::new();
+        for r in self.accepted() {
+            let body = r.json();
+            if let Some(first) = by_id.get(r.header("webhook-id")) {
+                assert_eq!(first, &body, "a redelivery carries the same event");
+            }
+            by_id.insert(r.header("webhook-id").to_owned(), body);
+        }
+        by_id
+    }
+
     /// All requests, with the status they got.
     pub fn all(&self) -> Vec<(Received, u16)> {
         self.got.lock().unwrap().clone()
