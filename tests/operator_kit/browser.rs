@@ -151,6 +151,18 @@ impl Browser {
     }
 
     async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_call(session, method, params)
+            .await
+            .unwrap_or_else(|err| panic!("{method}: {err}"))
+    }
+
+    /// A command's result, or the error DevTools answered with.
+    async fn try_call(
+        &self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(id, tx);
@@ -168,10 +180,10 @@ impl Browser {
             .await
             .unwrap_or_else(|_| panic!("{method}: no answer within {COMMAND_TIMEOUT:?}"))
             .expect("an answer");
-        if let Some(err) = reply.get("error") {
-            panic!("{method}: {err}");
+        match reply.get("error") {
+            Some(err) => Err(err.clone()),
+            None => Ok(reply["result"].clone()),
         }
-        reply["result"].clone()
     }
 
     /// Sends a command to the page.
@@ -204,12 +216,28 @@ impl Browser {
         .await;
     }
 
-    /// Polls a JavaScript condition every 100 ms for at most 30 s.
+    /// Polls a JavaScript condition every 100 ms for at most 30 s. An evaluation that
+    /// a navigation cut short ("Inspected target navigated or closed": the document it
+    /// ran in was replaced) counts as not yet true; any other error fails the test.
     pub async fn wait_for(&self, what: &str, condition: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let session = self.session.clone();
         loop {
-            if self.eval(&format!("!!({condition})")).await == json!(true) {
-                return;
+            let params = json!({"expression": format!("!!({condition})"), "returnByValue": true});
+            match self
+                .try_call(Some(&session), "Runtime.evaluate", params)
+                .await
+            {
+                Ok(r) if r["result"]["value"] == json!(true) => return,
+                Ok(r) if r.get("exceptionDetails").is_some() => {
+                    panic!("{condition}: {}", r["exceptionDetails"])
+                }
+                Ok(_) => {}
+                Err(err)
+                    if err["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("navigated")) => {}
+                Err(err) => panic!("Runtime.evaluate: {err}"),
             }
             if Instant::now() > deadline {
                 let html = self.eval("document.documentElement.outerHTML").await;
