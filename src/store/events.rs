@@ -20,11 +20,11 @@ impl WriteCx<'_> {
     ) -> Result<i64, StoreError> {
         let kind = data.kind();
         let data = serde_json::to_string(data)?;
-        let seq: i64 = self.db.query_one(
+        let seq = self.db.insert(
             "INSERT INTO events (type, organization, service_id, conversation_id, created_at, data) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+             VALUES (?, ?, ?, ?, ?, ?)",
             &[&kind, &organization, &service_id, &conversation_id, &self.now, &data],
-            |r| r.get(0),
+            "seq",
         )?;
         self.fx.last_seq = seq;
         let queue_key = match (conversation_id, service_id) {

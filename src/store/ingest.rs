@@ -161,17 +161,21 @@ fn ingest_one(
     )?;
     let (contact_id, name, email, phone, contact_created) = match found {
         None => {
-            let id: i64 = cx.db.query_one("INSERT INTO contacts (service_id, external_id, name, email, phone, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id", &[&service.id, &c.external_id, &c.name, &c.email, &c.phone, &now, &now], |r| r.get(0))?;
+            let id = cx.db.insert("INSERT INTO contacts (service_id, external_id, name, email, phone, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)", &[&service.id, &c.external_id, &c.name, &c.email, &c.phone, &now, &now], "id")?;
             (id, c.name.clone(), c.email.clone(), c.phone.clone(), true)
         }
-        Some((id, name, email, phone)) => {
-            let name = c.name.clone().or(name);
-            let email = c.email.clone().or(email);
-            let phone = c.phone.clone().or(phone);
-            if (&c.name, &c.email, &c.phone) != (&None, &None, &None) {
-                cx.db.execute("UPDATE contacts SET name = ?, email = ?, phone = ?, updated_at = ? WHERE id = ? \
-                         AND (name IS DISTINCT FROM ? OR email IS DISTINCT FROM ? OR phone IS DISTINCT FROM ?)", &[&name, &email, &phone, &now, &id, &name, &email, &phone])?;
+        Some((id, old_name, old_email, old_phone)) => {
+            let name = c.name.clone().or_else(|| old_name.clone());
+            let email = c.email.clone().or_else(|| old_email.clone());
+            let phone = c.phone.clone().or_else(|| old_phone.clone());
+            // Written only when the provider told us something new: most messages
+            // repeat what is stored, and the row just read says so without a statement.
+            if (&name, &email, &phone) != (&old_name, &old_email, &old_phone) {
+                cx.db.execute(
+                    "UPDATE contacts SET name = ?, email = ?, phone = ?, updated_at = ? WHERE id = ?",
+                    &[&name, &email, &phone, &now, &id],
+                )?;
             }
             (id, name, email, phone, false)
         }
@@ -209,8 +213,8 @@ fn ingest_one(
                     service.id
                 )));
             }
-            let id: i64 = cx.db.query_one("INSERT INTO conversations (service_id, organization, contact_id, external_id, status, created_at, updated_at) \
-                     VALUES (?, ?, ?, ?, 'open', ?, ?) RETURNING id", &[&service.id, &service.organization, &contact_id, &msg.conversation_external_id, &now, &now], |r| r.get(0))?;
+            let id = cx.db.insert("INSERT INTO conversations (service_id, organization, contact_id, external_id, status, created_at, updated_at) \
+                     VALUES (?, ?, ?, ?, 'open', ?, ?)", &[&service.id, &service.organization, &contact_id, &msg.conversation_external_id, &now, &now], "id")?;
             let row = ConversationRow {
                 id,
                 service_id: service.id.clone(),
@@ -250,9 +254,9 @@ fn ingest_one(
         conv.desk_external_id = None;
     }
 
-    let message_id: i64 = cx.db.query_one("INSERT INTO messages (conversation_id, service_id, direction, external_id, text, attachments, \
+    let message_id = cx.db.insert("INSERT INTO messages (conversation_id, service_id, direction, external_id, text, attachments, \
              author_type, author_name, status, created_at, updated_at) \
-             VALUES (?, ?, 'inbound', ?, ?, ?, 'contact', ?, 'received', ?, ?) RETURNING id", &[&conv.id, &service.id, &msg.external_id, &msg.text, &(attachments_json(&msg.attachments)), &conv.contact_name, &now, &now], |r| r.get(0))?;
+             VALUES (?, ?, 'inbound', ?, ?, ?, 'contact', ?, 'received', ?, ?)", &[&conv.id, &service.id, &msg.external_id, &msg.text, &(attachments_json(&msg.attachments)), &conv.contact_name, &now, &now], "id")?;
     cx.db.execute(
         "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",
         &[&now, &conv.id],
@@ -396,9 +400,9 @@ pub fn reply(
         }
     }
     let attachments = attachments_json(&new.attachments);
-    let message_id: i64 = cx.db.query_one("INSERT INTO messages (conversation_id, service_id, direction, idempotency_key, text, attachments, \
+    let message_id = cx.db.insert("INSERT INTO messages (conversation_id, service_id, direction, idempotency_key, text, attachments, \
              author_type, author_name, status, created_at, updated_at) \
-             VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id", &[&conversation_id, &conv.service_id, &new.idempotency_key, &new.text, &attachments, &new.author.kind.as_str(), &new.author.name, &now, &now], |r| r.get(0))?;
+             VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, 'pending', ?, ?)", &[&conversation_id, &conv.service_id, &new.idempotency_key, &new.text, &attachments, &new.author.kind.as_str(), &new.author.name, &now, &now], "id")?;
 
     cx.db.execute(
         "UPDATE conversations SET updated_at = ?1, last_message_at = ?1 WHERE id = ?2",

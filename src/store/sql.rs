@@ -5,7 +5,7 @@
 //! statement, so neither engine pays a parse per call.
 //!
 //! The SQL itself is the common dialect of SQLite ≥ 3.39 and PostgreSQL ≥ 12
-//! (`RETURNING`, `ON CONFLICT … DO`, `IS DISTINCT FROM`, `CASE` instead of scalar
+//! (`RETURNING`, `ON CONFLICT … DO`, `CASE` instead of scalar
 //! `max`); the few statements that must differ choose with [`Db::is_pg`]. Integers are
 //! 64-bit on both sides (every PostgreSQL integer column is `BIGINT`), text is text, and
 //! a flag is an integer 0/1 as SQLite stores it.
@@ -219,6 +219,24 @@ impl Db<'_> {
                 let stmt = c.statement(sql)?;
                 let args: Vec<_> = params.iter().map(|p| p.pg()).collect();
                 Ok(c.client.execute(&stmt, &args)?)
+            }
+        }
+    }
+
+    /// Inserts one row with a plain `INSERT` (no `ON CONFLICT`, no `RETURNING`) and
+    /// returns its integer key, column `key`. SQLite reads `last_insert_rowid()`: its
+    /// `RETURNING` builds and drops an ephemeral table in every call, measured at about
+    /// a sixth of the writer's instructions per ingest when messages and events each
+    /// used it. PostgreSQL has no rowid and gets `RETURNING key`.
+    pub fn insert(&self, sql: &str, params: &[&dyn Param], key: &str) -> Result<i64, StoreError> {
+        match self {
+            Db::Lite(c) => match self.execute(sql, params)? {
+                1 => Ok(c.last_insert_rowid()),
+                n => Err(StoreError::Internal(format!("{n} rows from: {sql}"))),
+            },
+            Db::Pg(_) => {
+                let sql = format!("{sql} RETURNING {key}");
+                self.query_one(&sql, params, |r| r.get(0))
             }
         }
     }
