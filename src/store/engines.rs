@@ -130,6 +130,11 @@ async fn scenario(s: Store) {
         .unwrap()
         .unwrap();
     assert_eq!(
+        c.contact.name.as_deref(),
+        Some("Mary Jones"),
+        "the new name is stored, not only answered"
+    );
+    assert_eq!(
         c.desk.as_deref(),
         Some("desk"),
         "routed to the channel's desk"
