@@ -83,12 +83,10 @@ struct Node {
 /// Starts instance `name` on the shared database `url`.
 fn start_node(name: &str, url: &str, services: &str) -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let config: String = base_config(dir.path())
+    let config: String = base_config_on(url)
         .lines()
         .map(|l| {
-            if l.starts_with("url = ") {
-                format!("url = \"{url}\"\n")
-            } else if l == "[server]" {
+            if l == "[server]" {
                 format!("[server]\ninstance_id = \"{name}\"\n")
             } else {
                 format!("{l}\n")

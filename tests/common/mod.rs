@@ -80,6 +80,11 @@ pub fn sqlite_only(what: &str) -> bool {
 /// The settings every test daemon shares: loopback, a database of its own (see
 /// [`storage_url`]), fast retries and reconnects.
 pub fn base_config(dir: &Path) -> String {
+    base_config_on(&storage_url(dir))
+}
+
+/// [`base_config`] on a storage URL of the test's own (a PostgreSQL server it started).
+pub fn base_config_on(url: &str) -> String {
     format!(
         r#"
 [server]
@@ -90,7 +95,7 @@ shutdown_timeout = "5s"
 lease_ttl = "3s"
 
 [storage]
-url = "{}"
+url = "{url}"
 
 [log]
 level = "info,switchboard=debug"
@@ -103,8 +108,7 @@ retry_max = "400ms"
 restart_initial = "100ms"
 restart_max = "1s"
 failed_retry = "2s"
-"#,
-        storage_url(dir)
+"#
     )
 }
 
