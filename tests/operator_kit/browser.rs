@@ -194,16 +194,26 @@ impl Browser {
 
     /// Evaluates JavaScript in the page (promises awaited); its value.
     pub async fn eval(&self, expression: &str) -> Value {
+        self.try_eval(expression)
+            .await
+            .unwrap_or_else(|err| panic!("Runtime.evaluate: {err}"))
+    }
+
+    /// [`Browser::eval`], or the error DevTools answered with instead. An exception the
+    /// expression threw still fails the test.
+    async fn try_eval(&self, expression: &str) -> Result<Value, Value> {
+        let session = self.session.clone();
         let r = self
-            .send(
+            .try_call(
+                Some(&session),
                 "Runtime.evaluate",
                 json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
             )
-            .await;
+            .await?;
         if let Some(ex) = r.get("exceptionDetails") {
             panic!("{expression}: {ex}");
         }
-        r["result"]["value"].clone()
+        Ok(r["result"]["value"].clone())
     }
 
     /// Navigates and waits (bounded) until the document has loaded.
@@ -221,17 +231,9 @@ impl Browser {
     /// ran in was replaced) counts as not yet true; any other error fails the test.
     pub async fn wait_for(&self, what: &str, condition: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let session = self.session.clone();
         loop {
-            let params = json!({"expression": format!("!!({condition})"), "returnByValue": true});
-            match self
-                .try_call(Some(&session), "Runtime.evaluate", params)
-                .await
-            {
-                Ok(r) if r["result"]["value"] == json!(true) => return,
-                Ok(r) if r.get("exceptionDetails").is_some() => {
-                    panic!("{condition}: {}", r["exceptionDetails"])
-                }
+            match self.try_eval(&format!("!!({condition})")).await {
+                Ok(Value::Bool(true)) => return,
                 Ok(_) => {}
                 Err(err)
                     if err["message"]
