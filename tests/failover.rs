@@ -21,7 +21,7 @@
 //! instances on it: nothing acknowledged is lost or doubled, and both recover by
 //! themselves.
 //!
-//! They need shared storage, so it runs on PostgreSQL whatever `SWITCHBOARD_TEST_STORAGE`
+//! They need shared storage, so they run on PostgreSQL whatever `SWITCHBOARD_TEST_STORAGE`
 //! says (and skips without PostgreSQL unless `SWITCHBOARD_REQUIRE_POSTGRES=1`).
 #![cfg(all(feature = "api", feature = "webhook", feature = "smartsupp"))]
 
@@ -83,17 +83,11 @@ struct Node {
 /// Starts instance `name` on the shared database `url`.
 fn start_node(name: &str, url: &str, services: &str) -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let config: String = base_config_on(url)
-        .lines()
-        .map(|l| {
-            if l == "[server]" {
-                format!("[server]\ninstance_id = \"{name}\"\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect::<String>()
-        + services;
+    let config = base_config_on(url).replacen(
+        "[server]\n",
+        &format!("[server]\ninstance_id = \"{name}\"\n"),
+        1,
+    ) + services;
     let daemon = Daemon::start(dir.path(), &config);
     let api = Api::new(&daemon);
     Node {
