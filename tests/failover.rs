@@ -17,8 +17,9 @@
 //! - the survivor's event stream, open from the start, saw every stored event once, in
 //!   seq order, whichever instance stored it.
 //!
-//! A second test takes the database itself away under load for a few seconds, with two
-//! instances on it: nothing acknowledged is lost or doubled, and both recover by
+//! Two more tests take the database itself away under load, with two instances on it:
+//! a restart of the server, and the loss of the primary with its synchronous standby
+//! promoted. Nothing acknowledged is lost or doubled, and both instances recover by
 //! themselves.
 //!
 //! They need shared storage, so they run on PostgreSQL whatever `SWITCHBOARD_TEST_STORAGE`
@@ -614,11 +615,11 @@ async fn three_instances_fail_over_without_losing_or_duplicating() {
 }
 
 /// The database goes away under load for a few seconds (a fast shutdown cuts every
-/// connection, as a crash or a failover of the server would) and comes back on the same
-/// address. Two instances share it. Nothing acknowledged is lost or doubled; meanwhile
-/// posts get 503 and are retried; both instances recover by themselves (their writers,
-/// read pools, listeners and leases reconnect), and every `message.created` still
-/// reaches the webhook, in each conversation's order.
+/// connection, as a crash of the server would) and comes back on the same address. Two
+/// instances share it. Nothing acknowledged is lost or doubled; meanwhile posts get 503
+/// and are retried; both instances recover by themselves (their writers, read pools,
+/// listeners and leases reconnect), and every `message.created` still reaches the
+/// webhook, in each conversation's order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_outage_under_load_loses_nothing() {
     if PgServer::shared_or_skip().is_none() {
@@ -627,14 +628,108 @@ async fn a_database_outage_under_load_loses_nothing() {
     // A server of its own, to take down.
     let pg = Arc::new(PgServer::start(PgOptions::default()).expect("PostgreSQL starts"));
     let url = pg.database().expect("a database");
-    let db_url = url.clone();
+    let down = pg.clone();
+    survives_database_failure("outage", &url, move || down.outage(Duration::from_secs(3))).await;
+    drop(pg);
+}
+
+/// The database's machine is lost and its synchronous standby is promoted, as a managed
+/// PostgreSQL or Patroni fails over. The instances are given both servers in one URL
+/// with `target_session_attrs=read-write`: each connection they make (writer, readers,
+/// listener, leases) goes to whichever server takes writes. Before the promotion the
+/// standby is read-only and refused; after it, everything reconnects to it. Nothing
+/// acknowledged is lost or doubled: with `synchronous_standby_names = '*'` no commit is
+/// acknowledged before the standby has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_primary_and_its_promoted_standby_lose_nothing() {
+    if PgServer::shared_or_skip().is_none() {
+        return;
+    }
+    let primary = PgServer::start(PgOptions::default()).expect("PostgreSQL starts");
+    let single = primary.database().expect("a database");
+    let db = single.rsplit('/').next().unwrap().to_owned();
+    let standby = primary.standby().expect("a standby starts");
+    // Set after the base backup, which would copy it: the promoted standby, with no
+    // standby of its own, would wait for one at every commit.
+    primary
+        .sql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        .and_then(|_| primary.sql("SELECT pg_reload_conf()"))
+        .expect("synchronous replication configured");
+    eventually(T, "the standby streaming in sync", || async {
+        let state = primary
+            .sql("SELECT sync_state FROM pg_stat_replication")
+            .ok()?;
+        (state == "sync").then_some(())
+    })
+    .await;
+    assert_eq!(
+        standby.sql("SELECT pg_is_in_recovery()").unwrap(),
+        "t",
+        "the standby is read-only before its promotion"
+    );
+    let url = format!(
+        "postgres://switchboard@127.0.0.1:{},127.0.0.1:{}/{db}?target_session_attrs=read-write",
+        primary.port(),
+        standby.port()
+    );
+    let standby = Arc::new(standby);
+    let promoted = standby.clone();
+    survives_database_failure("failover", &url, move || {
+        // The standby falls behind: its WAL receiver stops taking the primary's WAL.
+        // Commits from here on would be lost at the promotion; with synchronous
+        // replication none of them is acknowledged.
+        let receiver = promoted.sql("SELECT pid FROM pg_stat_wal_receiver")?;
+        signal(&receiver, "STOP")?;
+        std::thread::sleep(Duration::from_millis(500));
+        primary.kill()?;
+        // What the receiver's socket still holds is never read: it dies (the standby's
+        // postmaster restarts it, and recovers what was flushed).
+        signal(&receiver, "KILL")?;
+        // The instances meet a dead primary and a read-only standby meanwhile.
+        let deadline = Instant::now() + T;
+        while promoted.sql("SELECT pg_is_in_recovery()").as_deref() != Ok("t") {
+            if Instant::now() > deadline {
+                return Err("the standby did not come back after its receiver died".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        promoted.promote()
+    })
+    .await;
+    assert_eq!(standby.sql("SELECT pg_is_in_recovery()").unwrap(), "f");
+}
+
+/// Sends `kill -<name>` to process `pid`.
+fn signal(pid: &str, name: &str) -> Result<(), String> {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid)
+        .status()
+        .map_err(|e| e.to_string())?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("kill -{name} {pid}: {status}"))
+}
+
+/// Two instances on `url` under load from the clients; `fail` takes the database away
+/// and returns once it is back (blocking). Then: both instances take writes again by
+/// themselves, nothing acknowledged is lost or doubled, both read the same, and every
+/// `message.created` reaches the webhook in each conversation's order.
+async fn survives_database_failure(
+    what: &str,
+    url: &str,
+    fail: impl FnOnce() -> Result<(), String> + Send + 'static,
+) {
     let rx = Receiver::start().await;
     let services =
         api_service("") + &webhook_service(&rx.url("/events"), "events = [\"message.created\"]");
+    let node_url = url.to_owned();
     let nodes: Vec<Node> = tokio::task::spawn_blocking(move || {
         ["node-x", "node-y"]
             .iter()
-            .map(|name| start_node(name, &url, &services))
+            .map(|name| start_node(name, &node_url, &services))
             .collect()
     })
     .await
@@ -651,17 +746,16 @@ async fn a_database_outage_under_load_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
     eprintln!(
-        "outage: stopping PostgreSQL, {} messages acknowledged so far",
+        "{what}: taking PostgreSQL away, {} messages acknowledged so far",
         clients.total()
     );
-    let down = pg.clone();
-    tokio::task::spawn_blocking(move || down.outage(Duration::from_secs(3)))
+    tokio::task::spawn_blocking(fail)
         .await
         .unwrap()
-        .expect("PostgreSQL stops and starts again");
+        .expect("PostgreSQL goes away and a server takes writes again");
     let back = Instant::now();
     eprintln!(
-        "outage: PostgreSQL is back, {} messages acknowledged so far",
+        "{what}: PostgreSQL takes writes again, {} messages acknowledged so far",
         clients.total()
     );
     // Both instances take writes again by themselves.
@@ -670,13 +764,10 @@ async fn a_database_outage_under_load_loses_nothing() {
         (clients.total() >= before + 100).then_some(())
     })
     .await;
-    eprintln!(
-        "outage: ingest resumed {:?} after the restart",
-        back.elapsed()
-    );
+    eprintln!("{what}: ingest resumed {:?} after that", back.elapsed());
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let (acked, retried) = clients.finish().await;
-    eprintln!("outage: {retried} posts retried");
+    eprintln!("{what}: {retried} posts retried");
     for n in &nodes {
         eventually(T, &format!("{} ready again", n.name), || async {
             let r = n.api.http.get(n.daemon.url("/readyz")).send().await.ok()?;
@@ -692,8 +783,8 @@ async fn a_database_outage_under_load_loses_nothing() {
         "both see the same"
     );
     eventually(T, "the webhook's lease held again", hook_held).await;
-    let repeats = delivered_in_order(&rx, &stored, &acked, &db_url, &nodes[0]).await;
-    eprintln!("outage: {repeats} deliveries made again");
+    let repeats = delivered_in_order(&rx, &stored, &acked, url, &nodes[0]).await;
+    eprintln!("{what}: {repeats} deliveries made again");
     for n in nodes {
         assert!(n.daemon.terminate().success());
     }

@@ -100,6 +100,81 @@ impl PgServer {
     /// Starts a new cluster with superuser `switchboard` (trust authentication, loopback
     /// only) and returns once it accepts connections.
     pub fn start(opts: PgOptions) -> PgResult<PgServer> {
+        let server = PgServer::unstarted(opts.durable)?;
+        let mut initdb = server.command("initdb");
+        initdb
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "switchboard",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(server.data());
+        run(initdb, "initdb")?;
+        server.start_on_a_free_port()
+    }
+
+    /// A streaming standby of this server: a base backup (`pg_basebackup -R`, so it
+    /// follows this server's WAL from then on), started on a port of its own. It is
+    /// read-only until [`PgServer::promote`]d. With `synchronous_standby_names = '*'`
+    /// set on this server afterwards (see [`PgServer::sql`]; set before, the backup
+    /// would copy it), every commit here waits until the standby has it.
+    pub fn standby(&self) -> PgResult<PgServer> {
+        let standby = PgServer::unstarted(self.fsync == "on")?;
+        let mut backup = standby.command("pg_basebackup");
+        backup
+            .args(["-h", "127.0.0.1", "-U", "switchboard", "-p"])
+            .arg(self.port.to_string())
+            .args(["-X", "stream", "-R", "--no-sync", "--checkpoint=fast", "-D"])
+            .arg(standby.data());
+        run(backup, "pg_basebackup")?;
+        standby.start_on_a_free_port()
+    }
+
+    /// Makes a standby the primary (`pg_ctl promote`); returns once it takes writes.
+    pub fn promote(&self) -> PgResult<()> {
+        let mut ctl = self.command("pg_ctl");
+        ctl.arg("-D")
+            .arg(self.data())
+            .args(["-w", "-t", "60", "promote"]);
+        run(ctl, "pg_ctl promote")
+    }
+
+    /// The server dies (immediate shutdown: no checkpoint, every connection cut), as
+    /// when its machine is lost. Its files stay until it is dropped.
+    pub fn kill(&self) -> PgResult<()> {
+        let mut ctl = self.command("pg_ctl");
+        ctl.arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"]);
+        run(ctl, "pg_ctl stop -m immediate")
+    }
+
+    /// Runs `sql` with `psql` as the superuser, in database `postgres`; its output.
+    pub fn sql(&self, sql: &str) -> PgResult<String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.url("postgres"))
+            .args(["-c", sql])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("psql: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(format!(
+                "psql -c {sql:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// A server's directory, its user and its watchdog, with no cluster in it yet.
+    fn unstarted(durable: bool) -> PgResult<PgServer> {
         let bin = bin_dir()?;
         static N: AtomicU32 = AtomicU32::new(0);
         let root = std::env::temp_dir().join(format!(
@@ -115,37 +190,26 @@ impl PgServer {
             std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o1777))
                 .map_err(|e| e.to_string())?;
         }
-        let mut server = PgServer {
+        let server = PgServer {
             bin,
             root,
             port: 0,
             run_as,
-            fsync: if opts.durable { "on" } else { "off" },
+            fsync: if durable { "on" } else { "off" },
             stopped: false,
         };
         server.watchdog()?;
-        let data = server.data();
-        let mut initdb = server.command("initdb");
-        initdb
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "switchboard",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "-D",
-            ])
-            .arg(&data);
-        run(initdb, "initdb")?;
+        Ok(server)
+    }
+
+    fn start_on_a_free_port(mut self) -> PgResult<PgServer> {
         // A port found free can be taken before the server binds it: try a few.
         let mut last = String::new();
         for _ in 0..5 {
-            server.port = free_port()?;
-            match server.pg_ctl_start() {
-                Ok(()) => return Ok(server),
-                Err(e) => last = format!("{e}\n{}", server.log()),
+            self.port = free_port()?;
+            match self.pg_ctl_start() {
+                Ok(()) => return Ok(self),
+                Err(e) => last = format!("{e}\n{}", self.log()),
             }
         }
         Err(last)
