@@ -94,8 +94,28 @@ pub fn config(url: &str) -> Result<postgres::Config, StoreError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(5));
     }
+    // A server that is gone without closing its connections (its machine lost, the
+    // network cut) would hold a waiting call for the kernel's retransmission limit
+    // (about 15 min): data left unacknowledged fails the connection after 30 s, and a
+    // connection waiting for an answer is probed after 15 s quiet (3 probes, 5 s apart).
+    // The URL's own `tcp_user_timeout` and `keepalives_*` win.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(30));
+    }
+    if config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+        config.keepalives_idle(Duration::from_secs(15));
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
     Ok(config)
 }
+
+/// The client's `keepalives_idle` when the URL names none (2 hours).
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
 fn checksum(sql: &str) -> String {
     Sha256::digest(sql.as_bytes())
@@ -255,4 +275,32 @@ fn publish(shared: &Shared, payload: &str) {
         outbox: note.outbox,
         requeued: note.requeued,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_bounded_unless_the_url_says_otherwise() {
+        let c =
+            config("postgres://sb@db-a:5432,db-b:5432/sb?target_session_attrs=read-write").unwrap();
+        assert_eq!(c.get_tcp_user_timeout(), Some(&Duration::from_secs(30)));
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(15));
+        assert_eq!(c.get_keepalives_interval(), Some(Duration::from_secs(5)));
+        assert_eq!(c.get_keepalives_retries(), Some(3));
+        assert_eq!(c.get_hosts().len(), 2);
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(5)));
+
+        let c = config(
+            "postgres://sb@db/sb?tcp_user_timeout=90&keepalives_idle=60\
+             &keepalives_interval=10&keepalives_retries=9&connect_timeout=2",
+        )
+        .unwrap();
+        assert_eq!(c.get_tcp_user_timeout(), Some(&Duration::from_secs(90)));
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(60));
+        assert_eq!(c.get_keepalives_interval(), Some(Duration::from_secs(10)));
+        assert_eq!(c.get_keepalives_retries(), Some(9));
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(2)));
+    }
 }
