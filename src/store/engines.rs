@@ -508,3 +508,65 @@ async fn postgres_keeps_the_stores_promises() {
     );
     again.close().await;
 }
+
+/// A connection still open to a server that stopped taking writes, while a new one
+/// would be given a server that takes them (a primary turned replica behind the same
+/// address). The write fails with 25006 (503: nothing stored), and the writer
+/// connects again before its next batch instead of failing every batch on the old
+/// connection. Staged on one server of the test's own: `ALTER SYSTEM` makes existing
+/// sessions read-only at the reload, while the database's own setting keeps new
+/// sessions writable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_writer_connects_again_after_a_write_refused_as_read_only() {
+    if PgServer::shared_or_skip().is_none() {
+        return;
+    }
+    let server = PgServer::start(Default::default()).expect("PostgreSQL starts");
+    let url = server.database().unwrap();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let location = StorageLocation::Postgres { url };
+    let s = Store::open_at(&location, None, Arc::new(Metrics::new()))
+        .await
+        .unwrap();
+    assert!(
+        s.ingest(sms(), vec![inbound("r1", "c1", None, "writable")])
+            .await
+            .unwrap()[0]
+            .created
+    );
+    server
+        .sql(&format!(
+            "ALTER DATABASE {db} SET default_transaction_read_only = off"
+        ))
+        .and_then(|_| server.sql("ALTER SYSTEM SET default_transaction_read_only = on"))
+        .and_then(|_| server.sql("SELECT pg_reload_conf()"))
+        .unwrap();
+    // The reload reaches each session at its next command: the first batch may still
+    // commit, then one fails read-only, and the next goes through a new connection.
+    let mut failures = Vec::new();
+    let mut stored = 0;
+    for n in 0..20 {
+        match s
+            .ingest(sms(), vec![inbound(&format!("r{n}x"), "c1", None, "x")])
+            .await
+        {
+            Ok(_) if !failures.is_empty() => {
+                stored += 1;
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    assert!(
+        !failures.is_empty() && failures.iter().all(|e| e.contains("25006")),
+        "the old connection refused the write as read-only: {failures:?}"
+    );
+    assert_eq!(
+        failures.len(),
+        1,
+        "one refused write, then a new connection"
+    );
+    assert_eq!(stored, 1, "the write after the failure was stored");
+    s.close().await;
+}

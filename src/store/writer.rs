@@ -60,7 +60,8 @@ pub struct Effects {
 }
 
 trait ErasedJob: Send {
-    fn run(&mut self, cx: &mut WriteCx<'_>) -> bool;
+    /// Runs the job; its error, if it failed.
+    fn run(&mut self, cx: &mut WriteCx<'_>) -> Option<StoreError>;
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
@@ -75,12 +76,12 @@ where
     T: Send,
     F: FnOnce(&mut WriteCx<'_>) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, cx: &mut WriteCx<'_>) -> bool {
+    fn run(&mut self, cx: &mut WriteCx<'_>) -> Option<StoreError> {
         let f = self.f.take().expect("a job runs once");
         let out = f(cx);
-        let ok = out.is_ok();
+        let failed = out.as_ref().err().cloned();
         self.out = Some(out);
-        ok
+        failed
     }
 
     fn finish(mut self: Box<Self>, committed: Result<(), StoreError>) {
@@ -132,6 +133,7 @@ impl Writer {
                 conn: RefCell::new(conn),
                 config,
                 instance,
+                failed: std::cell::Cell::new(false),
             })),
             shared,
         )
@@ -227,6 +229,9 @@ struct PgWriter {
     config: postgres::Config,
     /// This instance's id (fencing; see `WriteCx::instance`).
     instance: Option<String>,
+    /// The last batch, or a job in it, failed as unavailable: connect again before the
+    /// next batch.
+    failed: std::cell::Cell<bool>,
 }
 
 impl Conn {
@@ -238,10 +243,15 @@ impl Conn {
     }
 
     /// PostgreSQL: a new connection when the old one broke (a server restart or a
-    /// failover); the failed batch's callers were told, the next batch goes through.
+    /// failover) or its last batch failed, or a job in it as unavailable; the failed
+    /// callers were told, the next batch goes through. A failure is enough: a
+    /// connection still open to a server that no longer takes writes (a primary turned
+    /// replica behind the same address, as after a failover with a stale DNS answer)
+    /// fails every write with 25006 until the client connects again and finds the one
+    /// that does (with `target_session_attrs=read-write`, or once the address moved).
     fn heal(&self) {
         if let Conn::Pg(pg) = self
-            && pg.conn.borrow().client.is_closed()
+            && (pg.failed.take() || pg.conn.borrow().client.is_closed())
         {
             match pg.config.connect(postgres::NoTls) {
                 Ok(c) => *pg.conn.borrow_mut() = PgConn::new(c),
@@ -319,11 +329,17 @@ fn run_batch(conn: &Conn, mut batch: Vec<Box<dyn ErasedJob>>, shared: &Shared) {
         for job in batch.iter_mut() {
             let saved = cx.fx.clone();
             db.batch(&format!("{end}SAVEPOINT job"))?;
-            end = if job.run(&mut cx) {
-                "RELEASE job; "
-            } else {
-                cx.fx = saved;
-                "ROLLBACK TO job; RELEASE job; "
+            end = match job.run(&mut cx) {
+                None => "RELEASE job; ",
+                Some(e) => {
+                    cx.fx = saved;
+                    if let (StoreError::Unavailable(_), Conn::Pg(pg)) = (e, conn) {
+                        // The server refused for a reason of its own (read-only, shutting
+                        // down, out of resources): a new connection before the next batch.
+                        pg.failed.set(true);
+                    }
+                    "ROLLBACK TO job; RELEASE job; "
+                }
             };
         }
         // Other instances hear of the commit (their event streams and dispatchers).
@@ -349,8 +365,12 @@ fn run_batch(conn: &Conn, mut batch: Vec<Box<dyn ErasedJob>>, shared: &Shared) {
         Err(e) => {
             match conn {
                 Conn::Lite(c) if c.is_autocommit() => {}
-                _ => {
+                Conn::Lite(_) => {
                     let _ = db.batch("ROLLBACK");
+                }
+                Conn::Pg(pg) => {
+                    let _ = db.batch("ROLLBACK");
+                    pg.failed.set(true);
                 }
             }
             tracing::error!(error = %e, jobs = batch.len(), "a write batch failed; nothing in it was stored");
