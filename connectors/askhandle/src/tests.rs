@@ -74,7 +74,10 @@ impl Fixture for Suite {
         let no_webhook = json!({"data": {"uuid": "x"}});
         let no_uuid = json!({"data": {"body": "x", "is_support_sender": true},
                              "webhook": {"event": "message.added", "target": "t"}});
-        [no_webhook, no_uuid]
+        // The answer's key is its uuid: a blank one would make all such answers one.
+        let blank_uuid = json!({"data": {"uuid": " ", "body": "x", "is_support_sender": true},
+                                "webhook": {"event": "message.added", "target": "t"}});
+        [no_webhook, no_uuid, blank_uuid]
             .iter()
             .map(|b| (Sample::new("application/json", b.to_string()), 422))
             .collect()

@@ -80,17 +80,25 @@ impl HaptikConnector {
             let (kind, name) = match m.sender() {
                 Sender::User => continue, // the contact's: we sent it there
                 Sender::Bot => (AuthorType::Bot, None),
-                Sender::Agent(name) => (AuthorType::Agent, Some(name)),
+                Sender::Agent(name) => (
+                    AuthorType::Agent,
+                    Some(name).filter(|n| !n.trim().is_empty()),
+                ),
             };
             let Some(text) = m.text.clone().filter(|t| !t.trim().is_empty()) else {
                 continue;
             };
+            // The key is the id; without one it cannot be told from the others.
+            let id = m.message_id.to_string();
+            if id.trim().is_empty() {
+                continue;
+            }
             let reply = DeskReply {
                 conversation_id: conversation_id.to_owned(),
                 text: Some(text),
                 attachments: vec![],
                 author: Author { kind, name },
-                idempotency_key: format!("msg-{}", m.message_id),
+                idempotency_key: format!("msg-{id}"),
             };
             if ctx.post_reply(reply).await.is_ok_and(|p| p.created) {
                 imported += 1;

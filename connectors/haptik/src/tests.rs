@@ -82,7 +82,13 @@ impl Fixture for Suite {
         let no_event = json!({"user": {"auth_id": "7"}});
         let no_user = event("message", 1, json!({"user": null}));
         let no_message = event("message", 1, json!({"message": null}));
-        [no_event, no_user, no_message]
+        // The answer's key is its id: a blank one would make all such answers one.
+        let blank_id = event(
+            "message",
+            1,
+            json!({"message": {"id": " ", "body": {"text": "Bot answer"}}}),
+        );
+        [no_event, no_user, no_message, blank_id]
             .iter()
             .map(|b| (Sample::new("application/json", b.to_string()), 422))
             .collect()

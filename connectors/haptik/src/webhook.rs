@@ -46,7 +46,7 @@ pub enum Action {
 }
 
 /// Reads an event. Not JSON is 400; JSON that is not a Haptik event (no `event_name`,
-/// no `user.auth_id`, a `message` without its id) is 422.
+/// no `user.auth_id`, a `message` without its id or with a blank one) is 422.
 pub fn parse(body: &[u8]) -> Result<Action, HookError> {
     let event: Event = parse_json(body, "a Haptik webhook event")?;
     let auth_id = || {
@@ -64,6 +64,12 @@ pub fn parse(body: &[u8]) -> Result<Action, HookError> {
                 .message
                 .as_ref()
                 .ok_or_else(|| HookError::Unprocessable("message is missing".into()))?;
+            // The answer's idempotency key: a blank one would make every such answer
+            // the first one stored.
+            let message_id = message.id.to_string();
+            if message_id.trim().is_empty() {
+                return Err(HookError::Unprocessable("message.id is blank".into()));
+            }
             let Some(text) = message.text() else {
                 return Ok(Action::Ignore("a message with no text"));
             };
@@ -71,7 +77,7 @@ pub fn parse(body: &[u8]) -> Result<Action, HookError> {
             let automated = agent.and_then(|a| a.is_automated).unwrap_or(true);
             Action::Reply {
                 auth_id,
-                message_id: message.id.to_string(),
+                message_id,
                 text,
                 kind: if automated {
                     AuthorType::Bot
