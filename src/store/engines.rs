@@ -544,14 +544,14 @@ async fn postgres_writer_connects_again_after_a_write_refused_as_read_only() {
     // The reload reaches each session at its next command: the first batch may still
     // commit, then one fails read-only, and the next goes through a new connection.
     let mut failures = Vec::new();
-    let mut stored = 0;
+    let mut stored = false;
     for n in 0..20 {
         match s
             .ingest(sms(), vec![inbound(&format!("r{n}x"), "c1", None, "x")])
             .await
         {
             Ok(_) if !failures.is_empty() => {
-                stored += 1;
+                stored = true;
                 break;
             }
             Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -567,6 +567,6 @@ async fn postgres_writer_connects_again_after_a_write_refused_as_read_only() {
         1,
         "one refused write, then a new connection"
     );
-    assert_eq!(stored, 1, "the write after the failure was stored");
+    assert!(stored, "the write after the failure was stored");
     s.close().await;
 }
