@@ -10,7 +10,8 @@ vendor="${VENDOR_FIXTURES:-../shared/vendor/fixtures}"
 out=fuzz/seeds
 rm -rf "$out"
 for t in twilio_form smooch_webhook intercom_notification intercom_html gbm_webhook \
-         api_inbound api_reply config_load dashly_parts nimchat_webhook messenger_webhook mailgun_webhook; do
+         api_inbound api_reply config_load dashly_parts nimchat_webhook messenger_webhook mailgun_webhook \
+         haptik_webhook askhandle_webhook; do
   mkdir -p "$out/$t"
 done
 put() { printf '%s' "$2" >"$out/$1/$3"; }
@@ -97,6 +98,25 @@ for kind, extra in [("delivered", {}), ("opened", {}), ("failed", {"severity": "
           "event-data": dict({"event": kind, "message": {"headers": {"message-id": "sb.1@mg.example.com"}}}, **extra)}
     put(f"event_{kind}", b"0" + json.dumps(ev).encode())
 PY
+
+# Haptik: the documented webhook payload's shape (a bot's answer; an agent's with the
+# HSL body as a string; chat_pinned with a conversation number; chat_complete; an event
+# we ignore) and a v2.0 chat history answer.
+answer='{"version":"1.0","timestamp":"2026-12-02T14:00:00.000Z","user":{"auth_id":"7","user_name":"ab112468917fgghdebc","device_platform":"api"},"business_id":343,"business_name":"Acme","event_name":"message","agent":{"id":4415,"name":"gogo","profile_image":"https://assets.example/p.png","is_automated":true,"email":null},"message":{"id":5001,"body":{"text":"Bot answer 1","type":"TEXT","data":{"quick_replies":[]}}}}'
+put haptik_webhook "$answer" bot_answer
+put haptik_webhook '{"event_name":"message","user":{"auth_id":"7"},"agent":{"name":"Anna","is_automated":false},"message":{"id":"5002","body":"{\"text\":\"Anna here\",\"type\":\"TEXT\"}"}}' agent_answer
+put haptik_webhook '{"event_name":"chat_pinned","user":{"auth_id":"7","user_name":"ab112468917fgghdebc"},"conversation_no":12}' pinned
+put haptik_webhook '{"event_name":"chat_complete","user":{"auth_id":"7"}}' complete
+put haptik_webhook '{"event_name":"user_feedback","user":{"auth_id":"7"}}' ignored
+put haptik_webhook '{"chat_json":[{"text":"hi","sender":"user","message_id":1,"timestamp":"06/22/20 07:24:25 AM UTC"},{"text":"Hello!","sender":"bot","message_id":"2","timestamp":"06/22/20 07:24:26 AM UTC"},{"text":"Anna here","sender":"agent(Anna)","message_id":3,"timestamp":"06/22/20 07:25:00 PM UTC"}]}' history
+
+# AskHandle: `{data, webhook}` deliveries (the seed's example payload): an answer with
+# its room as an object and as a uuid, our own message echoed, a room out of bot use.
+hook='"webhook":{"uuid":"273dcd5c-64e6-4560-a777-0b52caac9615","event":"message.added","target":"http://127.0.0.1/"}'
+put askhandle_webhook '{"data":{"uuid":"d8a2e337-9d4d-4515-979a-6f5903798401","body":"Bot answer 1","email":"bot@askhandle.example","nickname":"Handle bot","is_support_sender":true,"sent_at":"2026-12-02T13:06:12.373601+00:00","room":{"uuid":"de1e39a5-a391-4d7f-836d-cf3589529af8"}},'"$hook"'}' answer
+put askhandle_webhook '{"data":{"uuid":"d8a2e337-9d4d-4515-979a-6f5903798402","body":"Bot answer 2","is_support_sender":true,"room":"de1e39a5-a391-4d7f-836d-cf3589529af8"},'"$hook"'}' answer_room_uuid
+put askhandle_webhook '{"data":{"uuid":"d8a2e337-9d4d-4515-979a-6f5903798403","body":"hi","is_support_sender":false},'"$hook"'}' echo
+put askhandle_webhook '{"data":{"uuid":"de1e39a5-a391-4d7f-836d-cf3589529af8","label":"switchboard-1","is_bot_use":false,"messages":[]},"webhook":{"event":"chat.added","target":"http://127.0.0.1/"}}' room_handed_off
 
 # The API's inbound message and reply bodies (docs/contract.md).
 put api_inbound '{"external_id":"crm-1","contact":{"external_id":"cust-9","name":"Mary","email":"mary@example.com","phone":"+31612345678"},"conversation_external_id":"case-4","text":"Hello","attachments":[{"url":"https://files.example.com/a.pdf","content_type":"application/pdf","name":"a.pdf"}]}' full
