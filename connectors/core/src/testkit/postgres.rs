@@ -137,21 +137,13 @@ impl PgServer {
 
     /// Makes a standby the primary (`pg_ctl promote`); returns once it takes writes.
     pub fn promote(&self) -> PgResult<()> {
-        let mut ctl = self.command("pg_ctl");
-        ctl.arg("-D")
-            .arg(self.data())
-            .args(["-w", "-t", "60", "promote"]);
-        run(ctl, "pg_ctl promote")
+        self.pg_ctl(&["-w", "-t", "60", "promote"])
     }
 
     /// The server dies (immediate shutdown: no checkpoint, every connection cut), as
     /// when its machine is lost. Its files stay until it is dropped.
     pub fn kill(&self) -> PgResult<()> {
-        let mut ctl = self.command("pg_ctl");
-        ctl.arg("-D")
-            .arg(self.data())
-            .args(["-m", "immediate", "-w", "stop"]);
-        run(ctl, "pg_ctl stop -m immediate")
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"])
     }
 
     /// Runs `sql` with `psql` as the superuser, in database `postgres`; its output.
@@ -215,6 +207,13 @@ impl PgServer {
         Err(last)
     }
 
+    /// `pg_ctl -D <data> <args>`.
+    fn pg_ctl(&self, args: &[&str]) -> PgResult<()> {
+        let mut ctl = self.command("pg_ctl");
+        ctl.arg("-D").arg(self.data()).args(args);
+        run(ctl, &format!("pg_ctl {}", args.join(" ")))
+    }
+
     fn pg_ctl_start(&self) -> PgResult<()> {
         let mut ctl = self.command("pg_ctl");
         ctl.arg("-D")
@@ -237,11 +236,7 @@ impl PgServer {
     /// or failover of the database would), keeps it down for `down`, and starts it again
     /// on the same port with its data.
     pub fn outage(&self, down: std::time::Duration) -> PgResult<()> {
-        let mut ctl = self.command("pg_ctl");
-        ctl.arg("-D")
-            .arg(self.data())
-            .args(["-m", "fast", "-w", "stop"]);
-        run(ctl, "pg_ctl stop")?;
+        self.pg_ctl(&["-m", "fast", "-w", "stop"])?;
         std::thread::sleep(down);
         self.pg_ctl_start()
     }
@@ -353,11 +348,7 @@ impl PgServer {
             return;
         }
         self.stopped = true;
-        let mut ctl = self.command("pg_ctl");
-        ctl.arg("-D")
-            .arg(self.data())
-            .args(["-m", "fast", "-w", "stop"]);
-        let _ = run(ctl, "pg_ctl stop");
+        let _ = self.pg_ctl(&["-m", "fast", "-w", "stop"]);
         let _ = std::fs::remove_dir_all(&self.root);
     }
 
