@@ -700,19 +700,6 @@ async fn a_lost_primary_and_its_promoted_standby_lose_nothing() {
     assert_eq!(standby.sql("SELECT pg_is_in_recovery()").unwrap(), "f");
 }
 
-/// Sends `kill -<name>` to process `pid`.
-fn signal(pid: &str, name: &str) -> Result<(), String> {
-    let status = std::process::Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid)
-        .status()
-        .map_err(|e| e.to_string())?;
-    status
-        .success()
-        .then_some(())
-        .ok_or_else(|| format!("kill -{name} {pid}: {status}"))
-}
-
 /// Two instances on `url` under load from the clients; `fail` takes the database away
 /// and returns once it is back (blocking). Then: both instances take writes again by
 /// themselves, nothing acknowledged is lost or doubled, both read the same, and every

@@ -8,6 +8,19 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Sends `kill -<name>` (`TERM`, `STOP`, `KILL`, …) to process `pid`.
+pub fn signal(pid: impl std::fmt::Display, name: &str) -> Result<(), String> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .map_err(|e| format!("kill -{name} {pid}: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("kill -{name} {pid}: {status}"))
+}
+
 /// A running daemon.
 pub struct Daemon {
     child: Option<Child>,
@@ -92,13 +105,7 @@ impl Daemon {
 
     /// Sends a signal by name (`TERM`, `HUP`, `KILL`).
     pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{name} failed");
+        signal(self.pid(), name).unwrap();
     }
 
     /// SIGTERM, then waits (bounded) for the exit.
