@@ -88,11 +88,9 @@ impl HaptikConnector {
             let Some(text) = m.text.clone().filter(|t| !t.trim().is_empty()) else {
                 continue;
             };
-            // The key is the id; without one it cannot be told from the others.
-            let id = m.message_id.to_string();
-            if id.trim().is_empty() {
+            let Some(id) = m.message_id.non_blank() else {
                 continue;
-            }
+            };
             let reply = DeskReply {
                 conversation_id: conversation_id.to_owned(),
                 text: Some(text),

@@ -88,6 +88,14 @@ pub enum NumberOrString {
     String(String),
 }
 
+impl NumberOrString {
+    /// The id as text, unless it is blank: an id keys what it names (`msg-<id>`), and a
+    /// blank one would make every such message one.
+    pub fn non_blank(&self) -> Option<String> {
+        Some(self.to_string()).filter(|s| !s.trim().is_empty())
+    }
+}
+
 impl std::fmt::Display for NumberOrString {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

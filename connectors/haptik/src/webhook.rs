@@ -64,12 +64,10 @@ pub fn parse(body: &[u8]) -> Result<Action, HookError> {
                 .message
                 .as_ref()
                 .ok_or_else(|| HookError::Unprocessable("message is missing".into()))?;
-            // The answer's idempotency key: a blank one would make every such answer
-            // the first one stored.
-            let message_id = message.id.to_string();
-            if message_id.trim().is_empty() {
-                return Err(HookError::Unprocessable("message.id is blank".into()));
-            }
+            let message_id = message
+                .id
+                .non_blank()
+                .ok_or_else(|| HookError::Unprocessable("message.id is blank".into()))?;
             let Some(text) = message.text() else {
                 return Ok(Action::Ignore("a message with no text"));
             };
