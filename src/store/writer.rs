@@ -363,15 +363,11 @@ fn run_batch(conn: &Conn, mut batch: Vec<Box<dyn ErasedJob>>, shared: &Shared) {
             shared.publish(&cx.fx);
         }
         Err(e) => {
-            match conn {
-                Conn::Lite(c) if c.is_autocommit() => {}
-                Conn::Lite(_) => {
-                    let _ = db.batch("ROLLBACK");
-                }
-                Conn::Pg(pg) => {
-                    let _ = db.batch("ROLLBACK");
-                    pg.failed.set(true);
-                }
+            if !matches!(conn, Conn::Lite(c) if c.is_autocommit()) {
+                let _ = db.batch("ROLLBACK");
+            }
+            if let Conn::Pg(pg) = conn {
+                pg.failed.set(true);
             }
             tracing::error!(error = %e, jobs = batch.len(), "a write batch failed; nothing in it was stored");
             shared.metrics.writer_failure();

@@ -215,21 +215,24 @@ impl PgServer {
     }
 
     fn pg_ctl_start(&self) -> PgResult<()> {
-        let mut ctl = self.command("pg_ctl");
-        ctl.arg("-D")
-            .arg(self.data())
-            .arg("-l")
-            .arg(self.root.join("server.log"))
-            .args(["-w", "-t", "60", "-o"])
-            .arg(format!(
-                "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync={} \
-                 -c max_connections=300 -c shared_buffers=64MB",
-                self.port,
-                self.root.display(),
-                self.fsync
-            ))
-            .arg("start");
-        run(ctl, "pg_ctl start")
+        let log = self.log_path();
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync={} \
+             -c max_connections=300 -c shared_buffers=64MB",
+            self.port,
+            self.root.display(),
+            self.fsync
+        );
+        self.pg_ctl(&[
+            "-l",
+            &log.to_string_lossy(),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &options,
+            "start",
+        ])
     }
 
     /// An outage: stops the server (fast shutdown: every connection is cut, as a crash
